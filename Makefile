@@ -1,0 +1,36 @@
+# `make demo` and `make test` set everything up from a fresh clone: a virtual environment
+# in .venv with torch and the build tools, then this package built against that torch.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+NVCC ?= nvcc
+CUDA_FLAGS := -std=c++20 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+.PHONY: install demo test bench cuda-check clean
+
+$(VENV)/.requirements: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.requirements
+	$(PY) -m pip install -q --no-build-isolation --no-deps .
+
+demo: install
+	$(VENV)/bin/fusedgan demo
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) benchmarks/bench_bce.py
+
+# Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
+cuda-check:
+	@for f in csrc/cuda/*.cu; do \
+	  echo "nvcc $$f"; $(NVCC) $(CUDA_FLAGS) -c $$f -o /dev/null || exit 1; \
+	done
+
+clean:
+	rm -rf build

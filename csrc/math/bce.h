@@ -1,0 +1,117 @@
+// Binary cross-entropy, per element, and its derivatives.
+//   logits form:      l = w * [pw * y * softplus(-x) + (1 - y) * softplus(x)]
+//                       = -w * [pw * y * log sigmoid(x) + (1 - y) * log(1 - sigmoid(x))]
+//   probability form: l = -w * [y * max(log p, -100) + (1 - y) * max(log(1 - p), -100)]
+// (the source notes drop the log of the second term; this is the corrected form, with
+// torch's clamp of each log at -100 so that p in {0, 1} stays finite).
+#pragma once
+
+#include "logistic.h"
+
+namespace fusedgan::math {
+inline namespace FUSEDGAN_ISA {
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_with_logits(V x, V y, V w, V pw) {
+  const SoftplusPair<V> sp = softplus_pair(x);
+  return w * (weighted(pw * y, sp.of_minus_x) + weighted(V(1) - y, sp.of_x));
+}
+
+// dl/dx = w * ((1 + (pw - 1) * y) * sigmoid(x) - pw * y): finite at x = +-inf.
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_with_logits_grad_input(V x, V y, V w, V pw) {
+  return w * ((V(1) + (pw - V(1)) * y) * sigmoid(x) - pw * y);
+}
+
+// dl/dy = w * (pw * softplus(-x) - softplus(x)), which is -w * x when pw = 1.
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_with_logits_grad_target(V x, V w, V pw) {
+  const SoftplusPair<V> sp = softplus_pair(x);
+  return w * (pw * sp.of_minus_x - sp.of_x);
+}
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V at_least_minus_100(V log_value) {
+  return select(log_value < V(-100), V(-100), log_value);
+}
+
+// The probability form is defined for p in [0, 1]; NaN is outside too, as in torch.
+template <class V>
+FUSEDGAN_HOST_DEVICE auto is_probability(V p) {
+  return (p >= V(0)) & (p <= V(1));
+}
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce(V p, V y, V w) {
+  return -w * (y * at_least_minus_100(log(p)) + (V(1) - y) * at_least_minus_100(log1p(-p)));
+}
+
+// dl/dp = w * (p - y) / max(p * (1 - p), 1e-12), torch's guard against p in {0, 1}.
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_grad_input(V p, V y, V w) {
+  const V denominator = p * (V(1) - p);
+  return w * (p - y) / select(denominator < V(1e-12), V(1e-12), denominator);
+}
+
+// dl/dy = w * (log(1 - p) - log p) = -w * logit(p), unclamped as in torch.
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_grad_target(V p, V w) {
+  return w * (log1p(-p) - log(p));
+}
+
+// ---- The same formulas as the elementwise functions the CPU and CUDA loops apply.
+// Forward: (x, y, w, pw) -> loss; backward: (g, x, y, w, pw) -> g * scale * derivative.
+// The probability form's loss also names its domain, which the CPU checks.
+
+struct BceWithLogitsLoss {
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V x, V y, V w, V pw) const {
+    return bce_with_logits(x, y, w, pw);
+  }
+};
+
+struct BceLoss {
+  template <class V>
+  FUSEDGAN_HOST_DEVICE auto in_domain(V p) const {
+    return is_probability(p);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V p, V y, V w) const {
+    return bce(p, y, w);
+  }
+};
+
+struct BceWithLogitsGradInput {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V g, V x, V y, V w, V pw) const {
+    return g * V(scale) * bce_with_logits_grad_input(x, y, w, pw);
+  }
+};
+
+struct BceWithLogitsGradTarget {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V g, V x, V, V w, V pw) const {
+    return g * V(scale) * bce_with_logits_grad_target(x, w, pw);
+  }
+};
+
+struct BceGradInput {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V g, V p, V y, V w) const {
+    return g * V(scale) * bce_grad_input(p, y, w);
+  }
+};
+
+struct BceGradTarget {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V g, V p, V, V w) const {
+    return g * V(scale) * bce_grad_target(p, w);
+  }
+};
+
+}  // namespace FUSEDGAN_ISA
+}  // namespace fusedgan::math

@@ -1,0 +1,16 @@
+// Shared by every translation unit of the kernels: host/device qualifiers and the
+// instruction-set namespace.
+#pragma once
+
+#if defined(__CUDACC__)
+#define FUSEDGAN_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define FUSEDGAN_HOST_DEVICE inline
+#endif
+
+// The CPU kernels are compiled once per instruction set (avx512, avx2, generic). Every
+// inline function lives in an inline namespace named after that set, so the linker can
+// never merge an AVX-512 copy of a helper into the generic build.
+#ifndef FUSEDGAN_ISA
+#define FUSEDGAN_ISA generic
+#endif

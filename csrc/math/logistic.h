@@ -1,0 +1,46 @@
+// The logistic function and its logs, stable for every finite and infinite logit.
+// Templates over V: a scalar (float, double) or the CPU's SIMD vector.
+#pragma once
+
+#include "scalar.h"
+
+namespace fusedgan::math {
+inline namespace FUSEDGAN_ISA {
+
+// max(x, 0) that lets NaN through.
+template <class V>
+FUSEDGAN_HOST_DEVICE V positive_part(V x) {
+  return select(x < V(0), V(0), x);
+}
+
+// coefficient * term, with 0 * inf = 0: a term whose coefficient is exactly zero does
+// not contribute, which gives the limits at infinite logits instead of NaN.
+template <class V>
+FUSEDGAN_HOST_DEVICE V weighted(V coefficient, V term) {
+  return select(coefficient == V(0), V(0), coefficient * term);
+}
+
+// sigmoid(x) = 1 / (1 + e^-x) through e = exp(-|x|) <= 1, so nothing overflows.
+template <class V>
+FUSEDGAN_HOST_DEVICE V sigmoid(V x) {
+  const V e = exp(-abs(x));
+  const V r = V(1) / (V(1) + e);
+  return select(x < V(0), e * r, r);
+}
+
+// softplus(x) = log(1 + e^x) = -log(1 - sigmoid(x)), and softplus(-x) = -log sigmoid(x),
+// sharing one exp and one log1p.
+template <class V>
+struct SoftplusPair {
+  V of_x;
+  V of_minus_x;
+};
+
+template <class V>
+FUSEDGAN_HOST_DEVICE SoftplusPair<V> softplus_pair(V x) {
+  const V log1p_exp_minus_abs = log1p(exp(-abs(x)));
+  return {positive_part(x) + log1p_exp_minus_abs, positive_part(-x) + log1p_exp_minus_abs};
+}
+
+}  // namespace FUSEDGAN_ISA
+}  // namespace fusedgan::math

@@ -1,0 +1,30 @@
+// Scalar primitives (float, double) with the names the formulas use. The CPU's SIMD
+// vector type provides the same names (csrc/cpu/simd.h), found by argument lookup, so
+// each formula in this folder is written once and runs on scalars (CUDA, float64) and
+// on vectors (CPU float32/float16/bfloat16).
+#pragma once
+
+#include <cmath>
+
+#include "config.h"
+
+namespace fusedgan::math {
+inline namespace FUSEDGAN_ISA {
+
+FUSEDGAN_HOST_DEVICE float exp(float x) { return ::expf(x); }
+FUSEDGAN_HOST_DEVICE double exp(double x) { return ::exp(x); }
+FUSEDGAN_HOST_DEVICE float log(float x) { return ::logf(x); }
+FUSEDGAN_HOST_DEVICE double log(double x) { return ::log(x); }
+FUSEDGAN_HOST_DEVICE float log1p(float x) { return ::log1pf(x); }
+FUSEDGAN_HOST_DEVICE double log1p(double x) { return ::log1p(x); }
+FUSEDGAN_HOST_DEVICE float abs(float x) { return ::fabsf(x); }
+FUSEDGAN_HOST_DEVICE double abs(double x) { return ::fabs(x); }
+
+template <class T>
+FUSEDGAN_HOST_DEVICE T select(bool condition, T if_true, T if_false) {
+  return condition ? if_true : if_false;
+}
+
+
+}  // namespace FUSEDGAN_ISA
+}  // namespace fusedgan::math

@@ -1,0 +1,12 @@
+// Compiled only when the CUDA kernels are.
+#include <c10/cuda/CUDAStream.h>
+
+#include "common.h"
+
+namespace fusedgan {
+
+void* current_cuda_stream(const Tensor& like) {
+  return c10::cuda::getCurrentCUDAStream(like.device().index()).stream();
+}
+
+}  // namespace fusedgan

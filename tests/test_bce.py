@@ -1,0 +1,399 @@
+"""Binary cross-entropy, both forms, against torch (computed in float64) and float64 math."""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as TF
+from helpers import DEVICES
+
+import fusedgan
+from fusedgan import functional as F
+from fusedgan import nn as fnn
+
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=2e-6, atol=2e-6),
+    torch.float16: dict(rtol=2e-3, atol=2e-3),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
+}
+REDUCTIONS = ["none", "mean", "sum"]
+FORMS = {
+    "logits": (F.binary_cross_entropy_with_logits, TF.binary_cross_entropy_with_logits),
+    "probabilities": (F.binary_cross_entropy, TF.binary_cross_entropy),
+}
+
+
+def make_inputs(shape, dtype, device, form, generator_seed=0):
+    g = torch.Generator().manual_seed(generator_seed)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 3
+    if form == "probabilities":
+        x = x.sigmoid().clamp(0.01, 0.99)  # p in {0, 1} has its own tests; its gradient overflows float16
+    y = torch.rand(shape, generator=g, dtype=torch.float64)
+    return x.to(device, dtype), y.to(device, dtype)
+
+
+def reference(form, x, y, reduction, weight=None, pos_weight=None, grad_output=None):
+    """torch's own loss in float64: values and gradients for input and target."""
+    x64 = x.detach().double().requires_grad_()
+    y64 = y.detach().double().requires_grad_()
+    w64 = None if weight is None else weight.double()
+    kwargs = {} if pos_weight is None else {"pos_weight": pos_weight.double()}
+    loss = FORMS[form][1](x64, y64, w64, reduction=reduction, **kwargs)
+    grads = torch.autograd.grad(loss, (x64, y64), grad_output.double() if grad_output is not None else torch.ones_like(loss))
+    return loss, grads
+
+
+def run(form, x, y, reduction, weight=None, pos_weight=None, grad_output=None):
+    x = x.detach().requires_grad_()
+    y = y.detach().requires_grad_()
+    kwargs = {} if pos_weight is None else {"pos_weight": pos_weight}
+    loss = FORMS[form][0](x, y, weight, reduction=reduction, **kwargs)
+    grads = torch.autograd.grad(loss, (x, y), grad_output if grad_output is not None else torch.ones_like(loss))
+    return loss, grads
+
+
+def assert_matches(actual, expected, dtype):
+    torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), **TOLERANCES[dtype])
+
+
+WEIGHTS = {
+    "none": lambda shape: (None, None),
+    "full": lambda shape: (torch.rand(shape, dtype=torch.float64) + 0.5, None),
+    "per_column": lambda shape: (torch.rand(shape[-1:], dtype=torch.float64) + 0.5, None),
+    "per_row": lambda shape: (torch.rand(shape[:1] + (1,) * (len(shape) - 1), dtype=torch.float64) + 0.5, None),
+    "scalar": lambda shape: (torch.tensor(0.7, dtype=torch.float64), None),
+    "pos_weight": lambda shape: (None, torch.rand(shape[-1:], dtype=torch.float64) * 3 + 0.1),
+    "both": lambda shape: (torch.rand(shape[:1] + (1,) * (len(shape) - 1), dtype=torch.float64), torch.rand(shape[-1:], dtype=torch.float64) * 3),
+}
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(1,), (7,), (5, 33), (3, 4, 129), (2, 1, 5000)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("weights", list(WEIGHTS))
+@pytest.mark.parametrize("form", list(FORMS))
+def test_matches_torch(form, weights, reduction, shape, dtype, device):
+    if form == "probabilities" and weights in ("pos_weight", "both"):
+        pytest.skip("pos_weight belongs to the logits form")
+    x, y = make_inputs(shape, dtype, device, form)
+    weight, pos_weight = WEIGHTS[weights](shape)
+    weight = None if weight is None else weight.to(device, dtype)
+    pos_weight = None if pos_weight is None else pos_weight.to(device, dtype)
+    grad_output = torch.randn(shape if reduction == "none" else (), dtype=dtype).to(device)
+    loss, grads = run(form, x, y, reduction, weight, pos_weight, grad_output)
+    expected_loss, expected_grads = reference(form, x, y, reduction, weight, pos_weight, grad_output)
+    assert loss.dtype == dtype and loss.shape == expected_loss.shape and loss.device == x.device
+    assert_matches(loss, expected_loss, dtype)
+    for actual, expected in zip(grads, expected_grads):
+        assert actual.dtype == dtype
+        assert_matches(actual, expected, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_non_contiguous_and_broadcast_views(form, reduction, device):
+    x, y = make_inputs((40, 30), torch.float32, device, form)
+    x_t, y_t = x.t(), y[:, ::1].t()  # transposed views
+    weight = torch.rand(30, 1, device=device).expand(30, 40)  # stride-0 view
+    kwargs = dict(pos_weight=torch.rand(40, device=device) + 0.5) if form == "logits" else {}
+    grad_output = torch.randn(30, 40, device=device).t().t() if reduction == "none" else None
+    loss, grads = run(form, x_t, y_t, reduction, weight, kwargs.get("pos_weight"), grad_output)
+    expected_loss, expected_grads = reference(form, x_t, y_t, reduction, weight, kwargs.get("pos_weight"), grad_output)
+    assert_matches(loss, expected_loss, torch.float32)
+    for actual, expected in zip(grads, expected_grads):
+        assert_matches(actual, expected, torch.float32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("form", list(FORMS))
+def test_empty_inputs(form, device):
+    x, y = make_inputs((0, 3), torch.float32, device, form)
+    for reduction in REDUCTIONS:
+        loss, grads = run(form, x, y, reduction)
+        expected, _ = reference(form, x, y, reduction)
+        torch.testing.assert_close(loss.cpu().double(), expected, equal_nan=True)
+        assert grads[0].shape == (0, 3)
+    assert F.binary_cross_entropy_with_logits(torch.empty(0), torch.empty(0)).isnan()  # mean of nothing, as torch
+
+
+def test_mixed_dtypes_promote_for_logits():
+    x = torch.randn(10, dtype=torch.float16)
+    y = torch.rand(10, dtype=torch.float32)
+    assert F.binary_cross_entropy_with_logits(x, y).dtype == torch.float32
+    assert F.binary_cross_entropy_with_logits(x.double(), y).dtype == torch.float64
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_gradcheck_and_gradgradcheck(form, reduction):
+    x, y = make_inputs((4, 6), torch.float64, "cpu", form)
+    if form == "probabilities":
+        x = x.clamp(0.05, 0.95)
+    x.requires_grad_()
+    y.requires_grad_()
+    weight = torch.rand(4, 1, dtype=torch.float64) + 0.5
+    if form == "logits":
+        pos_weight = torch.rand(6, dtype=torch.float64) + 0.5
+        fn = lambda x, y: F.binary_cross_entropy_with_logits(x, y, weight, reduction=reduction, pos_weight=pos_weight)
+    else:
+        fn = lambda x, y: F.binary_cross_entropy(x, y, weight, reduction=reduction)
+    assert torch.autograd.gradcheck(fn, (x, y))
+    assert torch.autograd.gradgradcheck(fn, (x, y))
+
+
+def opcheck_samples():
+    x, y = make_inputs((3, 5), torch.float32, "cpu", "logits")
+    p, _ = make_inputs((3, 5), torch.float32, "cpu", "probabilities")
+    w, pw = torch.rand(3, 1), torch.rand(5) + 0.5
+    ops = torch.ops.fusedgan
+    for reduction in (0, 1, 2):
+        grad = torch.randn(3, 5) if reduction == 0 else torch.randn(())
+        yield ops.binary_cross_entropy_with_logits.default, (x.requires_grad_(), y, w, pw, reduction)
+        yield ops.binary_cross_entropy_with_logits.default, (x, y.requires_grad_(), None, None, reduction)
+        yield ops.binary_cross_entropy.default, (p.requires_grad_(), y, w, reduction)
+        yield ops._binary_cross_entropy_with_logits_backward.default, (grad, x, y, w, pw, reduction, [True, True])
+        yield ops._binary_cross_entropy_with_logits_backward.default, (grad, x, y, None, None, reduction, [True, False])
+        yield ops._binary_cross_entropy_backward.default, (grad, p, y, w, reduction, [True, True])
+        yield ops._binary_cross_entropy_backward.default, (grad, p, y, None, reduction, [False, True])
+
+
+@pytest.mark.parametrize("op,args", list(opcheck_samples()), ids=lambda v: getattr(v, "__name__", None) or "")
+def test_opcheck(op, args):
+    torch.library.opcheck(op, args)
+
+
+def test_every_op_has_an_opcheck_sample():
+    covered = {op.name() for op, _ in opcheck_samples()}
+    registered = {f"fusedgan::{name}" for name in dir(torch.ops.fusedgan) if "cross_entropy" in name}
+    assert registered <= covered
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph(dynamic):
+    def loss_fn(logits, probs, target):
+        return F.binary_cross_entropy_with_logits(logits, target) + F.binary_cross_entropy(probs, target, reduction="sum")
+
+    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    for n in (8, 12):
+        x, y = make_inputs((n,), torch.float32, "cpu", "logits")
+        p = x.sigmoid().detach().requires_grad_()
+        x.requires_grad_()
+        expected = loss_fn(x, p, y)
+        expected_grads = torch.autograd.grad(expected, (x, p))
+        actual = compiled(x, p, y)
+        torch.testing.assert_close(actual, expected)
+        for a, e in zip(torch.autograd.grad(actual, (x, p)), expected_grads):
+            torch.testing.assert_close(a, e)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_infinite_logits_give_limits_and_finite_gradients(dtype, device):
+    inf = float("inf")
+    x = torch.tensor([inf, inf, -inf, -inf, inf, 1e4, -1e4], dtype=dtype, device=device, requires_grad=True)
+    y = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 1.0, 0.0], dtype=dtype, device=device)
+    loss = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert loss.tolist() == [0.0, inf, 0.0, inf, inf, 0.0, 0.0]
+    loss.sum().backward()
+    assert torch.isfinite(x.grad).all()
+    assert x.grad.tolist() == [0.0, 1.0, 0.0, -1.0, 0.5, 0.0, 0.0]
+    pos_weight = torch.tensor(2.0, dtype=dtype, device=device).expand(7)
+    assert torch.isfinite(F.binary_cross_entropy_with_logits(x[[0, 2, 5, 6]], y[[0, 2, 5, 6]], pos_weight=pos_weight[:4]))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_large_logits_stay_finite_and_exact(device):
+    x = torch.tensor([-1e4, -100.0, -20.0, 20.0, 100.0, 1e4], dtype=torch.float32, device=device)
+    for target in (0.0, 0.3, 1.0):
+        y = torch.full_like(x, target)
+        loss, grads = run("logits", x, y, "none")
+        expected, expected_grads = reference("logits", x, y, "none")
+        assert torch.isfinite(loss).all() and torch.isfinite(grads[0]).all()
+        assert_matches(loss, expected, torch.float32)
+        assert_matches(grads[0], expected_grads[0], torch.float32)
+
+
+def test_probability_form_clamps_log_at_minus_100_like_torch():
+    p = torch.tensor([0.0, 1.0, 0.0, 1.0, 1e-45, 1 - 1e-7])
+    y = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])
+    torch.testing.assert_close(F.binary_cross_entropy(p, y, reduction="none"), TF.binary_cross_entropy(p, y, reduction="none"))
+
+
+def test_probability_form_is_computed_in_float32_for_float16():
+    p64 = torch.tensor([1e-4, 0.3, 0.999], dtype=torch.float64)
+    y64 = torch.tensor([0.0, 1.0, 1.0], dtype=torch.float64)
+    half = F.binary_cross_entropy(p64.half(), y64.half(), reduction="none")
+    expected = TF.binary_cross_entropy(p64.half().double(), y64, reduction="none")
+    torch.testing.assert_close(half.double(), expected, rtol=1e-3, atol=1e-4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert F.binary_cross_entropy(p64.bfloat16(), y64.bfloat16()).isfinite()
+
+
+def test_nan_propagates_like_torch():
+    x = torch.tensor([float("nan"), 0.5, 1.0])
+    y = torch.tensor([1.0, float("nan"), 0.0])
+    for reduction in REDUCTIONS:
+        torch.testing.assert_close(
+            F.binary_cross_entropy_with_logits(x, y, reduction=reduction),
+            TF.binary_cross_entropy_with_logits(x, y, reduction=reduction),
+            equal_nan=True,
+        )
+    p = torch.tensor([0.5, 0.2])
+    assert F.binary_cross_entropy(p, torch.tensor([float("nan"), 1.0]), reduction="none")[0].isnan()
+
+
+def test_legacy_size_average_and_reduce():
+    x, y = make_inputs((4, 3), torch.float32, "cpu", "logits")
+    with pytest.warns(UserWarning, match="size_average and reduce args will be deprecated"):
+        actual = F.binary_cross_entropy_with_logits(x, y, size_average=False)
+    torch.testing.assert_close(actual, TF.binary_cross_entropy_with_logits(x, y, reduction="sum"))
+    with pytest.warns(UserWarning):
+        actual = F.binary_cross_entropy(x.sigmoid(), y, reduce=False)
+    torch.testing.assert_close(actual, TF.binary_cross_entropy(x.sigmoid(), y, reduction="none"))
+
+
+def ulp_distance(a: float, b: float) -> float:
+    return abs(a - b) / math.ulp(abs(b))
+
+
+def test_float32_mean_over_4m_within_one_ulp_of_float64():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(4 * 1024 * 1024, generator=g) * 4
+    y = torch.rand(x.shape, generator=g)
+    actual = F.binary_cross_entropy_with_logits(x, y).item()
+    exact = TF.binary_cross_entropy_with_logits(x.double(), y.double()).item()
+    assert ulp_distance(actual, float(torch.tensor(exact, dtype=torch.float32))) <= 1
+    # for scale: torch's float32 mean is typically several ulps off
+    assert math.isclose(actual, exact, rel_tol=1.2e-7)
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_reductions_are_bitwise_identical_for_any_thread_count(form):
+    x, y = make_inputs((3_000_001,), torch.float32, "cpu", form, generator_seed=3)
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append([FORMS[form][0](x, y, reduction=r).item() for r in ("mean", "sum")])
+    finally:
+        torch.set_num_threads(threads)
+    assert results[0] == results[1] == results[2]
+
+
+def test_instruction_set_builds_agree():
+    """Every CPU build (AVX-512, AVX2, generic) gives the same numbers within float32 rounding."""
+    script = (
+        "import torch, fusedgan; g = torch.Generator().manual_seed(0);"
+        "x = torch.randn(10007, generator=g) * 5; y = torch.rand(10007, generator=g);"
+        "x.requires_grad_(); l = fusedgan.F.binary_cross_entropy_with_logits(x, y, reduction='none');"
+        "l.sum().backward(); print(fusedgan.build_info()['simd']);"
+        "torch.save((l.detach(), x.grad), __import__('sys').argv[1])"
+    )
+    results = {}
+    for level in ("generic", "avx2", "avx512"):
+        path = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"fusedgan_simd_{os.getpid()}_{level}.pt")
+        env = dict(os.environ, FUSEDGAN_SIMD=level)
+        out = subprocess.run([sys.executable, "-c", script, path], env=env, capture_output=True, text=True, check=True)
+        results[out.stdout.strip()] = torch.load(path)
+        os.remove(path)
+    assert "generic" in results
+    reference_loss, reference_grad = results.pop("generic")
+    for loss, grad in results.values():
+        torch.testing.assert_close(loss, reference_loss, rtol=2e-6, atol=1e-6)
+        torch.testing.assert_close(grad, reference_grad, rtol=2e-6, atol=1e-6)
+
+
+# ---- bad input
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_target_shape_mismatch_is_a_value_error(form):
+    x, y = make_inputs((4, 3), torch.float32, "cpu", form)
+    with pytest.raises(ValueError, match="target size"):
+        FORMS[form][0](x, y[:2])
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_unknown_reduction(form):
+    x, y = make_inputs((4,), torch.float32, "cpu", form)
+    with pytest.raises(ValueError, match="bad is not a valid value for reduction"):
+        FORMS[form][0](x, y, reduction="bad")
+    op = torch.ops.fusedgan.binary_cross_entropy_with_logits
+    with pytest.raises(ValueError, match="reduction must be"):
+        op(x, y, None, None, 5)
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("argument", ["input", "target"])
+def test_integer_dtypes_are_named(form, argument):
+    x, y = make_inputs((4,), torch.float32, "cpu", form)
+    args = {"input": x, "target": y}
+    args[argument] = args[argument].long()
+    with pytest.raises(RuntimeError, match=f"expected {argument} to be a floating point tensor"):
+        FORMS[form][0](args["input"], args["target"])
+
+
+def test_probability_form_needs_matching_dtypes():
+    p, y = make_inputs((4,), torch.float32, "cpu", "probabilities")
+    with pytest.raises(RuntimeError, match="expected target of dtype Float"):
+        F.binary_cross_entropy(p, y.double())
+
+
+@pytest.mark.parametrize("name", ["weight", "pos_weight"])
+def test_weights_that_do_not_broadcast_are_named(name):
+    x, y = make_inputs((4, 3), torch.float32, "cpu", "logits")
+    with pytest.raises(RuntimeError, match=f"{name} of shape \\[2\\] cannot be broadcast"):
+        F.binary_cross_entropy_with_logits(x, y, **{name: torch.ones(2)})
+    with pytest.raises(RuntimeError, match=f"expected {name} to be a floating point tensor"):
+        F.binary_cross_entropy_with_logits(x, y, **{name: torch.ones(3, dtype=torch.long)})
+
+
+def test_mismatched_devices_are_named():
+    x, y = make_inputs((4, 3), torch.float32, "cpu", "logits")
+    with pytest.raises(RuntimeError, match="expected target on cpu like input, got meta"):
+        F.binary_cross_entropy_with_logits(x, y.to("meta"))
+    with pytest.raises(RuntimeError, match="expected weight on cpu like input, got meta"):
+        F.binary_cross_entropy_with_logits(x, y, torch.ones(3, device="meta"))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_probabilities_outside_unit_interval_raise(bad):
+    p = torch.tensor([0.2, bad, 0.7])
+    with pytest.raises(RuntimeError, match="all elements of input should be between 0 and 1"):
+        F.binary_cross_entropy(p, torch.ones(3))
+
+
+@pytest.mark.parametrize("name", ["weight", "pos_weight"])
+def test_weights_requiring_grad_are_refused_like_torch(name):
+    x, y = make_inputs((3,), torch.float32, "cpu", "logits")
+    with pytest.raises(RuntimeError, match=f"not differentiable with respect to {name}"):
+        F.binary_cross_entropy_with_logits(x.requires_grad_(), y, **{name: torch.ones(3, requires_grad=True)})
+
+
+# ---- modules
+
+
+def test_modules_are_torch_compatible():
+    weight, pos_weight = torch.rand(3), torch.rand(3) + 0.5
+    ours, theirs = fnn.BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight), torch.nn.BCEWithLogitsLoss(weight=weight, pos_weight=pos_weight)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    ours.load_state_dict(theirs.state_dict())
+    x, y = make_inputs((4, 3), torch.float32, "cpu", "logits")
+    torch.testing.assert_close(ours(x, y), theirs(x, y))
+    ours, theirs = fnn.BCELoss(weight=weight, reduction="sum"), torch.nn.BCELoss(weight=weight, reduction="sum")
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    torch.testing.assert_close(ours(x.sigmoid(), y), theirs(x.sigmoid(), y))
+
+
+def test_build_info():
+    info = fusedgan.build_info()
+    assert info["version"] == fusedgan.__version__
+    assert isinstance(info["cuda"], bool)
+    assert info["simd"] in ("avx512", "avx2", "generic")
