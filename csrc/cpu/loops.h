@@ -20,15 +20,15 @@ inline namespace FUSEDGAN_ISA {
 
 inline constexpr int64_t kChunk = 16384;
 
-// How a storage type is computed on: float-like types as 16-lane float vectors, double one
+// How a storage type is computed on: float-like types as float vectors, double one
 // element at a time. Lanes past `count` load as 0 and are not stored.
 template <class T>
 struct Lanes {
   using Vec = VecF;
   using Sum = SumF64;
-  static constexpr int kWidth = VecF::kLanes;
+  static constexpr int kWidth = kLanes;
 
-  static Vec load(const T* p, int count) {
+  FUSEDGAN_ALWAYS_INLINE static Vec load(const T* p, int count) {
     if constexpr (std::is_same_v<T, float>) {
       if (count == kWidth) return VecF::load(p);
     }
@@ -36,7 +36,7 @@ struct Lanes {
     for (int i = 0; i < count; ++i) lanes[i] = math::widen(p[i]);
     return VecF::load(lanes);
   }
-  static void store(T* p, Vec v, int count) {
+  FUSEDGAN_ALWAYS_INLINE static void store(T* p, Vec v, int count) {
     if constexpr (std::is_same_v<T, float>) {
       if (count == kWidth) return v.store(p);
     }
@@ -59,14 +59,25 @@ struct Lanes<double> {
   static void store(double* p, Vec v, int) { *p = v; }
 };
 
+// One operand along one row segment: a pointer that advances, or one value for the whole
+// segment (broadcast columns, or an absent operand that reads as 1).
 template <class T>
-typename Lanes<T>::Vec load(const Operand& operand, int64_t row, int64_t col, int count) {
+struct Cursor {
   using Vec = typename Lanes<T>::Vec;
-  if (!operand.data) return Vec(1);
-  const T* p = static_cast<const T*>(operand.data) + row * operand.row_stride;
-  if (operand.broadcast_col) return Vec(math::widen(*p));
-  return Lanes<T>::load(p + col, count);
-}
+  const T* data;
+  Vec value;
+
+  Cursor(const Operand& operand, int64_t row, int64_t col) : data(nullptr), value(1) {
+    if (!operand.data) return;
+    const T* p = static_cast<const T*>(operand.data) + row * operand.row_stride;
+    if (operand.broadcast_col) {
+      value = Vec(math::widen(*p));
+    } else {
+      data = p + col;
+    }
+  }
+  FUSEDGAN_ALWAYS_INLINE Vec at(int64_t offset, int count) const { return data ? Lanes<T>::load(data + offset, count) : value; }
+};
 
 // chunk_body(chunk, begin, end) for every chunk, in parallel when there is more than one.
 template <class ChunkBody>
@@ -82,31 +93,36 @@ void for_each_chunk(int64_t n, const ChunkBody& chunk_body) {
   }
 }
 
-// step(row, col, index, count) over [begin, end) in runs of at most kWidth within a row.
-template <int kWidth, class Step>
-void for_each_run(Grid grid, int64_t begin, int64_t end, const Step& step) {
+// step(index, count, cursors...) over [begin, end) in runs of kWidth (the last of a row
+// segment shorter), the operands' cursors set up once per row segment.
+template <class T, class Step, class... Operands>
+void for_each_run(Grid grid, int64_t begin, int64_t end, const Step& step, const Operands&... operands) {
+  constexpr int kWidth = Lanes<T>::kWidth;
   int64_t row = begin / grid.cols;
   int64_t col = begin % grid.cols;
-  for (int64_t index = begin; index < end;) {
-    const int count = int(std::min<int64_t>({kWidth, end - index, grid.cols - col}));
-    step(row, col, index, count);
-    index += count;
-    col += count;
-    if (col == grid.cols) {
-      col = 0;
-      ++row;
-    }
+  for (int64_t index = begin; index < end; ++row, col = 0) {
+    const int64_t length = std::min(end - index, grid.cols - col);
+    const auto cursors = std::make_tuple(Cursor<T>(operands, row, col)...);
+    int64_t offset = 0;
+    for (; offset + kWidth <= length; offset += kWidth) step(index + offset, kWidth, cursors, offset);
+    if (offset < length) step(index + offset, int(length - offset), cursors, offset);
+    index += length;
   }
+}
+
+template <class F, class... Cursors>
+FUSEDGAN_ALWAYS_INLINE auto apply_at(const F& f, const std::tuple<Cursors...>& cursors, int64_t offset, int count) {
+  return std::apply([&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return f(c.at(offset, count)...); }, cursors);
 }
 
 inline bool all(bool value) { return value; }
 
-// The first operand is checked against f.in_domain when F has one (the probability form
-// of BCE); false if an element was outside it.
-template <class F, class Vec>
-bool in_domain(const F& f, Vec first) {
-  if constexpr (requires { f.in_domain(first); }) {
-    return all(f.in_domain(first));
+// Whether the first operand lies in f's domain, where F declares one (the probability
+// form of BCE); true otherwise.
+template <class F, class... Cursors>
+FUSEDGAN_ALWAYS_INLINE bool in_domain(const F& f, const std::tuple<Cursors...>& cursors, int64_t offset, int count) {
+  if constexpr (requires { f.in_domain(std::get<0>(cursors).at(offset, count)); }) {
+    return all(f.in_domain(std::get<0>(cursors).at(offset, count)));
   } else {
     return true;
   }
@@ -119,33 +135,41 @@ template <class T, class F, class... Operands>
 bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Operands&... operands) {
   using L = Lanes<T>;
   const int64_t n = grid.numel();
-  const bool store = reduction == Reduction::None;
-  const int64_t chunks = store ? 0 : (n + kChunk - 1) / kChunk;
+  std::atomic<bool> all_in_domain{true};
+  const auto note_domain = [&](bool chunk_in_domain) {
+    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
+  };
+  if (reduction == Reduction::None) {
+    T* values = static_cast<T*>(out);
+    for_each_chunk(n, [&](int64_t, int64_t begin, int64_t end) {
+      bool chunk_in_domain = true;
+      const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
+        chunk_in_domain &= in_domain(f, cursors, offset, count);
+        L::store(values + index, apply_at(f, cursors, offset, count), count);
+      };
+      for_each_run<T>(grid, begin, end, step, operands...);
+      note_domain(chunk_in_domain);
+    });
+    return all_in_domain.load();
+  }
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
   double single_chunk_sum = 0;
   std::vector<double> chunk_sums(chunks > 1 ? chunks : 0);
   double* sums = chunks > 1 ? chunk_sums.data() : &single_chunk_sum;
-  std::atomic<bool> all_in_domain{true};
   for_each_chunk(n, [&](int64_t chunk, int64_t begin, int64_t end) {
     typename L::Sum sum;
     bool chunk_in_domain = true;
-    for_each_run<L::kWidth>(grid, begin, end, [&](int64_t row, int64_t col, int64_t index, int count) {
-      const auto values = std::make_tuple(load<T>(operands, row, col, count)...);
-      chunk_in_domain = chunk_in_domain && in_domain(f, std::get<0>(values));
-      const auto value = std::apply(f, values);
-      if (store) {
-        L::store(static_cast<T*>(out) + index, value, count);
-      } else {
-        sum.add(value, count);
-      }
-    });
-    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
-    if (!store) sums[chunk] = sum.total();
+    const auto step = [&](int64_t, int count, const auto& cursors, int64_t offset) {
+      chunk_in_domain &= in_domain(f, cursors, offset, count);
+      sum.add(apply_at(f, cursors, offset, count), count);
+    };
+    for_each_run<T>(grid, begin, end, step, operands...);
+    note_domain(chunk_in_domain);
+    sums[chunk] = sum.total();
   });
-  if (!store) {
-    double total = 0;
-    for (int64_t c = 0; c < chunks; ++c) total += sums[c];
-    math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total / double(n) : total);
-  }
+  double total = 0;
+  for (int64_t c = 0; c < chunks; ++c) total += sums[c];
+  math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total / double(n) : total);
   return all_in_domain.load();
 }
 
@@ -154,11 +178,14 @@ bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Ope
 template <class T, class Fa, class Fb, class... Operands>
 void map_pair(Grid grid, void* out_a, const Fa& fa, void* out_b, const Fb& fb, const Operands&... operands) {
   using L = Lanes<T>;
+  T* a = static_cast<T*>(out_a);
+  T* b = static_cast<T*>(out_b);
   for_each_chunk(grid.numel(), [&](int64_t, int64_t begin, int64_t end) {
-    for_each_run<L::kWidth>(grid, begin, end, [&](int64_t row, int64_t col, int64_t index, int count) {
-      if (out_a) L::store(static_cast<T*>(out_a) + index, fa(load<T>(operands, row, col, count)...), count);
-      if (out_b) L::store(static_cast<T*>(out_b) + index, fb(load<T>(operands, row, col, count)...), count);
-    });
+    const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
+      if (a) L::store(a + index, apply_at(fa, cursors, offset, count), count);
+      if (b) L::store(b + index, apply_at(fb, cursors, offset, count), count);
+    };
+    for_each_run<T>(grid, begin, end, step, operands...);
   });
 }
 

@@ -8,6 +8,11 @@
 #define FUSEDGAN_HOST_DEVICE inline
 #endif
 
+// For the CPU loops' small helpers: gcc otherwise declines to inline some of them in the
+// larger instantiations, and a call per vector costs more than the work.
+#define FUSEDGAN_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FUSEDGAN_LAMBDA_ALWAYS_INLINE __attribute__((always_inline))
+
 // The CPU kernels are compiled once per instruction set (avx512, avx2, generic). Every
 // inline function lives in an inline namespace named after that set, so the linker can
 // never merge an AVX-512 copy of a helper into the generic build.

@@ -23,7 +23,7 @@ FUSEDGAN_HOST_DEVICE V weighted(V coefficient, V term) {
 // sigmoid(x) = 1 / (1 + e^-x) through e = exp(-|x|) <= 1, so nothing overflows.
 template <class V>
 FUSEDGAN_HOST_DEVICE V sigmoid(V x) {
-  const V e = exp(-abs(x));
+  const V e = exp_minus(abs(x));
   const V r = V(1) / (V(1) + e);
   return select(x < V(0), e * r, r);
 }
@@ -38,7 +38,7 @@ struct SoftplusPair {
 
 template <class V>
 FUSEDGAN_HOST_DEVICE SoftplusPair<V> softplus_pair(V x) {
-  const V log1p_exp_minus_abs = log1p(exp(-abs(x)));
+  const V log1p_exp_minus_abs = log1p_unit(exp_minus(abs(x)));
   return {positive_part(x) + log1p_exp_minus_abs, positive_part(-x) + log1p_exp_minus_abs};
 }
 

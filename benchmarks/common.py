@@ -1,0 +1,116 @@
+"""What every benchmark script shares: interleaved timing of several providers in one run,
+quantiles over rounds, and long-format CSV + markdown output in benchmarks/results/."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+import fusedgan
+
+RESULTS = Path(__file__).resolve().parent / "results"
+FIELDS = ["op", "provider", "mode", "n", "p20_us", "p50_us", "p80_us", "device", "threads", "torch", "fusedgan", "timestamp"]
+
+
+@dataclass
+class Row:
+    op: str
+    provider: str
+    mode: str
+    n: int
+    p20_us: float
+    p50_us: float
+    p80_us: float
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    return f"{platform.processor() or platform.machine()} ({fusedgan.build_info()['simd']})"
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_providers(
+    providers: dict[str, Callable[[], object]], device: str, rounds: int = 15, min_seconds: float = 0.02
+) -> dict[str, tuple[float, float, float]]:
+    """(p20, p50, p80) microseconds per call for each provider. Providers are timed in turns,
+    round after round, so that drift of a shared machine touches them all alike."""
+    iterations = {}
+    for name, fn in providers.items():  # warm up (compilation, caches) and size the inner loop
+        for _ in range(3):
+            fn()
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        once = max(time.perf_counter() - start, 1e-7)
+        iterations[name] = max(1, int(min_seconds / once))
+    samples: dict[str, list[float]] = {name: [] for name in providers}
+    for _ in range(rounds):
+        for name, fn in providers.items():
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(iterations[name]):
+                fn()
+            synchronize(device)
+            samples[name].append((time.perf_counter() - start) / iterations[name] * 1e6)
+    result = {}
+    for name, values in samples.items():
+        q = statistics.quantiles(values, n=10, method="inclusive")
+        result[name] = (q[1], statistics.median(values), q[7])
+    return result
+
+
+def write_results(stem: str, rows: list[Row], device: str, table: str) -> None:
+    """Appends the rows to results/<stem>.csv and writes results/<stem>-<device>.md."""
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{stem}.csv"
+    new = not path.exists()
+    stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    common = dict(
+        device=device_name(device),
+        threads=torch.get_num_threads(),
+        torch=torch.__version__,
+        fusedgan=fusedgan.__version__,
+        timestamp=stamp,
+    )
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        for row in rows:
+            writer.writerow({**row.__dict__, **{k: round(v, 3) if isinstance(v, float) else v for k, v in common.items()}})
+    header = f"<!-- {stem}: {common['device']}, {common['threads']} threads, torch {common['torch']}, {stamp} -->\n"
+    (RESULTS / f"{stem}-{device}.md").write_text(header + table)
+    print(table)
+    print(f"wrote {path} and {RESULTS / f'{stem}-{device}.md'}")
+
+
+def size_label(n: int) -> str:
+    for unit, scale in (("M", 1 << 20), ("K", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale}{unit}"
+    return str(n)
+
+
+def gpu_or_cpu(argv_device: str | None) -> str:
+    if argv_device:
+        return argv_device
+    return "cuda" if torch.cuda.is_available() and fusedgan.build_info()["cuda"] else "cpu"
+
+
+def threads_note() -> str:
+    return f"{torch.get_num_threads()} threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
