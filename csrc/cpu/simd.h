@@ -75,26 +75,35 @@ FUSEDGAN_ALWAYS_INLINE Mask is_nan(VecF a) { return {a.v != a.v}; }
 inline constexpr float kInf = __builtin_inff();
 inline constexpr float kNaN = __builtin_nanf("");
 
-// e^x: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial, 2^n applied in two
-// halves so that results down to the subnormals and up to +inf come out right.
-FUSEDGAN_ALWAYS_INLINE VecF exp(VecF x) {
-  const VecF clamped = select(x < VecF(-104.0f), VecF(-104.0f), select(x > VecF(89.0f), VecF(89.0f), x));
+// e^t = 2^n e^r with t = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial; t must be
+// within [-104, 89] (or NaN). Returns e^r and n.
+struct ExpParts {
+  VecF mantissa;
+  I32xN exponent;
+};
+FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
-  const VecF shifted = clamped * 1.44269504088896341f + round_magic;
+  const VecF shifted = t * 1.44269504088896341f + round_magic;
   const VecF n = shifted - round_magic;
-  const I32xN n_int = bits_of(shifted) - bits_of(VecF(round_magic));
-  const VecF r = clamped - n * 0.693359375f + n * 2.12194440e-4f;
+  const VecF r = t - n * 0.693359375f + n * 2.12194440e-4f;
   VecF p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const I32xN half_n = n_int >> 1;
+  return {p * r * r + r + 1.0f, bits_of(shifted) - bits_of(VecF(round_magic))};
+}
+
+// e^x, with 2^n applied in two halves so that results down to the subnormals and up to
+// +inf come out right.
+FUSEDGAN_ALWAYS_INLINE VecF exp(VecF x) {
+  const VecF clamped = select(x < VecF(-104.0f), VecF(-104.0f), select(x > VecF(89.0f), VecF(89.0f), x));
+  const ExpParts e = exp_parts(clamped);
+  const I32xN half_n = e.exponent >> 1;
   const VecF scale_a = from_bits((half_n + 127) << 23);
-  const VecF scale_b = from_bits((n_int - half_n + 127) << 23);
-  return select(is_nan(x), x, p * scale_a * scale_b);
+  const VecF scale_b = from_bits((e.exponent - half_n + 127) << 23);
+  return select(is_nan(x), x, e.mantissa * scale_a * scale_b);
 }
 
 // log x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = f - f^2/2 + f^3 P(f), f = m - 1.
@@ -135,24 +144,12 @@ FUSEDGAN_ALWAYS_INLINE VecF log1p(VecF x) {
   return select(x == VecF(kInf), x, select(u == VecF(0.0f), VecF(-kInf), result));
 }
 
-// e^-a for a >= 0: the exponent needs no overflow guard, and results below the smallest
-// normal float (a > ~87.3) flush to 0.
+// e^-a for a >= 0: no overflow guard needed, and results below the smallest normal float
+// (a > ~87.3) flush to 0.
 FUSEDGAN_ALWAYS_INLINE VecF exp_minus(VecF a) {
-  const VecF t = -select(a > VecF(88.0f), VecF(88.0f), a);  // keeps NaN
-  const float round_magic = 12582912.0f;
-  const VecF shifted = t * 1.44269504088896341f + round_magic;
-  const VecF n = shifted - round_magic;
-  const I32xN n_int = bits_of(shifted) - bits_of(VecF(round_magic));
-  const VecF r = t - n * 0.693359375f + n * 2.12194440e-4f;
-  VecF p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const I32xN biased = n_int + 127;
-  return select(Mask{biased > 0}, p * from_bits(biased << 23), VecF(0.0f));
+  const ExpParts e = exp_parts(-select(a > VecF(88.0f), VecF(88.0f), a));  // keeps NaN
+  const I32xN biased = e.exponent + 127;
+  return select(Mask{biased > 0}, e.mantissa * from_bits(biased << 23), VecF(0.0f));
 }
 
 // log(1 + z) for z in [0, 1]: with s = z / (2 + z) in [0, 1/3], log(1 + z) = 2 atanh(s)
