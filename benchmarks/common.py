@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import datetime
-import os
 import platform
 import statistics
 import time
@@ -111,6 +110,3 @@ def gpu_or_cpu(argv_device: str | None) -> str:
         return argv_device
     return "cuda" if torch.cuda.is_available() and fusedgan.build_info()["cuda"] else "cpu"
 
-
-def threads_note() -> str:
-    return f"{torch.get_num_threads()} threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
