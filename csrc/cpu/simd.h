@@ -1,8 +1,8 @@
 // A float vector of 8 lanes (AVX-512 and AVX2 builds) or 4 (generic), built on the
-// compiler's vector extensions, with the primitive names
-// the formulas in csrc/math use (exp, log, log1p, abs, select, ...). The same source is
-// compiled once per instruction set; exp and log are branch-free polynomials (Cephes'
-// single-precision coefficients), accurate to ~2 ulp.
+// compiler's vector extensions, with the primitive names the formulas in csrc/math use
+// (exp, log, log1p, abs, select, ...). The same source is compiled once per instruction
+// set; exp and log are branch-free polynomials (Cephes' single-precision coefficients),
+// accurate to ~2 ulp.
 #pragma once
 
 #include <cstdint>

@@ -2,16 +2,17 @@
 // instruction-set namespace.
 #pragma once
 
+// Formulas and the CPU loops' helpers are always inlined: gcc otherwise declines some of
+// them in the larger instantiations, and a call per vector (its arguments and results
+// passing through memory) costs more than the work.
+#define FUSEDGAN_ALWAYS_INLINE inline __attribute__((always_inline))
+#define FUSEDGAN_LAMBDA_ALWAYS_INLINE __attribute__((always_inline))
+
 #if defined(__CUDACC__)
 #define FUSEDGAN_HOST_DEVICE __host__ __device__ __forceinline__
 #else
-#define FUSEDGAN_HOST_DEVICE inline
+#define FUSEDGAN_HOST_DEVICE FUSEDGAN_ALWAYS_INLINE
 #endif
-
-// For the CPU loops' small helpers: gcc otherwise declines to inline some of them in the
-// larger instantiations, and a call per vector costs more than the work.
-#define FUSEDGAN_ALWAYS_INLINE inline __attribute__((always_inline))
-#define FUSEDGAN_LAMBDA_ALWAYS_INLINE __attribute__((always_inline))
 
 // The CPU kernels are compiled once per instruction set (avx512, avx2, generic). Every
 // inline function lives in an inline namespace named after that set, so the linker can
