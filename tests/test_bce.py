@@ -373,8 +373,11 @@ def test_probabilities_outside_unit_interval_raise(bad):
 @pytest.mark.parametrize("name", ["weight", "pos_weight"])
 def test_weights_requiring_grad_are_refused_like_torch(name):
     x, y = make_inputs((3,), torch.float32, "cpu", "logits")
-    with pytest.raises(RuntimeError, match=f"not differentiable with respect to {name}"):
-        F.binary_cross_entropy_with_logits(x.requires_grad_(), y, **{name: torch.ones(3, requires_grad=True)})
+    for input_requires_grad in (True, False):
+        with pytest.raises(RuntimeError, match=f"not differentiable with respect to {name}"):
+            F.binary_cross_entropy_with_logits(
+                x.detach().requires_grad_(input_requires_grad), y, **{name: torch.ones(3, requires_grad=True)}
+            )
 
 
 # ---- modules

@@ -261,27 +261,24 @@ class BceFunction : public torch::autograd::Function<BceFunction> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto form = Form(ctx->saved_data["form"].toInt());
-    const int64_t reduction = ctx->saved_data["reduction"].toInt();
-    Tensor grad_input, grad_target;
-    if (at::GradMode::is_enabled()) {  // create_graph: the gradients get a node of their own (both, always)
-      const variable_list gradients = BceBackwardFunction::apply(form, grads[0], saved[0], saved[1], optional(saved[2]),
-                                                                 optional(saved[3]), reduction);
-      grad_input = gradients[0];
-      grad_target = gradients[1];
-    } else {
-      const OutputMask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};  // edges: input, target
-      std::tie(grad_input, grad_target) = call_backward(form, grads[0], saved[0], saved[1], optional(saved[2]),
-                                                        optional(saved[3]), reduction, mask);
-    }
+    const OutputMask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};  // edges: input, target
+    // Through the dispatcher: with create_graph the backward op's autograd kernel records it.
+    const auto [grad_input, grad_target] = call_backward(form, grads[0], saved[0], saved[1], optional(saved[2]),
+                                                         optional(saved[3]), ctx->saved_data["reduction"].toInt(), mask);
     return {Tensor(), grad_input, grad_target, Tensor(), Tensor(), Tensor()};
   }
 };
 
 Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
                         const OptionalTensor& pos_weight, int64_t reduction) {
-  if (at::GradMode::is_enabled()) {
+  const bool grad_mode = at::GradMode::is_enabled();
+  if (grad_mode) {
     check_not_requiring_grad(form, "weight", weight);
     check_not_requiring_grad(form, "pos_weight", pos_weight);
+  }
+  if (!grad_mode || !(input.requires_grad() || target.requires_grad())) {
+    at::AutoDispatchBelowADInplaceOrView guard;  // nothing to record
+    return call_forward(form, input, target, weight, pos_weight, reduction);
   }
   return BceFunction::apply(form, input, target, weight, pos_weight, reduction);
 }
@@ -289,6 +286,12 @@ Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, co
 std::tuple<Tensor, Tensor> backward_autograd(Form form, const Tensor& grad, const Tensor& input, const Tensor& target,
                                              const OptionalTensor& weight, const OptionalTensor& pos_weight,
                                              int64_t reduction, OutputMask mask) {
+  const bool differentiable =
+      at::GradMode::is_enabled() && (grad.requires_grad() || input.requires_grad() || target.requires_grad());
+  if (!differentiable) {  // the usual first-order backward: just the kernel, only the outputs asked for
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_backward(form, grad, input, target, weight, pos_weight, reduction, mask);
+  }
   // Autograd outputs must be defined: compute both, hand back the ones asked for.
   auto outputs = BceBackwardFunction::apply(form, grad, input, target, weight, pos_weight, reduction);
   return {mask[0] ? outputs[0] : Tensor(), mask[1] ? outputs[1] : Tensor()};
