@@ -96,7 +96,7 @@ void for_each_chunk(int64_t n, const ChunkBody& chunk_body) {
 // step(index, count, cursors...) over [begin, end) in runs of kWidth (the last of a row
 // segment shorter), the operands' cursors set up once per row segment.
 template <class T, class Step, class... Operands>
-void for_each_run(Grid grid, int64_t begin, int64_t end, const Step& step, const Operands&... operands) {
+FUSEDGAN_ALWAYS_INLINE void for_each_run(Grid grid, int64_t begin, int64_t end, const Step& step, const Operands&... operands) {
   constexpr int kWidth = Lanes<T>::kWidth;
   int64_t row = begin / grid.cols;
   int64_t col = begin % grid.cols;

@@ -177,7 +177,12 @@ struct SumF64 {
 
   // Adds the first `count` lanes of v.
   FUSEDGAN_ALWAYS_INLINE void add(VecF v, int count) {
-    for (int i = count; i < kLanes; ++i) v.v[i] = 0.0f;
+    if (count < kLanes) {  // a row's last, partial run
+      alignas(64) static constexpr int32_t kLaneIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+      I32xN lane_index;
+      memcpy(&lane_index, kLaneIndex, sizeof lane_index);
+      v = select(Mask{lane_index < count}, v, VecF(0.0f));
+    }
     lanes += __builtin_convertvector(v.v, F64xN);
   }
   double total() const {

@@ -11,10 +11,15 @@
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
+// With softplus(+-x) = max(+-x, 0) + m, m = log(1 + e^-|x|), the loss regroups as
+// w * [(1 + (pw - 1) y) m + c |x|], c = (1 - y) for x > 0 and pw y otherwise: one log term
+// and one guarded product, the same value as the two softplus terms.
 template <class V>
 FUSEDGAN_HOST_DEVICE V bce_with_logits(V x, V y, V w, V pw) {
-  const SoftplusPair<V> sp = softplus_pair(x);
-  return w * (weighted(pw * y, sp.of_minus_x) + weighted(V(1) - y, sp.of_x));
+  const V magnitude = abs(x);
+  const V m = log1p_unit(exp_minus(magnitude));
+  const V c = select(x > V(0), V(1) - y, pw * y);
+  return w * ((V(1) + (pw - V(1)) * y) * m + weighted(c, magnitude));
 }
 
 // dl/dx = w * ((1 + (pw - 1) * y) * sigmoid(x) - pw * y): finite at x = +-inf.

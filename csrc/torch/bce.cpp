@@ -60,8 +60,8 @@ struct Call {
   Call(at::ScalarType dtype, const Tensor& input_, const Tensor& target_, const OptionalTensor& weight_,
        const OptionalTensor& pos_weight_, const OptionalTensor& grad_ = std::nullopt)
       : dtype(dtype),
-        input(input_.to(dtype)),
-        target(target_.to(dtype)),
+        input(cast(input_, dtype)),
+        target(cast(target_, dtype)),
         weight(cast(weight_, dtype)),
         pos_weight(cast(pos_weight_, dtype)),
         grad(cast(grad_, dtype)),

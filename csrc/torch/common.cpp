@@ -50,16 +50,30 @@ DType kernel_dtype(at::ScalarType type) {
 
 OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype) {
   if (!t) return std::nullopt;
-  return t->to(dtype);
+  return t->scalar_type() == dtype ? *t : t->to(dtype);  // `to` would cost a dispatch even then
 }
 
 namespace {
 
-// Element (row, col) of t, t expanded to shape and split into rows = shape[:k] and
-// cols = shape[k:], as an Operand; nothing if the strides don't fit that form.
-std::optional<Operand> describe(const Tensor& expanded, at::IntArrayRef shape, size_t k) {
-  const auto strides = expanded.strides();
-  Operand operand{expanded.data_ptr()};
+// A tensor as if expanded to a shape: its data and one stride per dimension of the shape
+// (0 where broadcast). Arithmetic only; Tensor::expand would cost a dispatch per operand.
+struct Broadcast {
+  const void* data = nullptr;
+  c10::SmallVector<int64_t, 8> strides;
+};
+
+Broadcast broadcast_view(const Tensor& t, at::IntArrayRef shape) {
+  Broadcast view{t.data_ptr(), c10::SmallVector<int64_t, 8>(shape.size(), 0)};
+  const int64_t offset = int64_t(shape.size()) - t.dim();
+  for (int64_t j = 0; j < t.dim(); ++j) view.strides[offset + j] = t.size(j) == 1 ? 0 : t.stride(j);
+  return view;
+}
+
+// Element (row, col) of a broadcast view split into rows = shape[:k] and cols = shape[k:],
+// as an Operand; nothing if the strides don't fit that form.
+std::optional<Operand> describe(const Broadcast& view, at::IntArrayRef shape, size_t k) {
+  const auto& strides = view.strides;
+  Operand operand{view.data};
   // Columns: contiguous, or all broadcast.
   bool contiguous = true, broadcast = true;
   int64_t expected = 1;
@@ -95,16 +109,18 @@ constexpr int64_t kMinColumns = 64;
 
 Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors) {
   Plan result;
-  std::vector<Tensor> expanded;
-  for (const OptionalTensor* t : tensors) expanded.push_back(*t ? (*t)->expand(shape) : Tensor());
+  std::vector<std::optional<Broadcast>> views;
+  for (const OptionalTensor* t : tensors) {
+    views.push_back(*t ? std::optional<Broadcast>(broadcast_view(**t, shape)) : std::nullopt);
+  }
   const auto try_split = [&](size_t k) {
     result.operands.clear();
-    for (const Tensor& t : expanded) {
-      if (!t.defined()) {
+    for (const auto& view : views) {
+      if (!view) {
         result.operands.push_back(Operand{});
         continue;
       }
-      const auto operand = describe(t, shape, k);
+      const auto operand = describe(*view, shape, k);
       if (!operand) return false;
       result.operands.push_back(*operand);
     }
@@ -119,11 +135,13 @@ Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> te
     }
   }
   // Copy what does not read as one row, then run the whole tensor as one row.
-  for (Tensor& t : expanded) {
-    if (t.defined() && !describe(t, shape, 0)) {
-      t = t.contiguous();
-      result.copies.push_back(t);
+  auto tensor = tensors.begin();
+  for (auto& view : views) {
+    if (view && !describe(*view, shape, 0)) {
+      result.copies.push_back((**tensor)->expand(shape).contiguous());
+      view = broadcast_view(result.copies.back(), shape);
     }
+    ++tensor;
   }
   try_split(0);
   return result;
