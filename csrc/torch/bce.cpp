@@ -79,7 +79,7 @@ Tensor forward(Form form, const Tensor& input, const Tensor& target, const Optio
   const auto dtype = check_arguments(form, input, target, weight, pos_weight, reduction_code);
   const auto reduction = static_cast<Reduction>(reduction_code);
   const Call call(dtype, input, target, weight, pos_weight);
-  Tensor out = reduction == Reduction::None ? at::empty(input.sizes(), call.options()) : at::empty({}, call.options());
+  Tensor out = reduction == Reduction::None ? new_output(input.sizes(), call.options()) : at::empty({}, call.options());
   const BceArgs args = call.args();
   on_device(
       input,
@@ -102,7 +102,7 @@ std::tuple<Tensor, Tensor> backward(Form form, const Tensor& grad, const Tensor&
   const auto dtype = check_arguments(form, input, target, weight, pos_weight, reduction);
   check_grad(form, grad, input, reduction);
   const Call call(dtype, input, target, weight, pos_weight, grad);
-  const auto gradient = [&](bool wanted) { return wanted ? at::empty(input.sizes(), call.options()) : Tensor(); };
+  const auto gradient = [&](bool wanted) { return wanted ? new_output(input.sizes(), call.options()) : Tensor(); };
   Tensor grad_input = gradient(output_mask[0]);
   Tensor grad_target = gradient(output_mask[1]);
   const int64_t n = input.numel();

@@ -2,6 +2,10 @@
 
 #include <ATen/ExpandUtils.h>
 
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
 namespace fusedgan {
 
 void check_floating(const char* op, const char* name, const Tensor& t) {
@@ -46,6 +50,20 @@ DType kernel_dtype(at::ScalarType type) {
     default:
       return DType::Float64;
   }
+}
+
+Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  Tensor out = at::empty(sizes, options);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
+  if (out.is_cpu() && out.nbytes() >= 2 * kHugePage) {
+    const auto begin = reinterpret_cast<uintptr_t>(out.data_ptr());
+    const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
+    const uintptr_t last = (begin + out.nbytes()) & ~(kHugePage - 1);
+    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: failure is harmless
+  }
+#endif
+  return out;
 }
 
 OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype) {

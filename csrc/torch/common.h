@@ -40,6 +40,11 @@ struct Plan {
 };
 Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors);
 
+// A new tensor for an op's elementwise output. Large CPU outputs are advised to use
+// transparent huge pages: a fresh 64 MB buffer then costs 32 page faults instead of 16K
+// (measured: filling it 20.6 ms -> 4.4 ms), which dominated the 16M-element backward.
+Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options);
+
 // The same tensor cast to dtype, or nothing.
 OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype);
 
