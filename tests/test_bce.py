@@ -174,12 +174,13 @@ def test_every_op_has_an_opcheck_sample():
     assert registered <= covered
 
 
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 @pytest.mark.parametrize("dynamic", [False, True])
-def test_torch_compile_fullgraph(dynamic):
+def test_torch_compile_fullgraph(dynamic, backend):
     def loss_fn(logits, probs, target):
         return F.binary_cross_entropy_with_logits(logits, target) + F.binary_cross_entropy(probs, target, reduction="sum")
 
-    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    compiled = torch.compile(loss_fn, fullgraph=True, dynamic=dynamic, backend=backend)
     for n in (8, 12):
         x, y = make_inputs((n,), torch.float32, "cpu", "logits")
         p = x.sigmoid().detach().requires_grad_()
