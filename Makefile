@@ -24,7 +24,9 @@ test: install
 	$(PY) -m pytest -q
 
 bench: install
+	$(PY) -m pip install -q matplotlib
 	$(PY) benchmarks/bench_bce.py
+	$(PY) benchmarks/plot_results.py bce
 
 # Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
 cuda-check:

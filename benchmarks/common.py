@@ -31,10 +31,21 @@ class Row:
     p80_us: float
 
 
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
-    return f"{platform.processor() or platform.machine()} ({fusedgan.build_info()['simd']})"
+    return f"{cpu_model()} ({fusedgan.build_info()['simd']})"
 
 
 def synchronize(device: str) -> None:
