@@ -1,10 +1,10 @@
 """Binary cross-entropy, both forms, against torch (computed in float64) and float64 math."""
 
-import math
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
@@ -261,19 +261,21 @@ def test_legacy_size_average_and_reduce():
     torch.testing.assert_close(actual, TF.binary_cross_entropy(x.sigmoid(), y, reduction="none"))
 
 
-def ulp_distance(a: float, b: float) -> float:
-    return abs(a - b) / math.ulp(abs(b))
+def float32_ulps(actual: float, exact: float) -> float:
+    """|actual - exact| in units of the float32 spacing at exact."""
+    return abs(actual - exact) / float(np.spacing(np.float32(exact)))
 
 
-def test_float32_mean_over_4m_within_one_ulp_of_float64():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(4 * 1024 * 1024, generator=g) * 4
+@pytest.mark.parametrize("scale", [0.1, 4.0, 30.0])
+@pytest.mark.parametrize("seed", [1, 4])
+def test_float32_reductions_over_4m_within_one_ulp_of_float64(seed, scale):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4 * 1024 * 1024, generator=g) * scale
     y = torch.rand(x.shape, generator=g)
-    actual = F.binary_cross_entropy_with_logits(x, y).item()
-    exact = TF.binary_cross_entropy_with_logits(x.double(), y.double()).item()
-    assert ulp_distance(actual, float(torch.tensor(exact, dtype=torch.float32))) <= 1
-    # for scale: torch's float32 mean is typically several ulps off
-    assert math.isclose(actual, exact, rel_tol=1.2e-7)
+    for reduction in ("mean", "sum"):
+        actual = F.binary_cross_entropy_with_logits(x, y, reduction=reduction).item()
+        exact = TF.binary_cross_entropy_with_logits(x.double(), y.double(), reduction=reduction).item()
+        assert float32_ulps(actual, exact) <= 1, reduction
 
 
 @pytest.mark.parametrize("form", list(FORMS))
