@@ -1,6 +1,6 @@
 // A float vector as wide as one register, built on the compiler's vector extensions, with
-// the primitive names the formulas in csrc/math use (exp, log, log1p, abs, select, ...).
-// The same source is compiled once per instruction set; exp and log are branch-free
+// the primitive names the formulas in csrc/math use (exp_minus, log, log1p, abs, select, ...).
+// The same source is compiled once per instruction set; exp_minus and log are branch-free
 // polynomials (Cephes' single-precision coefficients), accurate to ~2 ulp.
 #pragma once
 
@@ -78,7 +78,7 @@ inline constexpr float kInf = __builtin_inff();
 inline constexpr float kNaN = __builtin_nanf("");
 
 // e^t = 2^n e^r with t = n ln2 + r, |r| <= ln2/2, e^r by a degree-6 polynomial; t must be
-// within [-104, 89] (or NaN). Returns e^r and n.
+// within [-104, 89] (or NaN). Returns e^r and n; exp_minus below applies 2^n.
 struct ExpParts {
   VecF mantissa;
   I32xN exponent;
@@ -95,17 +95,6 @@ FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   return {p * r * r + r + 1.0f, bits_of(shifted) - bits_of(VecF(round_magic))};
-}
-
-// e^x, with 2^n applied in two halves so that results down to the subnormals and up to
-// +inf come out right.
-FUSEDGAN_ALWAYS_INLINE VecF exp(VecF x) {
-  const VecF clamped = select(x < VecF(-104.0f), VecF(-104.0f), select(x > VecF(89.0f), VecF(89.0f), x));
-  const ExpParts e = exp_parts(clamped);
-  const I32xN half_n = e.exponent >> 1;
-  const VecF scale_a = from_bits((half_n + 127) << 23);
-  const VecF scale_b = from_bits((e.exponent - half_n + 127) << 23);
-  return select(is_nan(x), x, e.mantissa * scale_a * scale_b);
 }
 
 // log x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = f - f^2/2 + f^3 P(f), f = m - 1.

@@ -11,8 +11,6 @@
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
-FUSEDGAN_HOST_DEVICE float exp(float x) { return ::expf(x); }
-FUSEDGAN_HOST_DEVICE double exp(double x) { return ::exp(x); }
 FUSEDGAN_HOST_DEVICE float log(float x) { return ::logf(x); }
 FUSEDGAN_HOST_DEVICE double log(double x) { return ::log(x); }
 FUSEDGAN_HOST_DEVICE float log1p(float x) { return ::log1pf(x); }
