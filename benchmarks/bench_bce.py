@@ -1,5 +1,11 @@
 """BCE-with-logits, fusedgan vs torch eager vs torch.compile, forward / backward / both.
 
+Modes: `forward` is the loss alone (no gradient wanted); `backward` repeats the backward of
+one retained graph, so it times the backward op, which computes the gradient from the saved
+inputs; `full` is forward + backward as in training, where a mean/sum loss whose target
+needs no gradient computes the input gradient in its forward pass and the backward only
+hands it on.
+
 Also timed in the same run: `x.sum().backward()` (the autograd floor every loss pays) and a
 copy of x (the memory roofline). Writes benchmarks/results/bce.csv (long format) and
 benchmarks/results/bce-<device>.md.

@@ -24,6 +24,11 @@ struct Grid {
   FUSEDGAN_HOST_DEVICE int64_t numel() const { return rows * cols; }
 };
 
+// What a reduction multiplies the sum by: 1/n for the mean.
+inline double reduction_scale(Grid grid, Reduction reduction) {
+  return reduction == Reduction::Mean ? 1.0 / double(grid.numel()) : 1.0;
+}
+
 struct Operand {
   const void* data = nullptr;
   int64_t row_stride = 0;
@@ -49,11 +54,13 @@ struct BceBackwardArgs {
 };
 
 namespace cpu {
+// The forwards also store the input gradient (at grad = 1) in grad_input when it is not
+// null, which only reduced losses (mean, sum) ask for.
 struct KernelTable {
-  void (*bce_with_logits_forward)(const BceArgs&, Reduction, void* out);
+  void (*bce_with_logits_forward)(const BceArgs&, Reduction, void* out, void* grad_input);
   void (*bce_with_logits_backward)(const BceBackwardArgs&);
   // false if the probability form met an input outside [0, 1] (or NaN)
-  bool (*bce_forward)(const BceArgs&, Reduction, void* out);
+  bool (*bce_forward)(const BceArgs&, Reduction, void* out, void* grad_input);
   void (*bce_backward)(const BceBackwardArgs&);
 };
 // The table for the best instruction set this CPU supports (FUSEDGAN_SIMD=avx512|avx2|generic
@@ -72,9 +79,9 @@ struct Launch {
   void* stream;
   void* workspace;
 };
-void bce_with_logits_forward(const BceArgs&, Reduction, void* out, Launch);
+void bce_with_logits_forward(const BceArgs&, Reduction, void* out, void* grad_input, Launch);
 void bce_with_logits_backward(const BceBackwardArgs&, Launch);
-void bce_forward(const BceArgs&, Reduction, void* out, Launch);
+void bce_forward(const BceArgs&, Reduction, void* out, void* grad_input, Launch);
 void bce_backward(const BceBackwardArgs&, Launch);
 }  // namespace cuda
 

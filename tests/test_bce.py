@@ -47,12 +47,15 @@ def reference(form, x, y, reduction, weight=None, pos_weight=None, grad_output=N
     return loss, grads
 
 
-def run(form, x, y, reduction, weight=None, pos_weight=None, grad_output=None):
+def run(form, x, y, reduction, weight=None, pos_weight=None, grad_output=None, target_requires_grad=True):
+    """Loss and gradients; with target_requires_grad=False only the input's (a reduced loss
+    then computes it in its forward pass)."""
     x = x.detach().requires_grad_()
-    y = y.detach().requires_grad_()
+    y = y.detach().requires_grad_(target_requires_grad)
     kwargs = {} if pos_weight is None else {"pos_weight": pos_weight}
     loss = FORMS[form][0](x, y, weight, reduction=reduction, **kwargs)
-    grads = torch.autograd.grad(loss, (x, y), grad_output if grad_output is not None else torch.ones_like(loss))
+    inputs = (x, y) if target_requires_grad else (x,)
+    grads = torch.autograd.grad(loss, inputs, grad_output if grad_output is not None else torch.ones_like(loss))
     return loss, grads
 
 
@@ -85,13 +88,14 @@ def test_matches_torch(form, weights, reduction, shape, dtype, device):
     weight = None if weight is None else weight.to(device, dtype)
     pos_weight = None if pos_weight is None else pos_weight.to(device, dtype)
     grad_output = torch.randn(shape if reduction == "none" else (), dtype=dtype).to(device)
-    loss, grads = run(form, x, y, reduction, weight, pos_weight, grad_output)
     expected_loss, expected_grads = reference(form, x, y, reduction, weight, pos_weight, grad_output)
-    assert loss.dtype == dtype and loss.shape == expected_loss.shape and loss.device == x.device
-    assert_matches(loss, expected_loss, dtype)
-    for actual, expected in zip(grads, expected_grads):
-        assert actual.dtype == dtype
-        assert_matches(actual, expected, dtype)
+    for target_requires_grad in (True, False):
+        loss, grads = run(form, x, y, reduction, weight, pos_weight, grad_output, target_requires_grad)
+        assert loss.dtype == dtype and loss.shape == expected_loss.shape and loss.device == x.device
+        assert_matches(loss, expected_loss, dtype)
+        for actual, expected in zip(grads, expected_grads):
+            assert actual.dtype == dtype
+            assert_matches(actual, expected, dtype)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -147,6 +151,35 @@ def test_gradcheck_and_gradgradcheck(form, reduction):
     assert torch.autograd.gradgradcheck(fn, (x, y))
 
 
+@pytest.mark.parametrize("form", list(FORMS))
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_gradient_from_the_forward_pass_survives_repeated_backward(form, reduction):
+    """The input gradient of a reduced loss is computed in the forward pass; a second backward
+    through a retained graph, accumulation into .grad and create_graph still give torch's."""
+    x, y = make_inputs((5, 7), torch.float64, "cpu", form)
+    x.requires_grad_()
+    expected = torch.autograd.grad(FORMS[form][1](x, y, reduction=reduction), x, create_graph=True)[0]
+    loss = FORMS[form][0](x, y, reduction=reduction)
+    (3 * loss).backward(retain_graph=True)
+    torch.testing.assert_close(x.grad, 3 * expected)
+    loss.backward(retain_graph=True)
+    torch.testing.assert_close(x.grad, 4 * expected)
+    (grad,) = torch.autograd.grad(loss, x, create_graph=True)
+    torch.testing.assert_close(grad, expected)
+    torch.testing.assert_close(torch.autograd.grad(grad.sum(), x)[0], torch.autograd.grad(expected.sum(), x)[0])
+
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_and_grad_ops_are_first_order_only(form):
+    x, y = make_inputs((3,), torch.float32, "cpu", form)
+    op = getattr(torch.ops.fusedgan, f"_{'binary_cross_entropy_with_logits' if form == 'logits' else 'binary_cross_entropy'}_and_grad")
+    extra = (None,) if form == "logits" else ()
+    with pytest.raises(ValueError, match="reduction must be 1 \\(mean\\) or 2 \\(sum\\)"):
+        op(x, y, None, *extra, 0)
+    with pytest.raises(RuntimeError, match="_and_grad is not differentiable"):
+        op(x.requires_grad_(), y, None, *extra, 1)
+
+
 def opcheck_samples():
     x, y = make_inputs((3, 5), torch.float32, "cpu", "logits")
     p, _ = make_inputs((3, 5), torch.float32, "cpu", "probabilities")
@@ -161,6 +194,9 @@ def opcheck_samples():
         yield ops._binary_cross_entropy_with_logits_backward.default, (grad, x, y, None, None, reduction, [True, False])
         yield ops._binary_cross_entropy_backward.default, (grad, p, y, w, reduction, [True, True])
         yield ops._binary_cross_entropy_backward.default, (grad, p, y, None, reduction, [False, True])
+        if reduction != 0:
+            yield ops._binary_cross_entropy_with_logits_and_grad.default, (x.detach(), y.detach(), w, pw, reduction)
+            yield ops._binary_cross_entropy_and_grad.default, (p.detach(), y.detach(), None, reduction)
 
 
 # torch 2.14's opcheck reads .grad of its own non-leaf copies of the inputs.
@@ -172,7 +208,7 @@ def test_opcheck(op, args):
 
 def test_every_op_has_an_opcheck_sample():
     covered = {op.name() for op, _ in opcheck_samples()}
-    registered = {f"fusedgan::{name}" for name in dir(torch.ops.fusedgan) if "cross_entropy" in name}
+    registered = {name for name in torch._C._dispatch_get_all_op_names() if name.startswith("fusedgan::") and "cross_entropy" in name}
     assert registered <= covered
 
 

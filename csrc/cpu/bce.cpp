@@ -1,5 +1,6 @@
-// Binary cross-entropy, both forms: forward (elementwise, sum or mean) in one pass over
-// the inputs, backward (input and/or target gradient) in one pass.
+// Binary cross-entropy, both forms: forward (elementwise, sum or mean, optionally with the
+// input gradient) in one pass over the inputs, backward (input and/or target gradient) in
+// one pass.
 #include "../math/bce.h"
 #include "kernels.h"
 #include "loops.h"
@@ -7,10 +8,15 @@
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
-void bce_with_logits_forward(const BceArgs& a, Reduction reduction, void* out) {
+void bce_with_logits_forward(const BceArgs& a, Reduction reduction, void* out, void* grad_input) {
   math::visit_dtype(a.dtype, [&](auto zero) {
-    map_reduce<decltype(zero)>(a.grid, reduction, out, math::BceWithLogitsLoss{}, a.input, a.target, a.weight,
-                               a.pos_weight);
+    using T = decltype(zero);
+    if (grad_input) {
+      reduce<T>(a.grid, reduction, out, grad_input, math::BceWithLogitsLossAndGradInput{reduction_scale(a.grid, reduction)},
+                a.input, a.target, a.weight, a.pos_weight);
+    } else {
+      map_reduce<T>(a.grid, reduction, out, math::BceWithLogitsLoss{}, a.input, a.target, a.weight, a.pos_weight);
+    }
   });
 }
 
@@ -23,9 +29,14 @@ void bce_with_logits_backward(const BceBackwardArgs& a) {
   });
 }
 
-bool bce_forward(const BceArgs& a, Reduction reduction, void* out) {
+bool bce_forward(const BceArgs& a, Reduction reduction, void* out, void* grad_input) {
   return math::visit_dtype(a.dtype, [&](auto zero) {
-    return map_reduce<decltype(zero)>(a.grid, reduction, out, math::BceLoss{}, a.input, a.target, a.weight);
+    using T = decltype(zero);
+    if (grad_input) {
+      return reduce<T>(a.grid, reduction, out, grad_input, math::BceLossAndGradInput{reduction_scale(a.grid, reduction)},
+                       a.input, a.target, a.weight);
+    }
+    return map_reduce<T>(a.grid, reduction, out, math::BceLoss{}, a.input, a.target, a.weight);
   });
 }
 

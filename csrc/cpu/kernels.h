@@ -8,9 +8,9 @@
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
-void bce_with_logits_forward(const BceArgs& args, Reduction reduction, void* out);
+void bce_with_logits_forward(const BceArgs& args, Reduction reduction, void* out, void* grad_input);
 void bce_with_logits_backward(const BceBackwardArgs& args);
-bool bce_forward(const BceArgs& args, Reduction reduction, void* out);
+bool bce_forward(const BceArgs& args, Reduction reduction, void* out, void* grad_input);
 void bce_backward(const BceBackwardArgs& args);
 
 const KernelTable& kernel_table();

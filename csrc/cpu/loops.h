@@ -128,48 +128,59 @@ FUSEDGAN_ALWAYS_INLINE bool in_domain(const F& f, const std::tuple<Cursors...>& 
   }
 }
 
-// Applies f elementwise to the operands and either stores the values in `out` (None) or
-// writes their sum or mean there as one element. Returns false if the first operand left
-// f's domain.
+// Sums (or averages) f over the operands into out[0]. Where f returns ValueAndGrad (a
+// loss that gives its input gradient in the same pass), the values are summed and the
+// gradients stored elementwise in `grad`. Returns false if the first operand left f's
+// domain.
 template <class T, class F, class... Operands>
-bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Operands&... operands) {
+bool reduce(Grid grid, Reduction reduction, void* out, void* grad, const F& f, const Operands&... operands) {
   using L = Lanes<T>;
   const int64_t n = grid.numel();
-  std::atomic<bool> all_in_domain{true};
-  const auto note_domain = [&](bool chunk_in_domain) {
-    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
-  };
-  if (reduction == Reduction::None) {
-    T* values = static_cast<T*>(out);
-    for_each_chunk(n, [&](int64_t, int64_t begin, int64_t end) {
-      bool chunk_in_domain = true;
-      const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
-        chunk_in_domain &= in_domain(f, cursors, offset, count);
-        L::store(values + index, apply_at(f, cursors, offset, count), count);
-      };
-      for_each_run<T>(grid, begin, end, step, operands...);
-      note_domain(chunk_in_domain);
-    });
-    return all_in_domain.load();
-  }
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   double single_chunk_sum = 0;
   std::vector<double> chunk_sums(chunks > 1 ? chunks : 0);
   double* sums = chunks > 1 ? chunk_sums.data() : &single_chunk_sum;
+  std::atomic<bool> all_in_domain{true};
   for_each_chunk(n, [&](int64_t chunk, int64_t begin, int64_t end) {
     typename L::Sum sum;
     bool chunk_in_domain = true;
-    const auto step = [&](int64_t, int count, const auto& cursors, int64_t offset) {
+    const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
       chunk_in_domain &= in_domain(f, cursors, offset, count);
-      sum.add(apply_at(f, cursors, offset, count), count);
+      const auto result = apply_at(f, cursors, offset, count);
+      if constexpr (math::kGivesGrad<std::decay_t<decltype(result)>>) {
+        sum.add(result.value, count);
+        L::store(static_cast<T*>(grad) + index, result.grad, count);
+      } else {
+        sum.add(result, count);
+      }
     };
     for_each_run<T>(grid, begin, end, step, operands...);
-    note_domain(chunk_in_domain);
+    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
     sums[chunk] = sum.total();
   });
   double total = 0;
   for (int64_t c = 0; c < chunks; ++c) total += sums[c];
   math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total / double(n) : total);
+  return all_in_domain.load();
+}
+
+// Applies f elementwise to the operands and either stores the values in `out` (None) or
+// writes their sum or mean there as one element. Returns false if the first operand left
+// f's domain.
+template <class T, class F, class... Operands>
+bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Operands&... operands) {
+  if (reduction != Reduction::None) return reduce<T>(grid, reduction, out, nullptr, f, operands...);
+  T* values = static_cast<T*>(out);
+  std::atomic<bool> all_in_domain{true};
+  for_each_chunk(grid.numel(), [&](int64_t, int64_t begin, int64_t end) {
+    bool chunk_in_domain = true;
+    const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
+      chunk_in_domain &= in_domain(f, cursors, offset, count);
+      Lanes<T>::store(values + index, apply_at(f, cursors, offset, count), count);
+    };
+    for_each_run<T>(grid, begin, end, step, operands...);
+    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
+  });
   return all_in_domain.load();
 }
 

@@ -1,13 +1,21 @@
-// Binary cross-entropy, both forms, on CUDA: one launch forward, one backward.
+// Binary cross-entropy, both forms, on CUDA: one launch forward (optionally with the input
+// gradient), one backward.
 #include "../math/bce.h"
 #include "loops.cuh"
 
 namespace fusedgan::cuda {
 
-void bce_with_logits_forward(const BceArgs& a, Reduction reduction, void* out, Launch launch) {
+void bce_with_logits_forward(const BceArgs& a, Reduction reduction, void* out, void* grad_input, Launch launch) {
   math::visit_dtype(a.dtype, [&](auto zero) {
-    map_reduce<decltype(zero)>(a.grid, reduction, out, launch, math::BceWithLogitsLoss{}, a.input, a.target,
-                               a.weight, a.pos_weight);
+    using T = decltype(zero);
+    if (grad_input) {
+      reduce<T>(a.grid, reduction, out, grad_input, launch,
+                    math::BceWithLogitsLossAndGradInput{reduction_scale(a.grid, reduction)}, a.input, a.target,
+                    a.weight, a.pos_weight);
+    } else {
+      map_reduce<T>(a.grid, reduction, out, launch, math::BceWithLogitsLoss{}, a.input, a.target, a.weight,
+                    a.pos_weight);
+    }
   });
 }
 
@@ -20,9 +28,15 @@ void bce_with_logits_backward(const BceBackwardArgs& a, Launch launch) {
   });
 }
 
-void bce_forward(const BceArgs& a, Reduction reduction, void* out, Launch launch) {
+void bce_forward(const BceArgs& a, Reduction reduction, void* out, void* grad_input, Launch launch) {
   math::visit_dtype(a.dtype, [&](auto zero) {
-    map_reduce<decltype(zero)>(a.grid, reduction, out, launch, math::BceLoss{}, a.input, a.target, a.weight);
+    using T = decltype(zero);
+    if (grad_input) {
+      reduce<T>(a.grid, reduction, out, grad_input, launch,
+                    math::BceLossAndGradInput{reduction_scale(a.grid, reduction)}, a.input, a.target, a.weight);
+    } else {
+      map_reduce<T>(a.grid, reduction, out, launch, math::BceLoss{}, a.input, a.target, a.weight);
+    }
   });
 }
 

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <stdexcept>
+#include <type_traits>
 #include <string>
 
 #include "../kernel_api.h"
@@ -63,13 +64,20 @@ __global__ void __launch_bounds__(kThreads) map_kernel(Grid grid, T* out, F f, O
 
 template <class T, class F, class... Operands>
 __global__ void __launch_bounds__(kThreads)
-    sum_kernel(Grid grid, double scale, T* out, double* block_sums, unsigned* blocks_done, F f, Operands... operands) {
+    sum_kernel(Grid grid, double scale, T* out, T* grad, double* block_sums, unsigned* blocks_done, F f,
+               Operands... operands) {
   const int64_t n = grid.numel();
   double sum = 0;
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
     const int64_t row = i / grid.cols;
     const int64_t col = i - row * grid.cols;
-    sum += double(f(load<T>(operands, row, col)...));
+    const auto result = f(load<T>(operands, row, col)...);
+    if constexpr (math::kGivesGrad<std::decay_t<decltype(result)>>) {
+      sum += double(result.value);
+      math::narrow_into(grad + i, result.grad);
+    } else {
+      sum += double(result);
+    }
   }
   sum = block_sum(sum);
   __shared__ bool last_block;
@@ -101,23 +109,27 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// Host side: sums (or averages) f over the operands into out[0]. Where f returns
+// ValueAndGrad, the gradients are stored elementwise in grad.
+template <class T, class F, class... Operands>
+void reduce(Grid grid, Reduction reduction, void* out, void* grad, Launch launch, F f, const Operands&... operands) {
+  const int64_t n = grid.numel();
+  auto* block_sums = static_cast<double*>(launch.workspace);
+  auto* blocks_done = reinterpret_cast<unsigned*>(block_sums + kMaxBlocks);
+  check(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned), stream_of(launch)), "cudaMemsetAsync");
+  const double scale = n == 0 ? (reduction == Reduction::Mean ? __builtin_nan("") : 0.0) : reduction_scale(grid, reduction);
+  sum_kernel<T><<<n == 0 ? 1 : blocks_for(n), kThreads, 0, stream_of(launch)>>>(
+      grid, scale, static_cast<T*>(out), static_cast<T*>(grad), block_sums, blocks_done, f, operands...);
+  check(cudaGetLastError(), "kernel launch");
+}
+
 // Host side: f over the operands, stored per element (None) or summed into out[0].
 template <class T, class F, class... Operands>
 void map_reduce(Grid grid, Reduction reduction, void* out, Launch launch, F f, const Operands&... operands) {
+  if (reduction != Reduction::None) return reduce<T>(grid, reduction, out, nullptr, launch, f, operands...);
   const int64_t n = grid.numel();
-  T* typed_out = static_cast<T*>(out);
-  if (reduction == Reduction::None) {
-    if (n == 0) return;
-    map_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(grid, typed_out, f, operands...);
-  } else {
-    auto* block_sums = static_cast<double*>(launch.workspace);
-    auto* blocks_done = reinterpret_cast<unsigned*>(block_sums + kMaxBlocks);
-    check(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned), stream_of(launch)), "cudaMemsetAsync");
-    const double scale = reduction == Reduction::Mean ? 1.0 / double(n) : 1.0;  // n = 0: mean is NaN
-    sum_kernel<T><<<n == 0 ? 1 : blocks_for(n), kThreads, 0, stream_of(launch)>>>(
-        grid, n == 0 ? (reduction == Reduction::Mean ? __builtin_nan("") : 0.0) : scale, typed_out, block_sums,
-        blocks_done, f, operands...);
-  }
+  if (n == 0) return;
+  map_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(grid, static_cast<T*>(out), f, operands...);
   check(cudaGetLastError(), "kernel launch");
 }
 

@@ -14,18 +14,27 @@ inline namespace FUSEDGAN_ISA {
 // With softplus(+-x) = max(+-x, 0) + m, m = log(1 + e^-|x|), the loss regroups as
 // w * [(1 + (pw - 1) y) m + c |x|], c = (1 - y) for x > 0 and pw y otherwise: one log term
 // and one guarded product, the same value as the two softplus terms.
+// The _given forms take e = e^-|x| from the caller, which computes it once for both.
 template <class V>
-FUSEDGAN_HOST_DEVICE V bce_with_logits(V x, V y, V w, V pw) {
-  const V magnitude = abs(x);
-  const V m = log1p_unit(exp_minus(magnitude));
+FUSEDGAN_HOST_DEVICE V bce_with_logits_given(V x, V e, V y, V w, V pw) {
   const V c = select(x > V(0), V(1) - y, pw * y);
-  return w * ((V(1) + (pw - V(1)) * y) * m + weighted(c, magnitude));
+  return w * ((V(1) + (pw - V(1)) * y) * log1p_unit(e) + weighted(c, abs(x)));
 }
 
 // dl/dx = w * ((1 + (pw - 1) * y) * sigmoid(x) - pw * y): finite at x = +-inf.
 template <class V>
+FUSEDGAN_HOST_DEVICE V bce_with_logits_grad_input_given(V x, V e, V y, V w, V pw) {
+  return w * ((V(1) + (pw - V(1)) * y) * sigmoid_given(x, e) - pw * y);
+}
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V bce_with_logits(V x, V y, V w, V pw) {
+  return bce_with_logits_given(x, exp_minus(abs(x)), y, w, pw);
+}
+
+template <class V>
 FUSEDGAN_HOST_DEVICE V bce_with_logits_grad_input(V x, V y, V w, V pw) {
-  return w * ((V(1) + (pw - V(1)) * y) * sigmoid(x) - pw * y);
+  return bce_with_logits_grad_input_given(x, exp_minus(abs(x)), y, w, pw);
 }
 
 // dl/dy = w * (pw * softplus(-x) - softplus(x)), which is -w * x when pw = 1.
@@ -65,7 +74,9 @@ FUSEDGAN_HOST_DEVICE V bce_grad_target(V p, V w) {
 }
 
 // ---- The same formulas as the elementwise functions the CPU and CUDA loops apply.
-// Forward: (x, y, w, pw) -> loss; backward: (g, x, y, w, pw) -> g * scale * derivative.
+// Forward: (x, y, w, pw) -> loss; backward: (g, x, y, w, pw) -> g * scale * derivative;
+// forward with gradient: (x, y, w, pw) -> {loss, scale * dl/dx}, for a reduced loss whose
+// input gradient is computed in the forward pass (csrc/torch/bce.cpp says when).
 // The probability form's loss also names its domain, which the CPU checks.
 
 struct BceWithLogitsLoss {
@@ -83,6 +94,27 @@ struct BceLoss {
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V p, V y, V w) const {
     return bce(p, y, w);
+  }
+};
+
+struct BceWithLogitsLossAndGradInput {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE ValueAndGrad<V> operator()(V x, V y, V w, V pw) const {
+    const V e = exp_minus(abs(x));
+    return {bce_with_logits_given(x, e, y, w, pw), V(scale) * bce_with_logits_grad_input_given(x, e, y, w, pw)};
+  }
+};
+
+struct BceLossAndGradInput {
+  double scale;
+  template <class V>
+  FUSEDGAN_HOST_DEVICE auto in_domain(V p) const {
+    return is_probability(p);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE ValueAndGrad<V> operator()(V p, V y, V w) const {
+    return {bce(p, y, w), V(scale) * bce_grad_input(p, y, w)};
   }
 };
 

@@ -21,11 +21,16 @@ FUSEDGAN_HOST_DEVICE V weighted(V coefficient, V term) {
 }
 
 // sigmoid(x) = 1 / (1 + e^-x) through e = exp(-|x|) <= 1, so nothing overflows.
+// The _given form takes e from a caller that needs it for a log term as well.
 template <class V>
-FUSEDGAN_HOST_DEVICE V sigmoid(V x) {
-  const V e = exp_minus(abs(x));
+FUSEDGAN_HOST_DEVICE V sigmoid_given(V x, V e) {
   const V r = V(1) / (V(1) + e);
   return select(x < V(0), e * r, r);
+}
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V sigmoid(V x) {
+  return sigmoid_given(x, exp_minus(abs(x)));
 }
 
 // softplus(x) = log(1 + e^x) = -log(1 - sigmoid(x)), and softplus(-x) = -log sigmoid(x),

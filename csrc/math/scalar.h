@@ -30,6 +30,16 @@ FUSEDGAN_HOST_DEVICE T select(bool condition, T if_true, T if_false) {
   return condition ? if_true : if_false;
 }
 
+// What a forward that also gives the input gradient returns per element.
+template <class V>
+struct ValueAndGrad {
+  V value;
+  V grad;
+};
+template <class R>
+inline constexpr bool kGivesGrad = false;
+template <class V>
+inline constexpr bool kGivesGrad<ValueAndGrad<V>> = true;
 
 }  // namespace FUSEDGAN_ISA
 }  // namespace fusedgan::math

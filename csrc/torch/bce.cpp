@@ -1,11 +1,13 @@
 // Binary cross-entropy as torch operators: fusedgan::binary_cross_entropy_with_logits and
-// fusedgan::binary_cross_entropy, each with a _backward op; CPU, CUDA and Meta kernels;
-// autograd in C++ (cheaper per call than a Python-registered formula), with double
-// backward through ATen.
+// fusedgan::binary_cross_entropy, each with a _backward op and an _and_grad op (the reduced
+// loss with its input gradient, see forward_grad.h); CPU, CUDA and Meta kernels; autograd
+// in C++ (cheaper per call than a Python-registered formula), with double backward
+// through ATen.
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include "common.h"
+#include "forward_grad.h"
 
 namespace fusedgan {
 namespace {
@@ -74,26 +76,49 @@ struct Call {
   at::TensorOptions options() const { return input->options().dtype(dtype); }
 };
 
-Tensor forward(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
-               const OptionalTensor& pos_weight, int64_t reduction_code) {
+void check_reduced(Form form, int64_t reduction) {
+  TORCH_CHECK_VALUE(reduction != int64_t(Reduction::None), "_", op_name(form),
+                    "_and_grad: reduction must be 1 (mean) or 2 (sum), got 0 (none)");
+}
+
+// The loss and, when with_grad (reduced losses only), its input gradient at grad = 1.
+std::tuple<Tensor, Tensor> forward_with_grad(Form form, const Tensor& input, const Tensor& target,
+                                             const OptionalTensor& weight, const OptionalTensor& pos_weight,
+                                             int64_t reduction_code, bool with_grad) {
   const auto dtype = check_arguments(form, input, target, weight, pos_weight, reduction_code);
   const auto reduction = static_cast<Reduction>(reduction_code);
   const Call call(dtype, input, target, weight, pos_weight);
   Tensor out = reduction == Reduction::None ? new_output(input.sizes(), call.options()) : at::empty({}, call.options());
+  Tensor grad_input = with_grad ? new_output(input.sizes(), call.options()) : Tensor();
+  void* grad_data = with_grad ? grad_input.data_ptr() : nullptr;
   const BceArgs args = call.args();
   on_device(
       input,
       [&] {
-        if (form == Form::Logits) return cpu::kernels().bce_with_logits_forward(args, reduction, out.data_ptr());
-        TORCH_CHECK(cpu::kernels().bce_forward(args, reduction, out.data_ptr()), op_name(form),
+        if (form == Form::Logits) {
+          return cpu::kernels().bce_with_logits_forward(args, reduction, out.data_ptr(), grad_data);
+        }
+        TORCH_CHECK(cpu::kernels().bce_forward(args, reduction, out.data_ptr(), grad_data), op_name(form),
                     ": all elements of input should be between 0 and 1 (input holds probabilities; "
                     "binary_cross_entropy_with_logits takes logits)");
       },
       [&](cuda::Launch launch) {
         (form == Form::Logits ? cuda::bce_with_logits_forward : cuda::bce_forward)(args, reduction, out.data_ptr(),
-                                                                                 launch);
+                                                                                 grad_data, launch);
       });
-  return out;
+  return {out, grad_input};
+}
+
+Tensor forward(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
+               const OptionalTensor& pos_weight, int64_t reduction) {
+  return std::get<0>(forward_with_grad(form, input, target, weight, pos_weight, reduction, false));
+}
+
+std::tuple<Tensor, Tensor> and_grad(Form form, const Tensor& input, const Tensor& target,
+                                    const OptionalTensor& weight, const OptionalTensor& pos_weight,
+                                    int64_t reduction) {
+  check_reduced(form, reduction);
+  return forward_with_grad(form, input, target, weight, pos_weight, reduction, true);
 }
 
 std::tuple<Tensor, Tensor> backward(Form form, const Tensor& grad, const Tensor& input, const Tensor& target,
@@ -105,12 +130,11 @@ std::tuple<Tensor, Tensor> backward(Form form, const Tensor& grad, const Tensor&
   const auto gradient = [&](bool wanted) { return wanted ? new_output(input.sizes(), call.options()) : Tensor(); };
   Tensor grad_input = gradient(output_mask[0]);
   Tensor grad_target = gradient(output_mask[1]);
-  const int64_t n = input.numel();
   const BceBackwardArgs args{call.args(), call.plan.operands[4],
-                             reduction == int64_t(Reduction::Mean) ? 1.0 / double(n) : 1.0,
+                             reduction_scale(call.plan.grid, static_cast<Reduction>(reduction)),
                              grad_input.defined() ? grad_input.data_ptr() : nullptr,
                              grad_target.defined() ? grad_target.data_ptr() : nullptr};
-  if (n > 0) {
+  if (input.numel() > 0) {
     on_device(
         input,
         [&] { (form == Form::Logits ? cpu::kernels().bce_with_logits_backward : cpu::kernels().bce_backward)(args); },
@@ -130,6 +154,14 @@ Tensor forward_meta(Form form, const Tensor& input, const Tensor& target, const 
                                                  : at::empty({}, options);
 }
 
+std::tuple<Tensor, Tensor> and_grad_meta(Form form, const Tensor& input, const Tensor& target,
+                                         const OptionalTensor& weight, const OptionalTensor& pos_weight,
+                                         int64_t reduction) {
+  check_reduced(form, reduction);
+  const auto options = input.options().dtype(check_arguments(form, input, target, weight, pos_weight, reduction));
+  return {at::empty({}, options), at::empty_symint(input.sym_sizes(), options)};
+}
+
 std::tuple<Tensor, Tensor> backward_meta(Form form, const Tensor& grad, const Tensor& input, const Tensor& target,
                                          const OptionalTensor& weight, const OptionalTensor& pos_weight,
                                          int64_t reduction, OutputMask output_mask) {
@@ -141,27 +173,49 @@ std::tuple<Tensor, Tensor> backward_meta(Form form, const Tensor& grad, const Te
 
 // ---- Calls through the dispatcher, so that tracing (torch.compile) sees the ops.
 
-const c10::OperatorHandle& op_handle(Form form, bool is_backward) {
-  static const auto handle = [](Form f, bool b) {
-    return c10::Dispatcher::singleton().findSchemaOrThrow(
-        (std::string("fusedgan::") + (b ? "_" : "") + op_name(f) + (b ? "_backward" : "")).c_str(), "");
+enum class Variant { Forward, Backward, AndGrad };
+
+const c10::OperatorHandle& op_handle(Form form, Variant variant) {
+  static const auto handle = [](Form f, Variant v) {
+    const std::string name = op_name(f);
+    const std::string full = v == Variant::Forward    ? name
+                             : v == Variant::Backward ? "_" + name + "_backward"
+                                                      : "_" + name + "_and_grad";
+    return c10::Dispatcher::singleton().findSchemaOrThrow(("fusedgan::" + full).c_str(), "");
   };
-  static const c10::OperatorHandle handles[2][2] = {
-      {handle(Form::Logits, false), handle(Form::Logits, true)},
-      {handle(Form::Probabilities, false), handle(Form::Probabilities, true)}};
-  return handles[int(form)][int(is_backward)];
+  static const c10::OperatorHandle handles[2][3] = {
+      {handle(Form::Logits, Variant::Forward), handle(Form::Logits, Variant::Backward),
+       handle(Form::Logits, Variant::AndGrad)},
+      {handle(Form::Probabilities, Variant::Forward), handle(Form::Probabilities, Variant::Backward),
+       handle(Form::Probabilities, Variant::AndGrad)}};
+  return handles[int(form)][int(variant)];
 }
 
 Tensor call_forward(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
                     const OptionalTensor& pos_weight, int64_t reduction) {
   if (form == Form::Logits) {
-    static const auto op = op_handle(form, false)
+    static const auto op = op_handle(form, Variant::Forward)
                                .typed<Tensor(const Tensor&, const Tensor&, const OptionalTensor&,
                                              const OptionalTensor&, int64_t)>();
     return op.call(input, target, weight, pos_weight, reduction);
   }
   static const auto op =
-      op_handle(form, false).typed<Tensor(const Tensor&, const Tensor&, const OptionalTensor&, int64_t)>();
+      op_handle(form, Variant::Forward).typed<Tensor(const Tensor&, const Tensor&, const OptionalTensor&, int64_t)>();
+  return op.call(input, target, weight, reduction);
+}
+
+std::tuple<Tensor, Tensor> call_and_grad(Form form, const Tensor& input, const Tensor& target,
+                                         const OptionalTensor& weight, const OptionalTensor& pos_weight,
+                                         int64_t reduction) {
+  using Result = std::tuple<Tensor, Tensor>;
+  if (form == Form::Logits) {
+    static const auto op = op_handle(form, Variant::AndGrad)
+                               .typed<Result(const Tensor&, const Tensor&, const OptionalTensor&,
+                                             const OptionalTensor&, int64_t)>();
+    return op.call(input, target, weight, pos_weight, reduction);
+  }
+  static const auto op = op_handle(form, Variant::AndGrad)
+                             .typed<Result(const Tensor&, const Tensor&, const OptionalTensor&, int64_t)>();
   return op.call(input, target, weight, reduction);
 }
 
@@ -170,12 +224,12 @@ std::tuple<Tensor, Tensor> call_backward(Form form, const Tensor& grad, const Te
                                          int64_t reduction, OutputMask mask) {
   using Result = std::tuple<Tensor, Tensor>;
   if (form == Form::Logits) {
-    static const auto op = op_handle(form, true)
+    static const auto op = op_handle(form, Variant::Backward)
                                .typed<Result(const Tensor&, const Tensor&, const Tensor&, const OptionalTensor&,
                                              const OptionalTensor&, int64_t, OutputMask)>();
     return op.call(grad, input, target, weight, pos_weight, reduction, mask);
   }
-  static const auto op = op_handle(form, true)
+  static const auto op = op_handle(form, Variant::Backward)
                              .typed<Result(const Tensor&, const Tensor&, const Tensor&, const OptionalTensor&,
                                            int64_t, OutputMask)>();
   return op.call(grad, input, target, weight, reduction, mask);
@@ -247,6 +301,8 @@ class BceBackwardFunction : public torch::autograd::Function<BceBackwardFunction
   }
 };
 
+// A reduced loss of which only the input needs a gradient computes that gradient in the
+// forward pass (forward_grad.h); other calls compute theirs in the backward op.
 class BceFunction : public torch::autograd::Function<BceFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, Form form, const Tensor& input, const Tensor& target,
@@ -255,10 +311,18 @@ class BceFunction : public torch::autograd::Function<BceFunction> {
     ctx->saved_data["form"] = int64_t(form);
     ctx->saved_data["reduction"] = reduction;
     at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(form, input, target, weight, pos_weight, reduction);
+    if (reduction == int64_t(Reduction::None) || target.requires_grad()) {
+      return call_forward(form, input, target, weight, pos_weight, reduction);
+    }
+    auto [loss, grad_input] = call_and_grad(form, input, target, weight, pos_weight, reduction);
+    keep_forward_grad(ctx, "grad_input", grad_input);
+    return loss;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (auto grad_input = take_forward_grad(ctx, "grad_input", grads[0])) {
+      return {Tensor(), *grad_input, Tensor(), Tensor(), Tensor(), Tensor()};
+    }
     const auto saved = ctx->get_saved_variables();
     const auto form = Form(ctx->saved_data["form"].toInt());
     const OutputMask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};  // edges: input, target
@@ -297,6 +361,17 @@ std::tuple<Tensor, Tensor> backward_autograd(Form form, const Tensor& grad, cons
   return {mask[0] ? outputs[0] : Tensor(), mask[1] ? outputs[1] : Tensor()};
 }
 
+// The _and_grad ops are the first-order pass of the losses' autograd, not differentiable
+// themselves.
+std::tuple<Tensor, Tensor> and_grad_autograd(Form form, const Tensor& input, const Tensor& target,
+                                             const OptionalTensor& weight, const OptionalTensor& pos_weight,
+                                             int64_t reduction) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && (input.requires_grad() || target.requires_grad())), "_",
+              op_name(form), "_and_grad is not differentiable; call ", op_name(form), " for a differentiable loss");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_and_grad(form, input, target, weight, pos_weight, reduction);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
@@ -310,10 +385,15 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def(
       "_binary_cross_entropy_backward(Tensor grad, Tensor input, Tensor target, Tensor? weight, int reduction, "
       "bool[2] output_mask) -> (Tensor, Tensor)");
+  m.def(
+      "_binary_cross_entropy_with_logits_and_grad(Tensor input, Tensor target, Tensor? weight, Tensor? pos_weight, "
+      "int reduction) -> (Tensor, Tensor)");
+  m.def(
+      "_binary_cross_entropy_and_grad(Tensor input, Tensor target, Tensor? weight, int reduction) -> (Tensor, Tensor)");
 }
 
-// The four ops' kernels for one dispatch key, from implementations taking (Form, ...).
-#define FUSEDGAN_REGISTER_BCE(m, FORWARD, BACKWARD)                                                                 \
+// The ops' kernels for one dispatch key, from implementations taking (Form, ...).
+#define FUSEDGAN_REGISTER_BCE(m, FORWARD, BACKWARD, AND_GRAD)                                                       \
   m.impl("binary_cross_entropy_with_logits",                                                                       \
          [](const Tensor& input, const Tensor& target, const OptionalTensor& weight,                               \
             const OptionalTensor& pos_weight, int64_t reduction) {                                                 \
@@ -331,11 +411,22 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.impl("_binary_cross_entropy_backward", [](const Tensor& grad, const Tensor& input, const Tensor& target,       \
                                               const OptionalTensor& weight, int64_t reduction, OutputMask mask) { \
     return BACKWARD(Form::Probabilities, grad, input, target, weight, std::nullopt, reduction, mask);              \
+  });                                                                                                              \
+  m.impl("_binary_cross_entropy_with_logits_and_grad",                                                             \
+         [](const Tensor& input, const Tensor& target, const OptionalTensor& weight,                               \
+            const OptionalTensor& pos_weight, int64_t reduction) {                                                 \
+           return AND_GRAD(Form::Logits, input, target, weight, pos_weight, reduction);                            \
+         });                                                                                                       \
+  m.impl("_binary_cross_entropy_and_grad", [](const Tensor& input, const Tensor& target,                          \
+                                              const OptionalTensor& weight, int64_t reduction) {                  \
+    return AND_GRAD(Form::Probabilities, input, target, weight, std::nullopt, reduction);                          \
   })
 
-TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { FUSEDGAN_REGISTER_BCE(m, forward, backward); }
-TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { FUSEDGAN_REGISTER_BCE(m, forward, backward); }
-TORCH_LIBRARY_IMPL(fusedgan, Meta, m) { FUSEDGAN_REGISTER_BCE(m, forward_meta, backward_meta); }
-TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) { FUSEDGAN_REGISTER_BCE(m, forward_autograd, backward_autograd); }
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { FUSEDGAN_REGISTER_BCE(m, forward, backward, and_grad); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { FUSEDGAN_REGISTER_BCE(m, forward, backward, and_grad); }
+TORCH_LIBRARY_IMPL(fusedgan, Meta, m) { FUSEDGAN_REGISTER_BCE(m, forward_meta, backward_meta, and_grad_meta); }
+TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
+  FUSEDGAN_REGISTER_BCE(m, forward_autograd, backward_autograd, and_grad_autograd);
+}
 
 }  // namespace fusedgan

@@ -1,0 +1,21 @@
+// Gradients computed in the forward pass. A reduced loss (mean or sum) can give its input
+// gradient at grad = 1 in the same pass as its value, sharing the exp/log work; the
+// backward then only scales it by the incoming gradient, or returns it as it is when that
+// is 1, as for loss.backward(). The gradient is kept in the autograd context and taken by
+// the first backward; a second one (retain_graph) or a differentiable one (create_graph)
+// computes the gradient again from the saved inputs.
+#pragma once
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <optional>
+
+namespace fusedgan {
+
+void keep_forward_grad(torch::autograd::AutogradContext* ctx, const char* name, const at::Tensor& grad);
+
+// The gradient kept under `name` times grad_output (one element), or nothing.
+std::optional<at::Tensor> take_forward_grad(torch::autograd::AutogradContext* ctx, const char* name,
+                                            const at::Tensor& grad_output);
+
+}  // namespace fusedgan
