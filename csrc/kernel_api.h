@@ -53,6 +53,46 @@ struct BceBackwardArgs {
   void* grad_target;    // null when not wanted
 };
 
+// One batch of logits of a GAN cost, read through one Operand over its Grid.
+struct Batch {
+  Grid grid;
+  Operand logits;
+};
+
+struct DiscriminatorArgs {
+  DType dtype;
+  Batch real;
+  Batch fake;
+  double real_label;  // the targets of J(D): 1 and 0, or smoothed (0.9 for real)
+  double fake_label;
+};
+
+enum class GeneratorKind { Minimax, NonSaturating, MaximumLikelihood };
+
+struct GeneratorArgs {
+  DType dtype;
+  Batch fake;
+  GeneratorKind kind;
+};
+
+// A tensor as `rows` rows of `length` contiguous elements: the entropies over one dim.
+// Values and gradients are multiplied by scale (1 / log(base)).
+struct RowArgs {
+  DType dtype;
+  int64_t rows;
+  int64_t length;
+  const void* input;
+  double scale;
+};
+
+// An elementwise op of one input (binary entropy); values multiplied by scale.
+struct UnaryArgs {
+  DType dtype;
+  Grid grid;
+  Operand input;
+  double scale;
+};
+
 namespace cpu {
 // The forwards also store the input gradient (at grad = 1) in grad_input when it is not
 // null, which only reduced losses (mean, sum) ask for.
@@ -62,6 +102,22 @@ struct KernelTable {
   // false if the probability form met an input outside [0, 1] (or NaN)
   bool (*bce_forward)(const BceArgs&, Reduction, void* out, void* grad_input);
   void (*bce_backward)(const BceBackwardArgs&);
+
+  // The GAN costs write one value to out and, where the grad pointers are not null, the
+  // gradients of that value (dense, like the batches).
+  void (*discriminator_cost)(const DiscriminatorArgs&, void* out, void* grad_real, void* grad_fake);
+  // out: mean D(x) over real, mean D(x) over fake, the accuracy (x > 0 real, x < 0 fake).
+  void (*discriminator_stats)(const DiscriminatorArgs&, void* out);
+  void (*generator_cost)(const GeneratorArgs&, void* out, void* grad);
+
+  // One value per row; false if a probability was negative or NaN.
+  bool (*entropy)(const RowArgs&, void* out);
+  void (*entropy_backward)(const RowArgs&, const void* grad, void* grad_input);
+  void (*entropy_with_logits)(const RowArgs&, void* out);
+  void (*entropy_with_logits_backward)(const RowArgs&, const void* grad, void* grad_input);
+  void (*binary_entropy_with_logits)(const UnaryArgs&, Reduction, void* out);
+  // grad: per element, or one value for mean/sum (with grad_scale 1/n for mean).
+  void (*binary_entropy_with_logits_backward)(const UnaryArgs&, Operand grad, double grad_scale, void* grad_input);
 };
 // The table for the best instruction set this CPU supports (FUSEDGAN_SIMD=avx512|avx2|generic
 // in the environment narrows the choice).
@@ -74,7 +130,7 @@ namespace cuda {
 // buffer of kWorkspaceBytes that the kernel zeroes itself. All launches are asynchronous;
 // probability-form inputs outside [0, 1] give NaN, since checking them would cost a host
 // synchronisation.
-inline constexpr int64_t kWorkspaceBytes = 1024 * sizeof(double) + 64;
+inline constexpr int64_t kWorkspaceBytes = 4 * 1024 * sizeof(double) + 64;
 struct Launch {
   void* stream;
   void* workspace;
@@ -83,6 +139,15 @@ void bce_with_logits_forward(const BceArgs&, Reduction, void* out, void* grad_in
 void bce_with_logits_backward(const BceBackwardArgs&, Launch);
 void bce_forward(const BceArgs&, Reduction, void* out, void* grad_input, Launch);
 void bce_backward(const BceBackwardArgs&, Launch);
+void discriminator_cost(const DiscriminatorArgs&, void* out, void* grad_real, void* grad_fake, Launch);
+void discriminator_stats(const DiscriminatorArgs&, void* out, Launch);
+void generator_cost(const GeneratorArgs&, void* out, void* grad, Launch);
+void entropy(const RowArgs&, void* out, Launch);
+void entropy_backward(const RowArgs&, const void* grad, void* grad_input, Launch);
+void entropy_with_logits(const RowArgs&, void* out, Launch);
+void entropy_with_logits_backward(const RowArgs&, const void* grad, void* grad_input, Launch);
+void binary_entropy_with_logits(const UnaryArgs&, Reduction, void* out, Launch);
+void binary_entropy_with_logits_backward(const UnaryArgs&, Operand grad, double grad_scale, void* grad_input, Launch);
 }  // namespace cuda
 
 }  // namespace fusedgan

@@ -9,6 +9,15 @@ const KernelTable& kernel_table() {
       &bce_with_logits_backward,
       &bce_forward,
       &bce_backward,
+      &discriminator_cost,
+      &discriminator_stats,
+      &generator_cost,
+      &entropy,
+      &entropy_backward,
+      &entropy_with_logits,
+      &entropy_with_logits_backward,
+      &binary_entropy_with_logits,
+      &binary_entropy_with_logits_backward,
   };
   return table;
 }

@@ -12,6 +12,15 @@ void bce_with_logits_forward(const BceArgs& args, Reduction reduction, void* out
 void bce_with_logits_backward(const BceBackwardArgs& args);
 bool bce_forward(const BceArgs& args, Reduction reduction, void* out, void* grad_input);
 void bce_backward(const BceBackwardArgs& args);
+void discriminator_cost(const DiscriminatorArgs& args, void* out, void* grad_real, void* grad_fake);
+void discriminator_stats(const DiscriminatorArgs& args, void* out);
+void generator_cost(const GeneratorArgs& args, void* out, void* grad);
+bool entropy(const RowArgs& args, void* out);
+void entropy_backward(const RowArgs& args, const void* grad, void* grad_input);
+void entropy_with_logits(const RowArgs& args, void* out);
+void entropy_with_logits_backward(const RowArgs& args, const void* grad, void* grad_input);
+void binary_entropy_with_logits(const UnaryArgs& args, Reduction reduction, void* out);
+void binary_entropy_with_logits_backward(const UnaryArgs& args, Operand grad, double grad_scale, void* grad_input);
 
 const KernelTable& kernel_table();
 

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <utility>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -59,6 +60,27 @@ struct Lanes<double> {
   static void store(double* p, Vec v, int) { *p = v; }
 };
 
+inline int64_t chunks_of(int64_t n) { return (n + kChunk - 1) / kChunk; }
+
+// body(c) for c in [0, count), in parallel when there is more than one.
+template <class Body>
+void for_each_index(int64_t count, const Body& body) {
+  const auto run = [&](int64_t first, int64_t last) {
+    for (int64_t c = first; c < last; ++c) body(c);
+  };
+  if (count <= 1) {
+    run(0, count);
+  } else {
+    parallel_for(count, run);
+  }
+}
+
+// chunk_body(chunk, begin, end) for every chunk of [0, n).
+template <class ChunkBody>
+void for_each_chunk(int64_t n, const ChunkBody& chunk_body) {
+  for_each_index(chunks_of(n), [&](int64_t c) { chunk_body(c, c * kChunk, std::min(n, (c + 1) * kChunk)); });
+}
+
 // One operand along one row segment: a pointer that advances, or one value for the whole
 // segment (broadcast columns, or an absent operand that reads as 1).
 template <class T>
@@ -78,20 +100,6 @@ struct Cursor {
   }
   FUSEDGAN_ALWAYS_INLINE Vec at(int64_t offset, int count) const { return data ? Lanes<T>::load(data + offset, count) : value; }
 };
-
-// chunk_body(chunk, begin, end) for every chunk, in parallel when there is more than one.
-template <class ChunkBody>
-void for_each_chunk(int64_t n, const ChunkBody& chunk_body) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  const auto run = [&](int64_t first, int64_t last) {
-    for (int64_t c = first; c < last; ++c) chunk_body(c, c * kChunk, std::min(n, (c + 1) * kChunk));
-  };
-  if (chunks <= 1) {
-    run(0, chunks);
-  } else {
-    parallel_for(chunks, run);
-  }
-}
 
 // step(index, count, cursors...) over [begin, end) in runs of kWidth (the last of a row
 // segment shorter), the operands' cursors set up once per row segment.
@@ -128,40 +136,107 @@ FUSEDGAN_ALWAYS_INLINE bool in_domain(const F& f, const std::tuple<Cursors...>& 
   }
 }
 
+// One chunk's part of a reduction: the sums of f's values over [begin, end) (two where f
+// returns TwoSums), whether the first operand stayed in f's domain, and, where f returns
+// ValueAndGrad, the gradients stored into `grad` when it is not null.
+struct ChunkSums {
+  double first = 0;
+  double second = 0;
+  bool in_domain = true;
+};
+
+// The vector type f takes for each operand (for naming f's result type).
+template <class T, class ForEachOperand>
+using VecFor = typename Lanes<T>::Vec;
+
+template <class T, class F, class... Operands>
+FUSEDGAN_ALWAYS_INLINE ChunkSums reduce_chunk(Grid grid, int64_t begin, int64_t end, void* grad, const F& f,
+                                              const Operands&... operands) {
+  using L = Lanes<T>;
+  using Result = decltype(f(std::declval<VecFor<T, Operands>>()...));
+  typename L::Sum first, second;
+  bool in_domain_so_far = true;
+  T* grads = static_cast<T*>(grad);
+  const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
+    in_domain_so_far &= in_domain(f, cursors, offset, count);
+    const Result result = apply_at(f, cursors, offset, count);
+    if constexpr (math::kGivesGrad<Result>) {
+      first.add(result.value, count);
+      if (grads) L::store(grads + index, result.grad, count);
+    } else if constexpr (math::kGivesTwoSums<Result>) {
+      first.add(result.first, count);
+      second.add(result.second, count);
+    } else {
+      first.add(result, count);
+    }
+  };
+  for_each_run<T>(grid, begin, end, step, operands...);
+  ChunkSums sums{first.total(), 0, in_domain_so_far};
+  if constexpr (math::kGivesTwoSums<Result>) {
+    sums.second = second.total();
+  }
+  return sums;
+}
+
+
+// The chunk sums added in chunk order: the same bits for any number of threads.
+inline ChunkSums add_in_order(const ChunkSums* sums, int64_t count) {
+  ChunkSums total;
+  for (int64_t c = 0; c < count; ++c) {
+    total.first += sums[c].first;
+    total.second += sums[c].second;
+    total.in_domain = total.in_domain && sums[c].in_domain;
+  }
+  return total;
+}
+
 // Sums (or averages) f over the operands into out[0]. Where f returns ValueAndGrad (a
 // loss that gives its input gradient in the same pass), the values are summed and the
-// gradients stored elementwise in `grad`. Returns false if the first operand left f's
-// domain.
+// gradients stored elementwise in `grad` (when not null). Returns false if the first
+// operand left f's domain.
 template <class T, class F, class... Operands>
 bool reduce(Grid grid, Reduction reduction, void* out, void* grad, const F& f, const Operands&... operands) {
-  using L = Lanes<T>;
   const int64_t n = grid.numel();
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  double single_chunk_sum = 0;
-  std::vector<double> chunk_sums(chunks > 1 ? chunks : 0);
-  double* sums = chunks > 1 ? chunk_sums.data() : &single_chunk_sum;
-  std::atomic<bool> all_in_domain{true};
-  for_each_chunk(n, [&](int64_t chunk, int64_t begin, int64_t end) {
-    typename L::Sum sum;
-    bool chunk_in_domain = true;
-    const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
-      chunk_in_domain &= in_domain(f, cursors, offset, count);
-      const auto result = apply_at(f, cursors, offset, count);
-      if constexpr (math::kGivesGrad<std::decay_t<decltype(result)>>) {
-        sum.add(result.value, count);
-        L::store(static_cast<T*>(grad) + index, result.grad, count);
-      } else {
-        sum.add(result, count);
-      }
-    };
-    for_each_run<T>(grid, begin, end, step, operands...);
-    if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
-    sums[chunk] = sum.total();
+  std::vector<ChunkSums> sums(chunks_of(n));
+  for_each_index(int64_t(sums.size()), [&](int64_t c) {
+    sums[c] = reduce_chunk<T>(grid, c * kChunk, std::min(n, (c + 1) * kChunk), grad, f, operands...);
   });
-  double total = 0;
-  for (int64_t c = 0; c < chunks; ++c) total += sums[c];
-  math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total / double(n) : total);
-  return all_in_domain.load();
+  const ChunkSums total = add_in_order(sums.data(), int64_t(sums.size()));
+  math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total.first / double(n) : total.first);
+  return total.in_domain;
+}
+
+// f_real over the real batch and f_fake over the fake one, in one parallel pass over both
+// (their chunks in one list); the sums of each batch, and the gradients where the functions
+// give them.
+template <class T, class FReal, class FFake>
+std::pair<ChunkSums, ChunkSums> reduce_two_batches(const Batch& real, void* grad_real, const FReal& f_real,
+                                                   const Batch& fake, void* grad_fake, const FFake& f_fake) {
+  const int64_t n_real = real.grid.numel(), n_fake = fake.grid.numel();
+  const int64_t real_chunks = chunks_of(n_real);
+  std::vector<ChunkSums> sums(real_chunks + chunks_of(n_fake));
+  for_each_index(int64_t(sums.size()), [&](int64_t c) {
+    if (c < real_chunks) {
+      sums[c] = reduce_chunk<T>(real.grid, c * kChunk, std::min(n_real, (c + 1) * kChunk), grad_real, f_real,
+                                real.logits);
+    } else {
+      const int64_t f = c - real_chunks;
+      sums[c] = reduce_chunk<T>(fake.grid, f * kChunk, std::min(n_fake, (f + 1) * kChunk), grad_fake, f_fake,
+                                fake.logits);
+    }
+  });
+  return {add_in_order(sums.data(), real_chunks),
+          add_in_order(sums.data() + real_chunks, int64_t(sums.size()) - real_chunks)};
+}
+
+// body(row) for every row of a RowArgs, rows in parallel in groups of about a chunk.
+template <class Body>
+void for_each_row(const RowArgs& a, const Body& body) {
+  const int64_t rows_per_group = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, a.length));
+  for_each_index((a.rows + rows_per_group - 1) / rows_per_group, [&](int64_t group) {
+    const int64_t last = std::min(a.rows, (group + 1) * rows_per_group);
+    for (int64_t row = group * rows_per_group; row < last; ++row) body(row);
+  });
 }
 
 // Applies f elementwise to the operands and either stores the values in `out` (None) or

@@ -97,6 +97,15 @@ FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
   return {p * r * r + r + 1.0f, bits_of(shifted) - bits_of(VecF(round_magic))};
 }
 
+// e^t for any t: +inf above ~88.72, subnormal below ~-87.3 and 0 below ~-103.9, NaN kept. 2^n is
+// applied as two factors so that neither leaves the normal range.
+FUSEDGAN_ALWAYS_INLINE VecF exp(VecF t) {
+  const VecF clamped = select(t > VecF(88.8f), VecF(88.8f), select(t < VecF(-104.0f), VecF(-104.0f), t));
+  const ExpParts e = exp_parts(clamped);
+  const I32xN half = e.exponent >> 1;
+  return e.mantissa * from_bits((half + 127) << 23) * from_bits((e.exponent - half + 127) << 23);
+}
+
 // log x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = f - f^2/2 + f^3 P(f), f = m - 1.
 FUSEDGAN_ALWAYS_INLINE VecF log(VecF x) {
   const Mask subnormal = x < VecF(1.17549435e-38f);

@@ -18,7 +18,6 @@ namespace fusedgan::cuda {
 
 inline constexpr int kThreads = 256;
 inline constexpr int kMaxBlocks = 1024;
-static_assert(kWorkspaceBytes >= kMaxBlocks * sizeof(double) + sizeof(unsigned));
 
 inline int blocks_for(int64_t n) {
   const int64_t blocks = (n + kThreads - 1) / kThreads;
@@ -62,38 +61,92 @@ __global__ void __launch_bounds__(kThreads) map_kernel(Grid grid, T* out, F f, O
   }
 }
 
+// Adds an element's result to a thread's sums: its value (and stores its gradient, where it
+// gives one and grad is not null), or its two sums.
+template <class T, class Result>
+__device__ __forceinline__ void accumulate(const Result& result, T* grad, int64_t i, double* sums) {
+  if constexpr (math::kGivesGrad<Result>) {
+    sums[0] += double(result.value);
+    if (grad) math::narrow_into(grad + i, result.grad);
+  } else if constexpr (math::kGivesTwoSums<Result>) {
+    sums[0] += double(result.first);
+    sums[1] += double(result.second);
+  } else {
+    sums[0] += double(result);
+  }
+}
+
+// Where a reduction's blocks leave their sums (kSums per block) and count themselves done.
+inline constexpr int kSums = 4;
+struct Scratch {
+  double* block_sums;
+  unsigned* blocks_done;
+};
+
+// Adds every thread's kSums sums over the whole grid in a fixed order: each block's tree sum
+// goes to block_sums, and the last block to finish adds those in block order. Returns true
+// in thread 0 of that last block, with the totals in sums.
+__device__ __forceinline__ bool grid_sum(double (&sums)[kSums], Scratch scratch) {
+  for (int k = 0; k < kSums; ++k) sums[k] = block_sum(sums[k]);
+  __shared__ bool last_block;
+  if (threadIdx.x == 0) {
+    for (int k = 0; k < kSums; ++k) scratch.block_sums[blockIdx.x * kSums + k] = sums[k];
+    __threadfence();
+    last_block = atomicAdd(scratch.blocks_done, 1u) == gridDim.x - 1;
+  }
+  __syncthreads();
+  if (!last_block) return false;
+  for (int k = 0; k < kSums; ++k) {
+    double total = 0;
+    for (int b = threadIdx.x; b < gridDim.x; b += kThreads) {
+      total += static_cast<volatile double*>(scratch.block_sums)[b * kSums + k];
+    }
+    sums[k] = block_sum(total);
+  }
+  if (threadIdx.x == 0) *scratch.blocks_done = 0;
+  return threadIdx.x == 0;
+}
+
 template <class T, class F, class... Operands>
 __global__ void __launch_bounds__(kThreads)
-    sum_kernel(Grid grid, double scale, T* out, T* grad, double* block_sums, unsigned* blocks_done, F f,
-               Operands... operands) {
+    sum_kernel(Grid grid, double scale, T* out, T* grad, Scratch scratch, F f, Operands... operands) {
   const int64_t n = grid.numel();
-  double sum = 0;
+  double sums[kSums] = {};
   for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
     const int64_t row = i / grid.cols;
     const int64_t col = i - row * grid.cols;
-    const auto result = f(load<T>(operands, row, col)...);
-    if constexpr (math::kGivesGrad<std::decay_t<decltype(result)>>) {
-      sum += double(result.value);
-      math::narrow_into(grad + i, result.grad);
+    accumulate(f(load<T>(operands, row, col)...), grad, i, sums);
+  }
+  if (grid_sum(sums, scratch)) math::narrow_into(out, sums[0] * scale);
+}
+
+// The two batches' indices in one range, real first; sums[0..1] are the real batch's,
+// sums[2..3] the fake one's, and finish(sums) writes the outputs.
+template <class T, class FReal, class FFake, class Finish>
+__global__ void __launch_bounds__(kThreads)
+    two_batch_kernel(Batch real, T* grad_real, FReal f_real, Batch fake, T* grad_fake, FFake f_fake, Scratch scratch,
+                     Finish finish) {
+  const int64_t n_real = real.grid.numel();
+  const int64_t n = n_real + fake.grid.numel();
+  double sums[kSums] = {};
+  for (int64_t i = int64_t(blockIdx.x) * kThreads + threadIdx.x; i < n; i += int64_t(gridDim.x) * kThreads) {
+    if (i < n_real) {
+      const int64_t row = i / real.grid.cols;
+      accumulate(f_real(load<T>(real.logits, row, i - row * real.grid.cols)), grad_real, i, sums);
     } else {
-      sum += double(result);
+      const int64_t j = i - n_real;
+      const int64_t row = j / fake.grid.cols;
+      accumulate(f_fake(load<T>(fake.logits, row, j - row * fake.grid.cols)), grad_fake, j, sums + 2);
     }
   }
-  sum = block_sum(sum);
-  __shared__ bool last_block;
-  if (threadIdx.x == 0) {
-    block_sums[blockIdx.x] = sum;
-    __threadfence();
-    last_block = atomicAdd(blocks_done, 1u) == gridDim.x - 1;
-  }
-  __syncthreads();
-  if (!last_block) return;
-  double total = 0;
-  for (int b = threadIdx.x; b < gridDim.x; b += kThreads) total += static_cast<volatile double*>(block_sums)[b];
-  total = block_sum(total);
-  if (threadIdx.x == 0) {
-    math::narrow_into(out, total * scale);
-    *blocks_done = 0;
+  if (grid_sum(sums, scratch)) finish(sums);
+}
+
+// One thread per row.
+template <class RowFunction>
+__global__ void __launch_bounds__(kThreads) rows_kernel(int64_t rows, RowFunction row_function) {
+  for (int64_t row = int64_t(blockIdx.x) * kThreads + threadIdx.x; row < rows; row += int64_t(gridDim.x) * kThreads) {
+    row_function(row);
   }
 }
 
@@ -109,17 +162,24 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+static_assert(kWorkspaceBytes >= kMaxBlocks * kSums * sizeof(double) + sizeof(unsigned));
+
+// The launch's workspace as a Scratch, its counter zeroed on the stream.
+inline Scratch scratch_for(Launch launch) {
+  auto* block_sums = static_cast<double*>(launch.workspace);
+  auto* blocks_done = reinterpret_cast<unsigned*>(block_sums + kMaxBlocks * kSums);
+  check(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned), stream_of(launch)), "cudaMemsetAsync");
+  return {block_sums, blocks_done};
+}
+
 // Host side: sums (or averages) f over the operands into out[0]. Where f returns
 // ValueAndGrad, the gradients are stored elementwise in grad.
 template <class T, class F, class... Operands>
 void reduce(Grid grid, Reduction reduction, void* out, void* grad, Launch launch, F f, const Operands&... operands) {
   const int64_t n = grid.numel();
-  auto* block_sums = static_cast<double*>(launch.workspace);
-  auto* blocks_done = reinterpret_cast<unsigned*>(block_sums + kMaxBlocks);
-  check(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned), stream_of(launch)), "cudaMemsetAsync");
   const double scale = n == 0 ? (reduction == Reduction::Mean ? __builtin_nan("") : 0.0) : reduction_scale(grid, reduction);
   sum_kernel<T><<<n == 0 ? 1 : blocks_for(n), kThreads, 0, stream_of(launch)>>>(
-      grid, scale, static_cast<T*>(out), static_cast<T*>(grad), block_sums, blocks_done, f, operands...);
+      grid, scale, static_cast<T*>(out), static_cast<T*>(grad), scratch_for(launch), f, operands...);
   check(cudaGetLastError(), "kernel launch");
 }
 
@@ -130,6 +190,23 @@ void map_reduce(Grid grid, Reduction reduction, void* out, Launch launch, F f, c
   const int64_t n = grid.numel();
   if (n == 0) return;
   map_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(grid, static_cast<T*>(out), f, operands...);
+  check(cudaGetLastError(), "kernel launch");
+}
+
+// Host side: the two batches' kernel (the batches are never empty).
+template <class T, class FReal, class FFake, class Finish>
+void reduce_two_batches(const Batch& real, void* grad_real, FReal f_real, const Batch& fake, void* grad_fake,
+                        FFake f_fake, Finish finish, Launch launch) {
+  const int64_t n = real.grid.numel() + fake.grid.numel();
+  two_batch_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(
+      real, static_cast<T*>(grad_real), f_real, fake, static_cast<T*>(grad_fake), f_fake, scratch_for(launch), finish);
+  check(cudaGetLastError(), "kernel launch");
+}
+
+template <class RowFunction>
+void for_each_row(int64_t rows, RowFunction row_function, Launch launch) {
+  if (rows == 0) return;
+  rows_kernel<<<blocks_for(rows), kThreads, 0, stream_of(launch)>>>(rows, row_function);
   check(cudaGetLastError(), "kernel launch");
 }
 

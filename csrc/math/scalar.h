@@ -11,6 +11,8 @@
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
+FUSEDGAN_HOST_DEVICE float exp(float x) { return ::expf(x); }
+FUSEDGAN_HOST_DEVICE double exp(double x) { return ::exp(x); }
 FUSEDGAN_HOST_DEVICE float log(float x) { return ::logf(x); }
 FUSEDGAN_HOST_DEVICE double log(double x) { return ::log(x); }
 FUSEDGAN_HOST_DEVICE float log1p(float x) { return ::log1pf(x); }
@@ -40,6 +42,17 @@ template <class R>
 inline constexpr bool kGivesGrad = false;
 template <class V>
 inline constexpr bool kGivesGrad<ValueAndGrad<V>> = true;
+
+// What an element gives to a reduction that takes two sums in one pass.
+template <class V>
+struct TwoSums {
+  V first;
+  V second;
+};
+template <class R>
+inline constexpr bool kGivesTwoSums = false;
+template <class V>
+inline constexpr bool kGivesTwoSums<TwoSums<V>> = true;
 
 }  // namespace FUSEDGAN_ISA
 }  // namespace fusedgan::math

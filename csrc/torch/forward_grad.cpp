@@ -28,6 +28,10 @@ std::optional<at::Tensor> take_forward_grad(torch::autograd::AutogradContext* ct
   if (kept == ctx->saved_data.end() || at::GradMode::is_enabled()) return std::nullopt;
   at::Tensor grad = kept->second.toTensor();
   ctx->saved_data.erase(kept);  // now ours alone: safe to scale in place, and autograd may keep it as .grad
+  return scale_forward_grad(grad, grad_output);
+}
+
+at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
   if (!is_plain_cpu_one(grad_output)) grad.mul_(grad_output);
   return grad;
 }

@@ -18,4 +18,8 @@ void keep_forward_grad(torch::autograd::AutogradContext* ctx, const char* name, 
 std::optional<at::Tensor> take_forward_grad(torch::autograd::AutogradContext* ctx, const char* name,
                                             const at::Tensor& grad_output);
 
+// A freshly computed gradient at grad = 1 (ours alone) times grad_output, in place, with the
+// same bits as take_forward_grad gives: a repeated backward matches the first exactly.
+at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output);
+
 }  // namespace fusedgan

@@ -9,12 +9,28 @@ import torch
 from torch import Tensor
 from torch.nn import _reduction
 
-__all__ = ["binary_cross_entropy", "binary_cross_entropy_with_logits"]
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "discriminator_cost",
+    "generator_cost",
+    "discriminator_stats",
+    "entropy",
+    "entropy_with_logits",
+    "binary_entropy_with_logits",
+]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
+GENERATOR_KINDS = ("minimax", "non_saturating", "maximum_likelihood")
 # The OpOverload objects: calling them directly skips torch.ops' overload resolution.
 _bce_with_logits = torch.ops.fusedgan.binary_cross_entropy_with_logits.default
 _bce = torch.ops.fusedgan.binary_cross_entropy.default
+_discriminator_cost = torch.ops.fusedgan.discriminator_cost.default
+_generator_cost = torch.ops.fusedgan.generator_cost.default
+_discriminator_stats = torch.ops.fusedgan.discriminator_stats.default
+_entropy = torch.ops.fusedgan.entropy.default
+_entropy_with_logits = torch.ops.fusedgan.entropy_with_logits.default
+_binary_entropy_with_logits = torch.ops.fusedgan.binary_entropy_with_logits.default
 
 
 def _reduction_code(reduction: str, size_average: Optional[bool], reduce: Optional[bool]) -> int:
@@ -62,3 +78,56 @@ def binary_cross_entropy(
     inputs are computed in float32 inside.
     """
     return _bce(input, target, weight, _reduction_code(reduction, size_average, reduce))
+
+
+def discriminator_cost(real_logits: Tensor, fake_logits: Tensor, *, real_label: float = 1.0, fake_label: float = 0.0) -> Tensor:
+    """The discriminator's cost J(D) = -1/2 E log D(x) - 1/2 E log(1 - D(G(z))), D = sigmoid(logit).
+
+    ``real_logits`` are D's logits on data, ``fake_logits`` on generated samples; the two
+    batches may differ in size and shape. With soft labels (one-sided label smoothing:
+    ``real_label=0.9``) each half is the mean binary cross-entropy against its label. One
+    fused pass over both batches computes the cost and, when they require grad, both
+    gradients; the result equals ``0.5 * (bce_with_logits(real, full_like(real, real_label))
+    + bce_with_logits(fake, full_like(fake, fake_label)))``, finite for any logits.
+    """
+    return _discriminator_cost(real_logits, fake_logits, real_label, fake_label)
+
+
+def generator_cost(fake_logits: Tensor, *, kind: str = "non_saturating") -> Tensor:
+    """The generator's cost J(G) from D's logits on generated samples, a mean over the batch.
+
+    ``kind``: ``"minimax"`` (the zero-sum game, J(G) = -J(D); returns 1/2 E log(1 - D(G(z))),
+    the only part that depends on G), ``"non_saturating"`` (-1/2 E log D(G(z))) or
+    ``"maximum_likelihood"`` (-1/2 E exp(logit), as exp(sigmoid^-1(D)) = D / (1 - D)).
+    Stable from logits: finite values and gradients for logits in [-200, 50] (and for any
+    logit except where exp overflows, for the maximum-likelihood kind).
+    """
+    return _generator_cost(fake_logits, kind)
+
+
+def discriminator_stats(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """``tensor([mean D(x), mean D(G(z)), accuracy])`` from one pass over both batches.
+
+    The accuracy counts real samples with logit > 0 and fake ones with logit < 0. One tensor,
+    so that logging it costs one host synchronisation (``.tolist()``). Not differentiable.
+    """
+    return _discriminator_stats(real_logits, fake_logits)
+
+
+def entropy(probs: Tensor, dim: int = -1, *, base: Optional[float] = None) -> Tensor:
+    """H(q) = -sum q log q along ``dim``, with 0 log 0 = 0; in nats, or in units of ``base``
+    (``base=2`` gives bits). Negative or NaN probabilities raise on CPU (on CUDA they give NaN
+    rather than a host synchronisation). ``probs`` is not renormalised."""
+    return _entropy(probs, dim, base)
+
+
+def entropy_with_logits(logits: Tensor, dim: int = -1, *, base: Optional[float] = None) -> Tensor:
+    """The entropy of ``softmax(logits, dim)``, without forming it; finite where logits are
+    -inf (those classes have probability 0)."""
+    return _entropy_with_logits(logits, dim, base)
+
+
+def binary_entropy_with_logits(logits: Tensor, *, reduction: str = "none", base: Optional[float] = None) -> Tensor:
+    """The entropy of Bernoulli(sigmoid(logits)) per element, reduced like a loss
+    (``"none"``, ``"mean"`` or ``"sum"``); 0 at logits of +-inf."""
+    return _binary_entropy_with_logits(logits, _reduction_code(reduction, None, None), base)

@@ -1,0 +1,350 @@
+// The GAN costs as torch operators: fusedgan::discriminator_cost (J(D) over a real and a
+// fake batch of logits), fusedgan::generator_cost (J(G), three kinds) and
+// fusedgan::discriminator_stats (for logs, no gradient). Each cost has an _and_grad op that
+// returns the value with its gradients from the same pass, which the autograd formula
+// keeps for the backward (forward_grad.h); CPU, CUDA and Meta kernels.
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <string_view>
+#include <tuple>
+
+#include "common.h"
+#include "forward_grad.h"
+
+namespace fusedgan {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// ---- checks
+
+at::ScalarType check_batches(const char* op, const Tensor& real, const Tensor& fake) {
+  check_floating(op, "real_logits", real);
+  check_floating(op, "fake_logits", fake);
+  check_same_device(op, "fake_logits", fake, real);
+  TORCH_CHECK_VALUE(real.sym_numel() != 0, op, ": real_logits is empty; the costs are means over the batch");
+  TORCH_CHECK_VALUE(fake.sym_numel() != 0, op, ": fake_logits is empty; the costs are means over the batch");
+  return at::promote_types(real.scalar_type(), fake.scalar_type());
+}
+
+void check_label(const char* op, const char* name, double label) {
+  TORCH_CHECK_VALUE(label >= 0 && label <= 1, op, ": ", name, " must lie in [0, 1], got ", label);
+}
+
+at::ScalarType check_discriminator(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
+  const auto dtype = check_batches("discriminator_cost", real, fake);
+  check_label("discriminator_cost", "real_label", real_label);
+  check_label("discriminator_cost", "fake_label", fake_label);
+  return dtype;
+}
+
+GeneratorKind generator_kind(c10::string_view kind_view) {
+  const std::string_view kind(kind_view.data(), kind_view.size());
+  if (kind == "minimax") return GeneratorKind::Minimax;
+  if (kind == "non_saturating") return GeneratorKind::NonSaturating;
+  TORCH_CHECK_VALUE(kind == "maximum_likelihood",
+                    "generator_cost: kind must be 'minimax', 'non_saturating' or 'maximum_likelihood', got '", kind,
+                    "'");
+  return GeneratorKind::MaximumLikelihood;
+}
+
+const char* kind_name(GeneratorKind kind) {
+  switch (kind) {
+    case GeneratorKind::Minimax:
+      return "minimax";
+    case GeneratorKind::NonSaturating:
+      return "non_saturating";
+    case GeneratorKind::MaximumLikelihood:
+      break;
+  }
+  return "maximum_likelihood";
+}
+
+at::ScalarType check_generator(const Tensor& fake, c10::string_view kind) {
+  check_floating("generator_cost", "fake_logits", fake);
+  TORCH_CHECK_VALUE(fake.sym_numel() != 0, "generator_cost: fake_logits is empty; the cost is a mean over the batch");
+  generator_kind(kind);
+  return fake.scalar_type();
+}
+
+// ---- a batch as the kernels see it
+
+struct BatchView {
+  OptionalTensor logits;
+  Plan plan;
+  BatchView(const Tensor& t, at::ScalarType dtype) : logits(cast(t, dtype)), plan(fusedgan::plan(t.sizes(), {&logits})) {}
+  Batch batch() const { return Batch{plan.grid, plan.operands[0]}; }
+};
+
+Tensor gradient_like(const Tensor& t, at::ScalarType dtype) { return new_output(t.sizes(), t.options().dtype(dtype)); }
+void* data_or_null(const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; }
+
+// ---- CPU and CUDA
+
+// J(D) and, with_grad, its gradients for both batches.
+std::tuple<Tensor, Tensor, Tensor> discriminator_cost_with_grad(const Tensor& real, const Tensor& fake,
+                                                                double real_label, double fake_label, bool with_grad) {
+  const auto dtype = check_discriminator(real, fake, real_label, fake_label);
+  const BatchView real_view(real, dtype), fake_view(fake, dtype);
+  const DiscriminatorArgs args{kernel_dtype(dtype), real_view.batch(), fake_view.batch(), real_label, fake_label};
+  Tensor out = at::empty({}, real.options().dtype(dtype));
+  Tensor grad_real = with_grad ? gradient_like(real, dtype) : Tensor();
+  Tensor grad_fake = with_grad ? gradient_like(fake, dtype) : Tensor();
+  on_device(
+      real, [&] { cpu::kernels().discriminator_cost(args, out.data_ptr(), data_or_null(grad_real), data_or_null(grad_fake)); },
+      [&](cuda::Launch launch) {
+        cuda::discriminator_cost(args, out.data_ptr(), data_or_null(grad_real), data_or_null(grad_fake), launch);
+      });
+  return {out, grad_real, grad_fake};
+}
+
+Tensor discriminator_cost(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
+  return std::get<0>(discriminator_cost_with_grad(real, fake, real_label, fake_label, false));
+}
+
+std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad(const Tensor& real, const Tensor& fake,
+                                                               double real_label, double fake_label) {
+  return discriminator_cost_with_grad(real, fake, real_label, fake_label, true);
+}
+
+Tensor discriminator_stats(const Tensor& real, const Tensor& fake) {
+  const auto dtype = check_batches("discriminator_stats", real, fake);
+  const BatchView real_view(real, dtype), fake_view(fake, dtype);
+  const DiscriminatorArgs args{kernel_dtype(dtype), real_view.batch(), fake_view.batch(), 1.0, 0.0};
+  Tensor out = at::empty({3}, real.options().dtype(dtype));
+  on_device(
+      real, [&] { cpu::kernels().discriminator_stats(args, out.data_ptr()); },
+      [&](cuda::Launch launch) { cuda::discriminator_stats(args, out.data_ptr(), launch); });
+  return out;
+}
+
+std::tuple<Tensor, Tensor> generator_cost_with_grad(const Tensor& fake, c10::string_view kind, bool with_grad) {
+  const auto dtype = check_generator(fake, kind);
+  const BatchView view(fake, dtype);
+  const GeneratorArgs args{kernel_dtype(dtype), view.batch(), generator_kind(kind)};
+  Tensor out = at::empty({}, fake.options());
+  Tensor grad = with_grad ? gradient_like(fake, dtype) : Tensor();
+  on_device(
+      fake, [&] { cpu::kernels().generator_cost(args, out.data_ptr(), data_or_null(grad)); },
+      [&](cuda::Launch launch) { cuda::generator_cost(args, out.data_ptr(), data_or_null(grad), launch); });
+  return {out, grad};
+}
+
+Tensor generator_cost(const Tensor& fake, c10::string_view kind) {
+  return std::get<0>(generator_cost_with_grad(fake, kind, false));
+}
+
+std::tuple<Tensor, Tensor> generator_cost_and_grad(const Tensor& fake, c10::string_view kind) {
+  return generator_cost_with_grad(fake, kind, true);
+}
+
+// ---- Meta
+
+at::TensorOptions options_of(const Tensor& t, at::ScalarType dtype) { return t.options().dtype(dtype); }
+
+Tensor discriminator_cost_meta(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
+  return at::empty({}, options_of(real, check_discriminator(real, fake, real_label, fake_label)));
+}
+
+std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad_meta(const Tensor& real, const Tensor& fake,
+                                                                    double real_label, double fake_label) {
+  const auto options = options_of(real, check_discriminator(real, fake, real_label, fake_label));
+  return {at::empty({}, options), at::empty_symint(real.sym_sizes(), options),
+          at::empty_symint(fake.sym_sizes(), options)};
+}
+
+Tensor discriminator_stats_meta(const Tensor& real, const Tensor& fake) {
+  return at::empty({3}, options_of(real, check_batches("discriminator_stats", real, fake)));
+}
+
+Tensor generator_cost_meta(const Tensor& fake, c10::string_view kind) {
+  return at::empty({}, options_of(fake, check_generator(fake, kind)));
+}
+
+std::tuple<Tensor, Tensor> generator_cost_and_grad_meta(const Tensor& fake, c10::string_view kind) {
+  const auto options = options_of(fake, check_generator(fake, kind));
+  return {at::empty({}, options), at::empty_symint(fake.sym_sizes(), options)};
+}
+
+// ---- calls through the dispatcher, so that tracing sees them
+
+template <class Signature>
+c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
+Tensor call_discriminator_cost(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
+  static const auto op =
+      typed_op<Tensor(const Tensor&, const Tensor&, double, double)>("fusedgan::discriminator_cost");
+  return op.call(real, fake, real_label, fake_label);
+}
+
+std::tuple<Tensor, Tensor, Tensor> call_discriminator_cost_and_grad(const Tensor& real, const Tensor& fake,
+                                                                    double real_label, double fake_label) {
+  static const auto op = typed_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, double, double)>(
+      "fusedgan::_discriminator_cost_and_grad");
+  return op.call(real, fake, real_label, fake_label);
+}
+
+Tensor call_discriminator_stats(const Tensor& real, const Tensor& fake) {
+  static const auto op = typed_op<Tensor(const Tensor&, const Tensor&)>("fusedgan::discriminator_stats");
+  return op.call(real, fake);
+}
+
+Tensor call_generator_cost(const Tensor& fake, c10::string_view kind) {
+  static const auto op = typed_op<Tensor(const Tensor&, c10::string_view)>("fusedgan::generator_cost");
+  return op.call(fake, kind);
+}
+
+std::tuple<Tensor, Tensor> call_generator_cost_and_grad(const Tensor& fake, c10::string_view kind) {
+  static const auto op =
+      typed_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view)>("fusedgan::_generator_cost_and_grad");
+  return op.call(fake, kind);
+}
+
+// ---- Autograd: the gradients come from the forward pass; a second backward (retained
+// graph) runs the _and_grad op again, and a differentiable one (create_graph) uses these
+// formulas in ATen ops (d/dx of each element's term, times the mean's 1/n).
+
+Tensor discriminator_grad(const Tensor& grad, const Tensor& logits, double label, double half_over_n) {
+  return grad * (half_over_n * (at::sigmoid(logits) - label));
+}
+
+Tensor generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind kind) {
+  const double minus_half_over_n = -0.5 / double(logits.sym_numel().guard_int(__FILE__, __LINE__));
+  switch (kind) {
+    case GeneratorKind::Minimax:
+      return grad * (minus_half_over_n * at::sigmoid(logits));
+    case GeneratorKind::NonSaturating:
+      return grad * (minus_half_over_n * at::sigmoid(-logits));
+    case GeneratorKind::MaximumLikelihood:
+      break;
+  }
+  return grad * (minus_half_over_n * at::exp(logits));
+}
+
+class DiscriminatorCostFunction : public torch::autograd::Function<DiscriminatorCostFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& real, const Tensor& fake, double real_label,
+                        double fake_label) {
+    ctx->save_for_backward({real, fake});
+    ctx->saved_data["real_label"] = real_label;
+    ctx->saved_data["fake_label"] = fake_label;
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
+    keep_forward_grad(ctx, "grad_real", grad_real);
+    keep_forward_grad(ctx, "grad_fake", grad_fake);
+    return cost;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto grad_real = take_forward_grad(ctx, "grad_real", grads[0]);
+    auto grad_fake = take_forward_grad(ctx, "grad_fake", grads[0]);
+    if (grad_real && grad_fake) return {*grad_real, *grad_fake, Tensor(), Tensor()};
+    const auto saved = ctx->get_saved_variables();
+    const double real_label = ctx->saved_data["real_label"].toDouble();
+    const double fake_label = ctx->saved_data["fake_label"].toDouble();
+    if (!at::GradMode::is_enabled()) {
+      auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label, fake_label);
+      return {scale_forward_grad(real, grads[0]), scale_forward_grad(fake, grads[0]), Tensor(), Tensor()};
+    }
+    const auto half_over_n = [](const Tensor& t) { return 0.5 / double(t.sym_numel().guard_int(__FILE__, __LINE__)); };
+    return {discriminator_grad(grads[0], saved[0], real_label, half_over_n(saved[0])),
+            discriminator_grad(grads[0], saved[1], fake_label, half_over_n(saved[1])), Tensor(), Tensor()};
+  }
+};
+
+class GeneratorCostFunction : public torch::autograd::Function<GeneratorCostFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& fake, c10::string_view kind) {
+    ctx->save_for_backward({fake});
+    ctx->saved_data["kind"] = int64_t(generator_kind(kind));  // an int: the string_view dies with the call
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [cost, grad] = call_generator_cost_and_grad(fake, kind);
+    keep_forward_grad(ctx, "grad", grad);
+    return cost;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    if (auto grad = take_forward_grad(ctx, "grad", grads[0])) return {*grad, Tensor()};
+    const Tensor fake = ctx->get_saved_variables()[0];
+    const auto kind = GeneratorKind(ctx->saved_data["kind"].toInt());
+    if (!at::GradMode::is_enabled()) {
+      auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
+      return {scale_forward_grad(grad, grads[0]), Tensor()};
+    }
+    return {generator_grad(grads[0], fake, kind), Tensor()};
+  }
+};
+
+bool records(std::initializer_list<const Tensor*> inputs) {
+  if (!at::GradMode::is_enabled()) return false;
+  for (const Tensor* t : inputs) {
+    if (t->requires_grad()) return true;
+  }
+  return false;
+}
+
+Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
+  if (records({&real, &fake})) return DiscriminatorCostFunction::apply(real, fake, real_label, fake_label);
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_discriminator_cost(real, fake, real_label, fake_label);
+}
+
+Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind) {
+  if (records({&fake})) return GeneratorCostFunction::apply(fake, kind);
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_generator_cost(fake, kind);
+}
+
+// Not differentiable: the statistics, and the _and_grad ops (the first-order pass of the
+// costs' autograd).
+Tensor discriminator_stats_autograd(const Tensor& real, const Tensor& fake) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_discriminator_stats(real, fake);
+}
+
+void check_first_order(const char* op, const char* differentiable_op, std::initializer_list<const Tensor*> inputs) {
+  TORCH_CHECK(!records(inputs), op, " is not differentiable; call ", differentiable_op, " for a differentiable cost");
+}
+
+std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad_autograd(const Tensor& real, const Tensor& fake,
+                                                                        double real_label, double fake_label) {
+  check_first_order("_discriminator_cost_and_grad", "discriminator_cost", {&real, &fake});
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
+}
+
+std::tuple<Tensor, Tensor> generator_cost_and_grad_autograd(const Tensor& fake, c10::string_view kind) {
+  check_first_order("_generator_cost_and_grad", "generator_cost", {&fake});
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_generator_cost_and_grad(fake, kind);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
+  m.def("discriminator_cost(Tensor real_logits, Tensor fake_logits, float real_label=1., float fake_label=0.) -> Tensor");
+  m.def(
+      "_discriminator_cost_and_grad(Tensor real_logits, Tensor fake_logits, float real_label, float fake_label) "
+      "-> (Tensor, Tensor, Tensor)");
+  m.def("discriminator_stats(Tensor real_logits, Tensor fake_logits) -> Tensor");
+  m.def("generator_cost(Tensor fake_logits, str kind='non_saturating') -> Tensor");
+  m.def("_generator_cost_and_grad(Tensor fake_logits, str kind) -> (Tensor, Tensor)");
+}
+
+#define FUSEDGAN_REGISTER_GAN(m, SUFFIX)                                           \
+  m.impl("discriminator_cost", discriminator_cost##SUFFIX);                       \
+  m.impl("_discriminator_cost_and_grad", discriminator_cost_and_grad##SUFFIX);    \
+  m.impl("discriminator_stats", discriminator_stats##SUFFIX);                     \
+  m.impl("generator_cost", generator_cost##SUFFIX);                               \
+  m.impl("_generator_cost_and_grad", generator_cost_and_grad##SUFFIX)
+
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { FUSEDGAN_REGISTER_GAN(m, ); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { FUSEDGAN_REGISTER_GAN(m, ); }
+TORCH_LIBRARY_IMPL(fusedgan, Meta, m) { FUSEDGAN_REGISTER_GAN(m, _meta); }
+TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) { FUSEDGAN_REGISTER_GAN(m, _autograd); }
+
+}  // namespace fusedgan
