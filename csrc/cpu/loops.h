@@ -60,25 +60,47 @@ struct Lanes<double> {
   static void store(double* p, Vec v, int) { *p = v; }
 };
 
+// One chunk's part of a reduction (see reduce_chunk).
+struct ChunkSums {
+  double first = 0;
+  double second = 0;
+  bool in_domain = true;
+};
+
+// Chunk sums, without a heap allocation for calls of a few chunks.
+class ChunkSumsBuffer {
+ public:
+  explicit ChunkSumsBuffer(int64_t count) : count_(count), heap_(count > kInline ? count : 0) {}
+  ChunkSums* data() { return heap_.empty() ? inline_ : heap_.data(); }
+  int64_t size() const { return count_; }
+
+ private:
+  static constexpr int64_t kInline = 4;
+  int64_t count_;
+  ChunkSums inline_[kInline];
+  std::vector<ChunkSums> heap_;
+};
+
 inline int64_t chunks_of(int64_t n) { return (n + kChunk - 1) / kChunk; }
 
-// body(c) for c in [0, count), in parallel when there is more than one.
+// body(c) for c in [0, count), in parallel if asked (when there is more than one chunk of
+// work: below that, waking the thread pool costs more than the work).
 template <class Body>
-void for_each_index(int64_t count, const Body& body) {
+void for_each_index(int64_t count, bool in_parallel, const Body& body) {
   const auto run = [&](int64_t first, int64_t last) {
     for (int64_t c = first; c < last; ++c) body(c);
   };
-  if (count <= 1) {
-    run(0, count);
-  } else {
+  if (in_parallel && count > 1) {
     parallel_for(count, run);
+  } else {
+    run(0, count);
   }
 }
 
 // chunk_body(chunk, begin, end) for every chunk of [0, n).
 template <class ChunkBody>
 void for_each_chunk(int64_t n, const ChunkBody& chunk_body) {
-  for_each_index(chunks_of(n), [&](int64_t c) { chunk_body(c, c * kChunk, std::min(n, (c + 1) * kChunk)); });
+  for_each_index(chunks_of(n), true, [&](int64_t c) { chunk_body(c, c * kChunk, std::min(n, (c + 1) * kChunk)); });
 }
 
 // One operand along one row segment: a pointer that advances, or one value for the whole
@@ -136,19 +158,13 @@ FUSEDGAN_ALWAYS_INLINE bool in_domain(const F& f, const std::tuple<Cursors...>& 
   }
 }
 
-// One chunk's part of a reduction: the sums of f's values over [begin, end) (two where f
-// returns TwoSums), whether the first operand stayed in f's domain, and, where f returns
-// ValueAndGrad, the gradients stored into `grad` when it is not null.
-struct ChunkSums {
-  double first = 0;
-  double second = 0;
-  bool in_domain = true;
-};
-
 // The vector type f takes for each operand (for naming f's result type).
 template <class T, class ForEachOperand>
 using VecFor = typename Lanes<T>::Vec;
 
+// One chunk's part of a reduction: the sums of f's values over [begin, end) (two where f
+// returns TwoSums), whether the first operand stayed in f's domain, and, where f returns
+// ValueAndGrad, the gradients stored into `grad` when it is not null.
 template <class T, class F, class... Operands>
 FUSEDGAN_ALWAYS_INLINE ChunkSums reduce_chunk(Grid grid, int64_t begin, int64_t end, void* grad, const F& f,
                                               const Operands&... operands) {
@@ -197,11 +213,12 @@ inline ChunkSums add_in_order(const ChunkSums* sums, int64_t count) {
 template <class T, class F, class... Operands>
 bool reduce(Grid grid, Reduction reduction, void* out, void* grad, const F& f, const Operands&... operands) {
   const int64_t n = grid.numel();
-  std::vector<ChunkSums> sums(chunks_of(n));
-  for_each_index(int64_t(sums.size()), [&](int64_t c) {
+  ChunkSumsBuffer buffer(chunks_of(n));
+  ChunkSums* sums = buffer.data();
+  for_each_index(buffer.size(), true, [&](int64_t c) {
     sums[c] = reduce_chunk<T>(grid, c * kChunk, std::min(n, (c + 1) * kChunk), grad, f, operands...);
   });
-  const ChunkSums total = add_in_order(sums.data(), int64_t(sums.size()));
+  const ChunkSums total = add_in_order(sums, buffer.size());
   math::narrow_into(static_cast<T*>(out), reduction == Reduction::Mean ? total.first / double(n) : total.first);
   return total.in_domain;
 }
@@ -214,8 +231,9 @@ std::pair<ChunkSums, ChunkSums> reduce_two_batches(const Batch& real, void* grad
                                                    const Batch& fake, void* grad_fake, const FFake& f_fake) {
   const int64_t n_real = real.grid.numel(), n_fake = fake.grid.numel();
   const int64_t real_chunks = chunks_of(n_real);
-  std::vector<ChunkSums> sums(real_chunks + chunks_of(n_fake));
-  for_each_index(int64_t(sums.size()), [&](int64_t c) {
+  ChunkSumsBuffer buffer(real_chunks + chunks_of(n_fake));
+  ChunkSums* sums = buffer.data();
+  for_each_index(buffer.size(), n_real + n_fake > kChunk, [&](int64_t c) {
     if (c < real_chunks) {
       sums[c] = reduce_chunk<T>(real.grid, c * kChunk, std::min(n_real, (c + 1) * kChunk), grad_real, f_real,
                                 real.logits);
@@ -225,15 +243,14 @@ std::pair<ChunkSums, ChunkSums> reduce_two_batches(const Batch& real, void* grad
                                 fake.logits);
     }
   });
-  return {add_in_order(sums.data(), real_chunks),
-          add_in_order(sums.data() + real_chunks, int64_t(sums.size()) - real_chunks)};
+  return {add_in_order(sums, real_chunks), add_in_order(sums + real_chunks, buffer.size() - real_chunks)};
 }
 
 // body(row) for every row of a RowArgs, rows in parallel in groups of about a chunk.
 template <class Body>
 void for_each_row(const RowArgs& a, const Body& body) {
   const int64_t rows_per_group = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, a.length));
-  for_each_index((a.rows + rows_per_group - 1) / rows_per_group, [&](int64_t group) {
+  for_each_index((a.rows + rows_per_group - 1) / rows_per_group, true, [&](int64_t group) {
     const int64_t last = std::min(a.rows, (group + 1) * rows_per_group);
     for (int64_t row = group * rows_per_group; row < last; ++row) body(row);
   });

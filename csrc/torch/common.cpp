@@ -125,8 +125,21 @@ constexpr int64_t kMinColumns = 64;
 
 }  // namespace
 
+// The common case, tensors that are contiguous and of the full shape, without the search.
+bool all_dense(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors) {
+  for (const OptionalTensor* t : tensors) {
+    if (*t && !((*t)->sizes() == shape && (*t)->is_contiguous())) return false;
+  }
+  return true;
+}
+
 Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors) {
   Plan result;
+  if (all_dense(shape, tensors)) {
+    result.grid = Grid{1, c10::multiply_integers(shape)};
+    for (const OptionalTensor* t : tensors) result.operands.push_back(*t ? Operand{(*t)->data_ptr()} : Operand{});
+    return result;
+  }
   std::vector<std::optional<Broadcast>> views;
   for (const OptionalTensor* t : tensors) {
     views.push_back(*t ? std::optional<Broadcast>(broadcast_view(**t, shape)) : std::nullopt);

@@ -156,7 +156,7 @@ Tensor backward(Form form, const Tensor& grad, const Tensor& input, int64_t dim_
             view.args, grad_rows.data_ptr(), grad_rows_input.data_ptr(), launch);
       });
   if (input.dim() == 0) return grad_rows_input.reshape({});
-  return grad_rows_input.movedim(-1, checked_dim(form, input, dim_or_reduction));
+  return grad_rows_input.movedim(-1, checked_dim(form, input, dim_or_reduction)).contiguous();
 }
 
 // ---- Meta

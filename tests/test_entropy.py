@@ -1,0 +1,242 @@
+"""Entropy of probabilities, of a softmax and of sigmoids, against scipy.stats.entropy,
+torch.distributions and float64 formulas."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from helpers import DEVICES
+
+from fusedgan import functional as F
+
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=2e-5, atol=2e-6),
+    torch.float16: dict(rtol=4e-3, atol=4e-3),
+    torch.bfloat16: dict(rtol=3e-2, atol=3e-2),
+}
+
+
+def random_probs(shape, dim=-1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dim)
+
+
+def random_logits(shape, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64) * scale
+
+
+def assert_close(actual, expected, dtype):
+    torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), **TOLERANCES[dtype])
+
+
+def value_and_grad(fn, x, grad_seed=1):
+    x = x.detach().requires_grad_()
+    value = fn(x)
+    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=torch.float64)
+    (grad,) = torch.autograd.grad(value, x, grad_output.to(value.device, value.dtype))
+    return value, grad
+
+
+# ---- values against scipy and torch.distributions
+
+def test_the_notes_two_class_examples_in_bits():
+    """A certain outcome carries 0 bits; a fair coin 1 bit (0 log 0 = 0)."""
+    q = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
+    assert F.entropy(q, base=2).tolist() == [0.0, 1.0, 0.0]
+    assert F.binary_entropy_with_logits(torch.tensor([0.0, math.inf, -math.inf]), base=2).tolist() == [1.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("base", [None, 2, 10])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_entropy_matches_scipy(dim, base):
+    q = random_probs((4, 7, 5), dim=dim)
+    expected = scipy.stats.entropy(q.numpy(), base=base, axis=dim)
+    np.testing.assert_allclose(F.entropy(q, dim, base=base).numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", list(TOLERANCES))
+@pytest.mark.parametrize("dim", [0, -1])
+def test_entropy_matches_categorical(dim, dtype, device):
+    q = random_probs((6, 9), dim=dim, seed=2)
+    value, grad = value_and_grad(lambda q: F.entropy(q, dim), q.to(device, dtype))
+    expected, expected_grad = value_and_grad(lambda q: torch.special.entr(q).sum(dim), q)
+    categorical = torch.distributions.Categorical(probs=q if dim == -1 else q.t()).entropy()
+    assert value.dtype == dtype and value.shape == expected.shape
+    assert_close(value, categorical, dtype)
+    assert_close(grad, expected_grad, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", list(TOLERANCES))
+@pytest.mark.parametrize("dim", [1, -1])
+def test_entropy_with_logits_matches_categorical(dim, dtype, device):
+    z = random_logits((3, 8, 4), seed=3)
+    value, grad = value_and_grad(lambda z: F.entropy_with_logits(z, dim), z.to(device, dtype))
+    expected, expected_grad = value_and_grad(
+        lambda z: torch.distributions.Categorical(logits=z.movedim(dim, -1)).entropy(), z
+    )
+    assert value.dtype == dtype and value.shape == expected.shape
+    assert_close(value, expected, dtype)
+    assert_close(grad, expected_grad, dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", list(TOLERANCES))
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_binary_entropy_matches_bernoulli(reduction, dtype, device):
+    x = random_logits((5, 40), seed=4)
+    value, grad = value_and_grad(lambda x: F.binary_entropy_with_logits(x, reduction=reduction), x.to(device, dtype))
+    reduce = {"none": lambda h: h, "mean": torch.mean, "sum": torch.sum}[reduction]
+    expected, expected_grad = value_and_grad(lambda x: reduce(torch.distributions.Bernoulli(logits=x).entropy()), x)
+    assert value.dtype == dtype and value.shape == expected.shape
+    assert_close(value, expected, dtype)
+    assert_close(grad, expected_grad, dtype)
+
+
+def test_base_divides_by_its_log():
+    z = random_logits((4, 6), seed=5)
+    for fn, x in ((F.entropy, random_probs((4, 6))), (F.entropy_with_logits, z), (F.binary_entropy_with_logits, z)):
+        torch.testing.assert_close(fn(x, base=2), fn(x) / math.log(2))
+
+
+# ---- extremes, views, empty and zero-dimensional inputs
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_minus_infinite_logits_are_classes_of_probability_zero(device):
+    z = torch.tensor([[0.3, -math.inf, 1.2, -math.inf], [-math.inf, 2.0, -math.inf, -math.inf]], device=device)
+    value, grad = value_and_grad(lambda z: F.entropy_with_logits(z), z)
+    expected = torch.distributions.Categorical(logits=torch.tensor([0.3, 1.2])).entropy()
+    torch.testing.assert_close(value.cpu(), torch.stack([expected, torch.tensor(0.0)]))
+    assert torch.isfinite(grad).all() and (grad[z == -math.inf] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_binary_entropy_of_large_logits_is_exact(dtype):
+    """H = e^-|x| (1 + |x|) to first order at large |x|: no cancellation in 1 - sigmoid."""
+    x = torch.tensor([-80.0, -30.0, 17.0, 30.0, 80.0, 1e4], dtype=dtype)
+    e = torch.exp(-x.double().abs())
+    expected = torch.log1p(e) + x.double().abs() * e / (1 + e)
+    value, grad = value_and_grad(F.binary_entropy_with_logits, x)
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=0)
+    assert torch.isfinite(grad).all()
+
+
+def test_probabilities_zero_and_one_and_their_gradient():
+    q = torch.tensor([0.0, 1.0, 0.25])
+    value, grad = value_and_grad(lambda q: F.entropy(q, 0), q, grad_seed=7)
+    torch.testing.assert_close(value, -torch.tensor(0.25) * torch.log(torch.tensor(0.25)))
+    assert grad[0].isinf() and torch.isfinite(grad[1:]).all()  # -(log 0 + 1), as torch.special.entr
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_views_and_empty_and_scalar_inputs(device):
+    z = random_logits((10, 7), seed=8).to(device, torch.float32)
+    torch.testing.assert_close(F.entropy_with_logits(z.t(), 0), F.entropy_with_logits(z, 1))
+    q = random_probs((7, 10)).to(device, torch.float32)
+    torch.testing.assert_close(F.entropy(q[:, ::2], 0), torch.special.entr(q[:, ::2]).sum(0))
+    assert F.entropy(torch.empty(0, 3, device=device)).shape == (0,)
+    assert F.entropy_with_logits(torch.empty(4, 0, 3, device=device), 0).shape == (0, 3)
+    assert F.binary_entropy_with_logits(torch.empty(0, device=device), reduction="sum").item() == 0.0
+    assert F.entropy(torch.tensor(1.0, device=device)).item() == 0.0
+    assert F.entropy_with_logits(torch.tensor(3.0, device=device)).item() == 0.0
+
+
+def test_nan_propagates():
+    assert F.entropy_with_logits(torch.tensor([0.0, math.nan])).isnan()
+    assert F.binary_entropy_with_logits(torch.tensor([math.nan])).isnan().all()
+
+
+# ---- gradients
+
+@pytest.mark.parametrize("base", [None, 2.0])
+def test_gradcheck_and_gradgradcheck(base):
+    q = random_probs((3, 4), seed=9).requires_grad_()
+    z = random_logits((3, 4), seed=10, scale=1.0).requires_grad_()
+    cases = [
+        (lambda q: F.entropy(q, 0, base=base), q),
+        (lambda z: F.entropy_with_logits(z, -1, base=base), z),
+        (lambda z: F.binary_entropy_with_logits(z, base=base), z),
+        (lambda z: F.binary_entropy_with_logits(z, reduction="mean", base=base), z),
+        (lambda z: F.binary_entropy_with_logits(z, reduction="sum", base=base), z),
+    ]
+    for fn, x in cases:
+        assert torch.autograd.gradcheck(fn, (x,))
+        assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+# ---- bad input
+
+def test_negative_probabilities_raise():
+    with pytest.raises(ValueError, match="probs must not be negative or NaN"):
+        F.entropy(torch.tensor([0.5, -0.1, 0.6]))
+
+
+@pytest.mark.parametrize("fn", [F.entropy, F.entropy_with_logits])
+def test_dim_out_of_range_is_named(fn):
+    with pytest.raises(ValueError, match=r"dim must be in \[-2, 1\] for an input of 2 dimensions, got 2"):
+        fn(torch.rand(3, 4), 2)
+
+
+@pytest.mark.parametrize("fn", [F.entropy, F.entropy_with_logits, F.binary_entropy_with_logits])
+@pytest.mark.parametrize("base", [0.0, 1.0, -2.0, math.inf])
+def test_bad_base_is_named(fn, base):
+    with pytest.raises(ValueError, match="base must be positive, finite and not 1"):
+        fn(torch.rand(3), base=base)
+
+
+def test_integer_inputs_and_unknown_reductions_are_named():
+    with pytest.raises(RuntimeError, match="expected probs to be a floating point tensor"):
+        F.entropy(torch.ones(3, dtype=torch.int64))
+    with pytest.raises(RuntimeError, match="expected logits to be a floating point tensor"):
+        F.entropy_with_logits(torch.ones(3, dtype=torch.int64))
+    with pytest.raises(ValueError, match="not a valid value for reduction"):
+        F.binary_entropy_with_logits(torch.rand(3), reduction="max")
+
+
+# ---- registration
+
+def opcheck_samples():
+    ops = torch.ops.fusedgan
+    q = random_probs((3, 5)).float()
+    z = random_logits((3, 5)).float()
+    for dim in (0, -1):
+        yield ops.entropy.default, (q.clone().requires_grad_(), dim, None)
+        yield ops.entropy_with_logits.default, (z.clone().requires_grad_(), dim, 2.0)
+        grad = torch.rand(5 if dim == 0 else 3)
+        yield ops._entropy_backward.default, (grad, q, dim, None)
+        yield ops._entropy_with_logits_backward.default, (grad, z, dim, None)
+    for reduction in (0, 1, 2):
+        grad = torch.rand(3, 5) if reduction == 0 else torch.rand(())
+        yield ops.binary_entropy_with_logits.default, (z.clone().requires_grad_(), reduction, None)
+        yield ops._binary_entropy_with_logits_backward.default, (grad, z, reduction, 2.0)
+
+
+@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
+@pytest.mark.parametrize("op,args", list(opcheck_samples()), ids=lambda v: getattr(v, "__name__", None) or "")
+def test_opcheck(op, args):
+    torch.library.opcheck(op, args)
+
+
+def test_every_op_has_an_opcheck_sample():
+    covered = {op.name() for op, _ in opcheck_samples()}
+    registered = {n for n in torch._C._dispatch_get_all_op_names() if n.startswith("fusedgan::") and "entropy" in n and "cross" not in n}
+    assert registered == covered
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph(dynamic):
+    def fn(z):
+        return F.entropy_with_logits(z).sum() + F.binary_entropy_with_logits(z, reduction="mean", base=2) + F.entropy(z.softmax(0), 0).sum()
+
+    compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    for rows in (4, 6):
+        z = random_logits((rows, 5)).float().requires_grad_()
+        expected = fn(z)
+        actual = compiled(z)
+        torch.testing.assert_close(actual, expected)
+        torch.testing.assert_close(torch.autograd.grad(actual, z)[0], torch.autograd.grad(expected, z)[0])
