@@ -27,6 +27,8 @@ bench: install
 	$(PY) -m pip install -q matplotlib
 	$(PY) benchmarks/bench_bce.py
 	$(PY) benchmarks/plot_results.py bce
+	$(PY) benchmarks/bench_gan_costs.py
+	$(PY) benchmarks/plot_results.py gan_costs
 
 # Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
 cuda-check:

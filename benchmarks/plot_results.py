@@ -1,5 +1,5 @@
 """Plots a benchmark's latest run from its long-format CSV: time per call against n, one
-line per provider, one panel per mode. Writes benchmarks/results/<op>-<device>.png.
+line per provider, one panel per op and mode. Writes benchmarks/results/<op>-<device>.png.
 
     python benchmarks/plot_results.py bce
 """
@@ -32,19 +32,20 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
     rows = latest_rows(args.stem, args.device == "cuda")
-    modes = sorted({row["mode"] for row in rows}, key=["forward", "backward", "full"].index)
-    figure, axes = plt.subplots(1, len(modes), figsize=(5 * len(modes), 4), squeeze=False)
-    for axis, mode in zip(axes[0], modes):
+    mode_order = ["forward", "backward", "full"]
+    panels = sorted({(row["op"], row["mode"]) for row in rows}, key=lambda p: (p[0], mode_order.index(p[1])))
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, (op, mode) in zip(axes[0], panels):
         lines = defaultdict(list)
         for row in rows:
-            if row["mode"] == mode:
+            if (row["op"], row["mode"]) == (op, mode):
                 lines[row["provider"]].append((int(row["n"]), float(row["p20_us"]), float(row["p50_us"]), float(row["p80_us"])))
         for provider, points in sorted(lines.items()):
             points.sort()
             n, low, median, high = zip(*points)
             axis.plot(n, median, marker="o", label=provider)
             axis.fill_between(n, low, high, alpha=0.2)
-        axis.set(xscale="log", yscale="log", xlabel="n", ylabel="µs per call (p20–p80 band)", title=mode)
+        axis.set(xscale="log", yscale="log", xlabel="n", ylabel="µs per call (p20–p80 band)", title=mode if len({p[0] for p in panels}) == 1 else f"{op} ({mode})")
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     device = rows[0]["device"]

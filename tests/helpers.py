@@ -7,5 +7,36 @@ import fusedgan
 
 CUDA_AVAILABLE = torch.cuda.is_available() and fusedgan.build_info()["cuda"]
 
+# Agreement with a float64 reference, per dtype of the op's inputs.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=2e-6, atol=2e-6),
+    torch.float16: dict(rtol=2e-3, atol=2e-3),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
+}
+
+
+def assert_close(actual, expected, dtype, tolerances=TOLERANCES):
+    torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), **tolerances[dtype])
+
+
 # Every device-parametrised test runs on CPU and, where a GPU and a CUDA build exist, on CUDA.
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def opcheck_tests(samples, is_covered_op):
+    """The two registration tests of an op module: torch.library.opcheck on every (op, args)
+    sample, and a sample for every registered fusedgan op whose name is_covered_op accepts."""
+
+    # torch 2.14's opcheck reads .grad of its own non-leaf copies of the inputs.
+    @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
+    @pytest.mark.parametrize("op,args", samples, ids=lambda v: getattr(v, "__name__", None) or "")
+    def test_opcheck(op, args):
+        torch.library.opcheck(op, args)
+
+    def test_every_op_has_an_opcheck_sample():
+        covered = {op.name() for op, _ in samples}
+        registered = {n for n in torch._C._dispatch_get_all_op_names() if n.startswith("fusedgan::") and is_covered_op(n)}
+        assert registered == covered
+
+    return test_opcheck, test_every_op_has_an_opcheck_sample

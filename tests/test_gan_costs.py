@@ -7,18 +7,12 @@ import sys
 import pytest
 import torch
 import torch.nn.functional as TF
-from helpers import DEVICES
+from helpers import DEVICES, TOLERANCES, assert_close, opcheck_tests
 
 import fusedgan
 from fusedgan import functional as F
 from fusedgan import nn as fnn
 
-TOLERANCES = {
-    torch.float64: dict(rtol=1e-10, atol=1e-12),
-    torch.float32: dict(rtol=2e-6, atol=2e-6),
-    torch.float16: dict(rtol=2e-3, atol=2e-3),
-    torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
-}
 KINDS = ["minimax", "non_saturating", "maximum_likelihood"]
 
 
@@ -50,10 +44,6 @@ def grads_of(fn, *inputs, grad_output=2.5, in_float64=False):
     leaves = [(x.double() if in_float64 else x).detach().requires_grad_() for x in inputs]
     value = fn(*leaves)
     return value, torch.autograd.grad(value * grad_output, leaves)
-
-
-def assert_close(actual, expected, dtype):
-    torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), **TOLERANCES[dtype])
 
 
 SHAPES = {
@@ -284,20 +274,7 @@ def opcheck_samples():
         yield ops._generator_cost_and_grad.default, (fake, kind)
 
 
-# torch 2.14's opcheck reads .grad of its own non-leaf copies of the inputs.
-@pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf Tensor:UserWarning")
-@pytest.mark.parametrize("op,args", list(opcheck_samples()), ids=lambda v: getattr(v, "__name__", None) or "")
-def test_opcheck(op, args):
-    torch.library.opcheck(op, args)
-
-
-def test_every_op_has_an_opcheck_sample():
-    covered = {op.name() for op, _ in opcheck_samples()}
-    registered = {
-        name for name in torch._C._dispatch_get_all_op_names()
-        if name.startswith("fusedgan::") and ("discriminator" in name or "generator" in name)
-    }
-    assert registered == covered
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "discriminator" in name or "generator" in name)
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])

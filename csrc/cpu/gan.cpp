@@ -35,16 +35,9 @@ void discriminator_stats(const DiscriminatorArgs& a, void* out) {
 void generator_cost(const GeneratorArgs& a, void* out, void* grad) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const double scale = 1.0 / double(size_of(a.fake));
-    const auto run = [&](auto term) { reduce<T>(a.fake.grid, Reduction::Mean, out, grad, term, a.fake.logits); };
-    switch (a.kind) {
-      case GeneratorKind::Minimax:
-        return run(math::GeneratorTerm<GeneratorKind::Minimax>{scale});
-      case GeneratorKind::NonSaturating:
-        return run(math::GeneratorTerm<GeneratorKind::NonSaturating>{scale});
-      case GeneratorKind::MaximumLikelihood:
-        return run(math::GeneratorTerm<GeneratorKind::MaximumLikelihood>{scale});
-    }
+    math::with_generator_term(a.kind, 1.0 / double(size_of(a.fake)), [&](auto term) {
+      reduce<T>(a.fake.grid, Reduction::Mean, out, grad, term, a.fake.logits);
+    });
   });
 }
 

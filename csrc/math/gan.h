@@ -47,6 +47,20 @@ struct GeneratorTerm {
   }
 };
 
+// Calls run(term) with the GeneratorTerm of `kind` (a template argument, so that each
+// kind's loop is compiled on its own).
+template <class Run>
+void with_generator_term(GeneratorKind kind, double scale, const Run& run) {
+  switch (kind) {
+    case GeneratorKind::Minimax:
+      return run(GeneratorTerm<GeneratorKind::Minimax>{scale});
+    case GeneratorKind::NonSaturating:
+      return run(GeneratorTerm<GeneratorKind::NonSaturating>{scale});
+    case GeneratorKind::MaximumLikelihood:
+      return run(GeneratorTerm<GeneratorKind::MaximumLikelihood>{scale});
+  }
+}
+
 // Per element: D(x), and whether the discriminator is right about it.
 struct DiscriminatorScore {
   bool real;

@@ -13,23 +13,22 @@ from fusedgan import functional as F
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Trains a logistic-regression discriminator on two Gaussian blobs with the fused BCE."""
+    """Trains a logistic-regression discriminator to tell two Gaussian blobs apart with the
+    fused discriminator cost J(D), logging its statistics, then shows the stable BCE."""
     torch.manual_seed(args.seed)
     print(f"fusedgan {fusedgan.__version__}: {fusedgan.build_info()}")
     n = 4096
     real = torch.randn(n, 2) + torch.tensor([2.0, 0.0])
     fake = torch.randn(n, 2) - torch.tensor([2.0, 0.0])
-    x = torch.cat([real, fake])
-    y = torch.cat([torch.ones(n), torch.zeros(n)])
     model = torch.nn.Linear(2, 1)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
     start = time.perf_counter()
     for step in range(args.steps + 1):
-        logits = model(x).squeeze(1)
-        loss = F.binary_cross_entropy_with_logits(logits, y)
-        if step % (args.steps // 5) == 0:
-            accuracy = ((logits > 0) == (y > 0.5)).float().mean().item()
-            print(f"step {step:4d}  bce {loss.item():.4f}  accuracy {accuracy:.3f}")
+        real_logits, fake_logits = model(real).squeeze(1), model(fake).squeeze(1)
+        loss = F.discriminator_cost(real_logits, fake_logits, real_label=0.9)
+        if step % max(1, args.steps // 5) == 0:
+            d_real, d_fake, accuracy = F.discriminator_stats(real_logits, fake_logits).tolist()
+            print(f"step {step:4d}  J(D) {loss.item():.4f}  D(x) {d_real:.3f}  D(G(z)) {d_fake:.3f}  accuracy {accuracy:.3f}")
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
