@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as TF
-from helpers import DEVICES, TOLERANCES, assert_close, opcheck_tests
+from helpers import DEVICES, assert_close, opcheck_tests
 
 import fusedgan
 from fusedgan import functional as F
