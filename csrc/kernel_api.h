@@ -93,6 +93,31 @@ struct UnaryArgs {
   double scale;
 };
 
+// ---- log-likelihoods: sum over the data of log f(x; a, b)
+
+enum class Family { Normal, Laplace, Exponential, Bernoulli };
+
+// rows = data sets (the output's elements), cols = the points of each (the summed dims).
+// Unused parameters are null Operands (reading as 1).
+struct LogLikelihoodArgs {
+  DType dtype;
+  Family family;
+  Grid grid;
+  Operand x;
+  Operand a;
+  Operand b;
+};
+
+// Where the backward writes: d/dx per element; d/da and d/db per element, or per row
+// (summed over the row) where that parameter is constant along the row. Null: not wanted.
+struct LogLikelihoodGrads {
+  void* x;
+  void* a;
+  void* b;
+  bool a_per_row;
+  bool b_per_row;
+};
+
 namespace cpu {
 // The forwards also store the input gradient (at grad = 1) in grad_input when it is not
 // null, which only reduced losses (mean, sum) ask for.
@@ -118,6 +143,10 @@ struct KernelTable {
   void (*binary_entropy_with_logits)(const UnaryArgs&, Reduction, void* out);
   // grad: per element, or one value for mean/sum (with grad_scale 1/n for mean).
   void (*binary_entropy_with_logits_backward)(const UnaryArgs&, Operand grad, double grad_scale, void* grad_input);
+
+  // One sum per row into out; the backward takes the incoming gradient per row.
+  void (*log_likelihood)(const LogLikelihoodArgs&, void* out);
+  void (*log_likelihood_backward)(const LogLikelihoodArgs&, const void* grad, const LogLikelihoodGrads&);
 };
 // The table for the best instruction set this CPU supports (FUSEDGAN_SIMD=avx512|avx2|generic
 // in the environment narrows the choice).
@@ -148,6 +177,8 @@ void entropy_with_logits(const RowArgs&, void* out, Launch);
 void entropy_with_logits_backward(const RowArgs&, const void* grad, void* grad_input, Launch);
 void binary_entropy_with_logits(const UnaryArgs&, Reduction, void* out, Launch);
 void binary_entropy_with_logits_backward(const UnaryArgs&, Operand grad, double grad_scale, void* grad_input, Launch);
+void log_likelihood(const LogLikelihoodArgs&, void* out, Launch);
+void log_likelihood_backward(const LogLikelihoodArgs&, const void* grad, const LogLikelihoodGrads&, Launch);
 }  // namespace cuda
 
 }  // namespace fusedgan

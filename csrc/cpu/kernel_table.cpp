@@ -18,6 +18,8 @@ const KernelTable& kernel_table() {
       &entropy_with_logits_backward,
       &binary_entropy_with_logits,
       &binary_entropy_with_logits_backward,
+      &log_likelihood,
+      &log_likelihood_backward,
   };
   return table;
 }

@@ -21,6 +21,8 @@ void entropy_with_logits(const RowArgs& args, void* out);
 void entropy_with_logits_backward(const RowArgs& args, const void* grad, void* grad_input);
 void binary_entropy_with_logits(const UnaryArgs& args, Reduction reduction, void* out);
 void binary_entropy_with_logits_backward(const UnaryArgs& args, Operand grad, double grad_scale, void* grad_input);
+void log_likelihood(const LogLikelihoodArgs& args, void* out);
+void log_likelihood_backward(const LogLikelihoodArgs& args, const void* grad, const LogLikelihoodGrads& grads);
 
 const KernelTable& kernel_table();
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <utility>
 #include <tuple>
@@ -274,6 +275,36 @@ bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Ope
     if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
   });
   return all_in_domain.load();
+}
+
+// Runs row_part(row, first_col, last_col) over every row of the grid in parts of at most a
+// chunk (short rows whole, several to a task; long rows in pieces, in parallel), and
+// returns the sums of each part's values per row, added in column order (for any thread
+// count the same bits). K: how many sums a part gives (std::array<double, K>).
+template <int K, class RowPart>
+std::vector<std::array<double, K>> sum_rows(Grid grid, const RowPart& row_part) {
+  std::vector<std::array<double, K>> totals(grid.rows);
+  if (grid.cols == 0) return totals;  // empty rows sum to 0
+  if (grid.cols <= kChunk) {
+    const int64_t rows_per_task = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, grid.cols));
+    for_each_index((grid.rows + rows_per_task - 1) / rows_per_task, grid.numel() > kChunk, [&](int64_t task) {
+      const int64_t last = std::min(grid.rows, (task + 1) * rows_per_task);
+      for (int64_t row = task * rows_per_task; row < last; ++row) totals[row] = row_part(row, 0, grid.cols);
+    });
+    return totals;
+  }
+  const int64_t pieces = chunks_of(grid.cols);
+  std::vector<std::array<double, K>> piece_sums(grid.rows * pieces);
+  for_each_index(grid.rows * pieces, true, [&](int64_t p) {
+    const int64_t first = (p % pieces) * kChunk;
+    piece_sums[p] = row_part(p / pieces, first, std::min(grid.cols, first + kChunk));
+  });
+  for (int64_t row = 0; row < grid.rows; ++row) {
+    for (int64_t k = 0; k < pieces; ++k) {
+      for (int j = 0; j < K; ++j) totals[row][j] += piece_sums[row * pieces + k][j];
+    }
+  }
+  return totals;
 }
 
 // Two elementwise outputs (gradients): out_a[i] = fa(operands at i), out_b[i] = fb(...);

@@ -178,4 +178,23 @@ Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> te
   return result;
 }
 
+Plan plan_rows(at::IntArrayRef shape, size_t split, std::initializer_list<const OptionalTensor*> tensors) {
+  Plan result;
+  result.grid = Grid{c10::multiply_integers(shape.begin(), shape.begin() + split),
+                     c10::multiply_integers(shape.begin() + split, shape.end())};
+  for (const OptionalTensor* t : tensors) {
+    if (!*t) {
+      result.operands.push_back(Operand{});
+      continue;
+    }
+    auto operand = describe(broadcast_view(**t, shape), shape, split);
+    if (!operand) {
+      result.copies.push_back((*t)->expand(shape).contiguous());
+      operand = describe(broadcast_view(result.copies.back(), shape), shape, split);
+    }
+    result.operands.push_back(*operand);
+  }
+  return result;
+}
+
 }  // namespace fusedgan

@@ -40,6 +40,9 @@ struct Plan {
 };
 Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors);
 
+// The same with the row/column split fixed: rows = shape[:split], cols = shape[split:].
+Plan plan_rows(at::IntArrayRef shape, size_t split, std::initializer_list<const OptionalTensor*> tensors);
+
 // A new tensor for an op's elementwise output. Large CPU outputs are advised to use
 // transparent huge pages: a fresh 64 MB buffer then costs 32 page faults instead of 16K
 // (measured: filling it 20.6 ms -> 4.4 ms), which dominated the 16M-element backward.

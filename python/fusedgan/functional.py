@@ -3,7 +3,7 @@ broadcasting, errors and gradients are torch's; the differences are documented p
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -18,6 +18,10 @@ __all__ = [
     "entropy",
     "entropy_with_logits",
     "binary_entropy_with_logits",
+    "normal_log_likelihood",
+    "laplace_log_likelihood",
+    "exponential_log_likelihood",
+    "bernoulli_log_likelihood",
 ]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -31,6 +35,7 @@ _discriminator_stats = torch.ops.fusedgan.discriminator_stats.default
 _entropy = torch.ops.fusedgan.entropy.default
 _entropy_with_logits = torch.ops.fusedgan.entropy_with_logits.default
 _binary_entropy_with_logits = torch.ops.fusedgan.binary_entropy_with_logits.default
+_log_likelihood = torch.ops.fusedgan.log_likelihood.default
 
 
 def _reduction_code(reduction: str, size_average: Optional[bool], reduce: Optional[bool]) -> int:
@@ -131,3 +136,40 @@ def binary_entropy_with_logits(logits: Tensor, *, reduction: str = "none", base:
     """The entropy of Bernoulli(sigmoid(logits)) per element, reduced like a loss
     (``"none"``, ``"mean"`` or ``"sum"``); 0 at logits of +-inf."""
     return _binary_entropy_with_logits(logits, _reduction_code(reduction, None, None), base)
+
+
+Dims = Union[int, Sequence[int], None]
+
+
+def _dims(dim: Dims) -> Optional[list[int]]:
+    if dim is None:
+        return None
+    return [dim] if isinstance(dim, int) else list(dim)
+
+
+def normal_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` (an int, a tuple, or None for all) of log N(x; loc, scale).
+
+    ``loc`` and ``scale`` broadcast against ``x``; the dims not summed are a batch of
+    independent data sets, so one call gives the log-likelihood of each. One pass over ``x``,
+    no temporaries of its size; gradients for ``x``, ``loc`` and ``scale`` (a parameter that
+    is constant along ``dim`` gets its gradient summed per data set in the same pass).
+    ``scale`` <= 0 raises ValueError on CPU.
+    """
+    return _log_likelihood("normal", x, loc, scale, _dims(dim))
+
+
+def laplace_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` of log Laplace(x; loc, scale) = -|x - loc| / scale - log(2 scale)."""
+    return _log_likelihood("laplace", x, loc, scale, _dims(dim))
+
+
+def exponential_log_likelihood(x: Tensor, rate: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` of log Exponential(x; rate) = log rate - rate x (-inf for x < 0)."""
+    return _log_likelihood("exponential", x, rate, None, _dims(dim))
+
+
+def bernoulli_log_likelihood(x: Tensor, logits: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` of log Bernoulli(x; sigmoid(logits)) = x logits - softplus(logits),
+    stable for any logits (x may be soft, in [0, 1])."""
+    return _log_likelihood("bernoulli", x, logits, None, _dims(dim))

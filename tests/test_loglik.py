@@ -1,0 +1,219 @@
+"""Batched log-likelihoods against scipy.stats and torch.distributions."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from helpers import DEVICES, opcheck_tests
+
+from fusedgan import functional as F
+
+
+def data(shape, seed=0, positive=False, unit=False):
+    g = torch.Generator().manual_seed(seed)
+    if unit:
+        return torch.rand(shape, generator=g, dtype=torch.float64)
+    x = torch.randn(shape, generator=g, dtype=torch.float64) * 2
+    return x.abs() + 0.1 if positive else x
+
+
+# family -> (fusedgan function, torch.distributions constructor, scipy logpdf, data kind, parameter makers)
+FAMILIES = {
+    "normal": (
+        F.normal_log_likelihood,
+        lambda loc, scale: torch.distributions.Normal(loc, scale),
+        lambda x, loc, scale: scipy.stats.norm.logpdf(x, loc, scale),
+        {},
+        (lambda s: data(s, 1), lambda s: data(s, 2, positive=True)),
+    ),
+    "laplace": (
+        F.laplace_log_likelihood,
+        lambda loc, scale: torch.distributions.Laplace(loc, scale),
+        lambda x, loc, scale: scipy.stats.laplace.logpdf(x, loc, scale),
+        {},
+        (lambda s: data(s, 1), lambda s: data(s, 2, positive=True)),
+    ),
+    "exponential": (
+        F.exponential_log_likelihood,
+        lambda rate: torch.distributions.Exponential(rate),
+        lambda x, rate: scipy.stats.expon.logpdf(x, scale=1 / rate),
+        dict(positive=True),
+        (lambda s: data(s, 3, positive=True),),
+    ),
+    "bernoulli": (
+        F.bernoulli_log_likelihood,
+        lambda logits: torch.distributions.Bernoulli(logits=logits, validate_args=False),  # soft x too
+        lambda x, logits: scipy.stats.bernoulli.logpmf(x, scipy.special.expit(logits)),
+        dict(unit=True),
+        (lambda s: data(s, 4),),
+    ),
+}
+
+# (data shape, parameter shape, dim): data sets along the leading dims, parameters per set,
+# shared, or per point.
+LAYOUTS = [
+    ((6, 50), (6, 1), -1),
+    ((6, 50), (), -1),
+    ((4, 3, 20), (4, 1, 1), (1, 2)),
+    ((20, 5), (1, 5), 0),
+    ((6, 50), (6, 50), -1),
+    ((30,), (30,), None),
+]
+
+
+def reference_scipy(family, x, params, dim):
+    *_, logpdf, _, _ = FAMILIES[family]
+    if family == "bernoulli":
+        x = (x > 0.5).double()  # scipy's pmf takes 0/1
+    values = torch.from_numpy(np.asarray(logpdf(x.numpy(), *[p.numpy() for p in params])))
+    return values.sum(dim=tuple(range(values.dim())) if dim is None else dim), x
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_matches_scipy_on_batched_broadcast_data(family, layout):
+    fn, _, _, kind, makers = FAMILIES[family]
+    x_shape, p_shape, dim = LAYOUTS[layout]
+    params = [make(p_shape) for make in makers]
+    x = data(x_shape, 5, **kind)
+    expected, x_scipy = reference_scipy(family, x, params, dim)
+    torch.testing.assert_close(fn(x_scipy, *params, dim=dim), expected, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_values_and_gradients_match_torch_distributions(family, layout, dtype, device):
+    fn, distribution, _, kind, makers = FAMILIES[family]
+    x_shape, p_shape, dim = LAYOUTS[layout]
+    x = data(x_shape, 6, **kind)
+    params = [make(p_shape) for make in makers]
+    grad_output = None
+
+    def run(x, params, reference):
+        x = x.detach().requires_grad_()
+        params = [p.detach().requires_grad_() for p in params]
+        if reference:
+            log_prob = distribution(*params).log_prob(x)
+            value = log_prob.sum(dim=tuple(range(log_prob.dim())) if dim is None else dim)
+        else:
+            value = fn(x, *params, dim=dim)
+        nonlocal grad_output
+        if grad_output is None:
+            grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        grads = torch.autograd.grad(value, [x, *params], grad_output.to(value.device, value.dtype))
+        return value, grads
+
+    value, grads = run(x.to(device, dtype), [p.to(device, dtype) for p in params], reference=False)
+    expected, expected_grads = run(x, params, reference=True)
+    tolerance = dict(rtol=1e-9, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-3)
+    assert value.dtype == dtype and value.shape == expected.shape
+    torch.testing.assert_close(value.double().cpu(), expected, **tolerance)
+    for actual, want in zip(grads, expected_grads):
+        assert actual.shape == want.shape
+        torch.testing.assert_close(actual.double().cpu(), want, **tolerance)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_gradcheck_and_gradgradcheck(family):
+    fn, _, _, kind, makers = FAMILIES[family]
+    x = data((3, 4), 8, **kind).requires_grad_()
+    params = [make((3, 1)).requires_grad_() for make in makers]
+    assert torch.autograd.gradcheck(lambda x, *p: fn(x, *p), (x, *params))
+    assert torch.autograd.gradgradcheck(lambda x, *p: fn(x, *p), (x, *params))
+
+
+def test_one_pass_over_many_data_sets():
+    """1024 data sets in one call agree with a loop over them."""
+    x = data((1024, 64), 9)
+    loc, scale = data((1024, 1), 10), data((1024, 1), 11, positive=True)
+    batched = F.normal_log_likelihood(x, loc, scale)
+    looped = torch.stack([F.normal_log_likelihood(x[i], loc[i], scale[i]) for i in range(0, 1024, 97)])
+    torch.testing.assert_close(batched[::97], looped, rtol=0, atol=0)
+
+
+def test_long_rows_are_deterministic_and_accurate():
+    x = data((2, 300_001), 12).float()
+    value = F.normal_log_likelihood(x, torch.tensor(0.5), torch.tensor(1.5))
+    exact = torch.distributions.Normal(0.5, 1.5).log_prob(x.double()).sum(-1)
+    torch.testing.assert_close(value.double(), exact, rtol=1e-6, atol=0)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = F.normal_log_likelihood(x, torch.tensor(0.5), torch.tensor(1.5))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(single, value)
+
+
+def test_empty_data_sets_sum_to_zero():
+    value = F.normal_log_likelihood(torch.empty(3, 0), torch.zeros(3, 1), torch.ones(3, 1))
+    assert value.tolist() == [0.0, 0.0, 0.0]
+    assert F.normal_log_likelihood(torch.empty(0, 5), torch.zeros(()), torch.ones(())).shape == (0,)
+
+
+def test_support_edges():
+    assert F.exponential_log_likelihood(torch.tensor([1.0, -1.0]), torch.tensor(2.0)).item() == -float("inf")
+    x = torch.tensor([1.0, 0.0])
+    logits = torch.tensor([200.0, -200.0], requires_grad=True)
+    value = F.bernoulli_log_likelihood(x, logits)
+    assert value.item() == 0.0 and torch.autograd.grad(value, logits)[0].tolist() == [0.0, 0.0]
+
+
+# ---- bad input
+
+@pytest.mark.parametrize("fn,name,args", [
+    (F.normal_log_likelihood, "scale", (torch.zeros(3), torch.tensor([1.0, 0.0, 1.0]))),
+    (F.laplace_log_likelihood, "scale", (torch.zeros(3), torch.tensor(-1.0))),
+    (F.exponential_log_likelihood, "rate", (torch.tensor(0.0),)),
+])
+def test_non_positive_parameters_are_named(fn, name, args):
+    with pytest.raises(ValueError, match=f"{name} must be positive"):
+        fn(torch.rand(3), *args)
+
+
+def test_bad_dims_families_and_dtypes_are_named():
+    x = torch.rand(3, 4)
+    with pytest.raises(ValueError, match="dim 2 is out of range for data of 2 dimensions"):
+        F.normal_log_likelihood(x, torch.zeros(()), torch.ones(()), dim=2)
+    with pytest.raises(ValueError, match="dim -1 appears twice"):
+        F.normal_log_likelihood(x, torch.zeros(()), torch.ones(()), dim=(1, -1))
+    with pytest.raises(ValueError, match="unknown family 'cauchy'"):
+        torch.ops.fusedgan.log_likelihood("cauchy", x, x)
+    with pytest.raises(ValueError, match="the normal family takes two parameters"):
+        torch.ops.fusedgan.log_likelihood("normal", x, x)
+    with pytest.raises(RuntimeError, match="expected loc to be a floating point tensor"):
+        F.normal_log_likelihood(x, torch.zeros(3, 4, dtype=torch.int64), torch.ones(()))
+    with pytest.raises(ValueError, match=r"loc of shape \[5\] does not broadcast with the data's shape \[3, 4\]"):
+        F.normal_log_likelihood(x, torch.zeros(5), torch.ones(()))
+    with pytest.raises(RuntimeError, match="expected scale on cpu like input, got meta"):
+        F.normal_log_likelihood(x, torch.zeros(()), torch.ones((), device="meta"))
+
+
+# ---- registration
+
+def opcheck_samples():
+    ops = torch.ops.fusedgan
+    x, loc, scale = data((4, 6), 13).float(), data((4, 1), 14).float(), data((4, 1), 15, positive=True).float()
+    yield ops.log_likelihood.default, ("normal", x.clone().requires_grad_(), loc.clone().requires_grad_(), scale, [-1])
+    yield ops.log_likelihood.default, ("laplace", x, loc, scale.clone().requires_grad_(), None)
+    yield ops.log_likelihood.default, ("exponential", x.abs(), scale.clone().requires_grad_(), None, [0])
+    yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, [-1], [True, True, True])
+    yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, [0], [False, True, False])
+
+
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "log_likelihood" in name)
+
+
+def test_torch_compile_fullgraph():
+    def nll(x, loc, log_scale):
+        return -F.normal_log_likelihood(x, loc, log_scale.exp()).mean()
+
+    compiled = torch.compile(nll, fullgraph=True, backend="aot_eager")
+    x = data((8, 32), 16).float()
+    loc, log_scale = torch.zeros(8, 1, requires_grad=True), torch.zeros(8, 1, requires_grad=True)
+    expected, actual = nll(x, loc, log_scale), compiled(x, loc, log_scale)
+    torch.testing.assert_close(actual, expected)
+    for a, e in zip(torch.autograd.grad(actual, (loc, log_scale)), torch.autograd.grad(expected, (loc, log_scale))):
+        torch.testing.assert_close(a, e)
