@@ -95,27 +95,26 @@ struct UnaryArgs {
 
 // ---- log-likelihoods: sum over the data of log f(x; a, b)
 
-enum class Family { Normal, Laplace, Exponential, Bernoulli };
+enum class Family { Normal, Laplace, Exponential, Bernoulli, Poisson, StudentT };
 
 // rows = data sets (the output's elements), cols = the points of each (the summed dims).
-// Unused parameters are null Operands (reading as 1).
+// Up to three parameters, in the family's order; unused ones are null Operands (reading as 1).
+inline constexpr int kMaxParams = 3;
 struct LogLikelihoodArgs {
   DType dtype;
   Family family;
   Grid grid;
   Operand x;
-  Operand a;
-  Operand b;
+  Operand params[kMaxParams];
 };
 
-// Where the backward writes: d/dx per element; d/da and d/db per element, or per row
-// (summed over the row) where that parameter is constant along the row. Null: not wanted.
+// Where the backward writes: d/dx per element; each parameter's gradient per element, or
+// per row (summed over the row) where that parameter is constant along the row. Null: not
+// wanted.
 struct LogLikelihoodGrads {
   void* x;
-  void* a;
-  void* b;
-  bool a_per_row;
-  bool b_per_row;
+  void* params[kMaxParams];
+  bool per_row[kMaxParams];
 };
 
 namespace cpu {

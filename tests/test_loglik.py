@@ -9,8 +9,10 @@ from helpers import DEVICES, opcheck_tests
 from fusedgan import functional as F
 
 
-def data(shape, seed=0, positive=False, unit=False):
+def data(shape, seed=0, positive=False, unit=False, counts=False):
     g = torch.Generator().manual_seed(seed)
+    if counts:
+        return torch.poisson(torch.full(shape, 4.0, dtype=torch.float64), generator=g)
     if unit:
         return torch.rand(shape, generator=g, dtype=torch.float64)
     x = torch.randn(shape, generator=g, dtype=torch.float64) * 2
@@ -46,6 +48,20 @@ FAMILIES = {
         lambda x, logits: scipy.stats.bernoulli.logpmf(x, scipy.special.expit(logits)),
         dict(unit=True),
         (lambda s: data(s, 4),),
+    ),
+    "poisson": (
+        F.poisson_log_likelihood,
+        lambda rate: torch.distributions.Poisson(rate, validate_args=False),
+        lambda k, rate: scipy.stats.poisson.logpmf(k, rate),
+        dict(counts=True),
+        (lambda s: data(s, 5, positive=True) * 3,),
+    ),
+    "student_t": (
+        F.student_t_log_likelihood,
+        lambda df, loc, scale: torch.distributions.StudentT(df, loc, scale),
+        lambda x, df, loc, scale: scipy.stats.t.logpdf(x, df, loc, scale),
+        {},
+        (lambda s: data(s, 6, positive=True) * 3, lambda s: data(s, 7), lambda s: data(s, 8, positive=True)),
     ),
 }
 
@@ -118,10 +134,13 @@ def test_values_and_gradients_match_torch_distributions(family, layout, dtype, d
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_gradcheck_and_gradgradcheck(family):
     fn, _, _, kind, makers = FAMILIES[family]
-    x = data((3, 4), 8, **kind).requires_grad_()
+    x = data((3, 4), 8, **kind).requires_grad_(family != "poisson")
     params = [make((3, 1)).requires_grad_() for make in makers]
     assert torch.autograd.gradcheck(lambda x, *p: fn(x, *p), (x, *params))
     assert torch.autograd.gradgradcheck(lambda x, *p: fn(x, *p), (x, *params))
+    if family == "poisson":  # counts: the gradient in k is checked at non-integer k
+        k = (x + 0.5).requires_grad_()
+        assert torch.autograd.gradcheck(lambda k, *p: fn(k, *p), (k, *params))
 
 
 def test_one_pass_over_many_data_sets():
@@ -167,6 +186,9 @@ def test_support_edges():
     (F.normal_log_likelihood, "scale", (torch.zeros(3), torch.tensor([1.0, 0.0, 1.0]))),
     (F.laplace_log_likelihood, "scale", (torch.zeros(3), torch.tensor(-1.0))),
     (F.exponential_log_likelihood, "rate", (torch.tensor(0.0),)),
+    (F.poisson_log_likelihood, "rate", (torch.tensor(-1.0),)),
+    (F.student_t_log_likelihood, "df", (torch.tensor(0.0), torch.zeros(()), torch.ones(()))),
+    (F.student_t_log_likelihood, "scale", (torch.tensor(3.0), torch.zeros(()), torch.zeros(()))),
 ])
 def test_non_positive_parameters_are_named(fn, name, args):
     with pytest.raises(ValueError, match=f"{name} must be positive"):
@@ -181,8 +203,10 @@ def test_bad_dims_families_and_dtypes_are_named():
         F.normal_log_likelihood(x, torch.zeros(()), torch.ones(()), dim=(1, -1))
     with pytest.raises(ValueError, match="unknown family 'cauchy'"):
         torch.ops.fusedgan.log_likelihood("cauchy", x, x)
-    with pytest.raises(ValueError, match="the normal family takes two parameters"):
+    with pytest.raises(ValueError, match="the normal family takes 2 parameters"):
         torch.ops.fusedgan.log_likelihood("normal", x, x)
+    with pytest.raises(ValueError, match="the student_t family takes 3 parameters"):
+        torch.ops.fusedgan.log_likelihood("student_t", x, x, x)
     with pytest.raises(RuntimeError, match="expected loc to be a floating point tensor"):
         F.normal_log_likelihood(x, torch.zeros(3, 4, dtype=torch.int64), torch.ones(()))
     with pytest.raises(ValueError, match=r"loc of shape \[5\] does not broadcast with the data's shape \[3, 4\]"):
@@ -196,11 +220,13 @@ def test_bad_dims_families_and_dtypes_are_named():
 def opcheck_samples():
     ops = torch.ops.fusedgan
     x, loc, scale = data((4, 6), 13).float(), data((4, 1), 14).float(), data((4, 1), 15, positive=True).float()
-    yield ops.log_likelihood.default, ("normal", x.clone().requires_grad_(), loc.clone().requires_grad_(), scale, [-1])
-    yield ops.log_likelihood.default, ("laplace", x, loc, scale.clone().requires_grad_(), None)
-    yield ops.log_likelihood.default, ("exponential", x.abs(), scale.clone().requires_grad_(), None, [0])
-    yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, [-1], [True, True, True])
-    yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, [0], [False, True, False])
+    yield ops.log_likelihood.default, ("normal", x.clone().requires_grad_(), loc.clone().requires_grad_(), scale, None, [-1])
+    yield ops.log_likelihood.default, ("laplace", x, loc, scale.clone().requires_grad_(), None, None)
+    yield ops.log_likelihood.default, ("exponential", x.abs(), scale.clone().requires_grad_(), None, None, [0])
+    yield ops.log_likelihood.default, ("student_t", x, scale + 2, loc, scale.clone().requires_grad_(), [1])
+    yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, None, [-1], [True, True, True, False])
+    yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, None, [0], [False, True, False, False])
+    yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "log_likelihood" in name)

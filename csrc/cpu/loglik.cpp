@@ -13,7 +13,9 @@ void log_likelihood(const LogLikelihoodArgs& a, void* out) {
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       const auto totals = sum_rows<1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         const int64_t begin = row * a.grid.cols;
-        return std::array<double, 1>{reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.a, a.b).first};
+        const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.params[0],
+                                               a.params[1], a.params[2]);
+        return std::array<double, 1>{sums.first};
       });
       for (int64_t row = 0; row < a.grid.rows; ++row) math::narrow_into(static_cast<T*>(out) + row, totals[row][0]);
     });
@@ -25,35 +27,32 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
     using T = decltype(zero);
     using L = Lanes<T>;
     const Operand grad_per_row{grad, 1, true};
-    T* grad_x = static_cast<T*>(out.x);
-    T* grad_a = static_cast<T*>(out.a);
-    T* grad_b = static_cast<T*>(out.b);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      const auto totals = sum_rows<2>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
-        typename L::Sum sum_a, sum_b;
+      const auto totals = sum_rows<kMaxParams>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
+        typename L::Sum sums[kMaxParams];
         const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
-          const auto [x, pa, pb, g] = std::apply(
+          const auto [x, p0, p1, p2, g] = std::apply(
               [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; }, cursors);
-          const auto p = log_pdf.partials(x, pa, pb);
-          if (grad_x) L::store(grad_x + index, g * p.x, count);
-          if (out.a_per_row) {
-            sum_a.add(g * p.a, count);
-          } else if (grad_a) {
-            L::store(grad_a + index, g * p.a, count);
-          }
-          if (out.b_per_row) {
-            sum_b.add(g * p.b, count);
-          } else if (grad_b) {
-            L::store(grad_b + index, g * p.b, count);
+          const auto partials = log_pdf.partials(x, p0, p1, p2);
+          if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count);
+          for (int k = 0; k < kMaxParams; ++k) {
+            if (out.per_row[k]) {
+              sums[k].add(g * partials.params[k], count);
+            } else if (out.params[k]) {
+              L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count);
+            }
           }
         };
         const int64_t begin = row * a.grid.cols;
-        for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.a, a.b, grad_per_row);
-        return std::array<double, 2>{sum_a.total(), sum_b.total()};
+        for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
+                        grad_per_row);
+        return std::array<double, kMaxParams>{sums[0].total(), sums[1].total(), sums[2].total()};
       });
-      for (int64_t row = 0; row < a.grid.rows; ++row) {
-        if (out.a_per_row) math::narrow_into(grad_a + row, totals[row][0]);
-        if (out.b_per_row) math::narrow_into(grad_b + row, totals[row][1]);
+      for (int k = 0; k < kMaxParams; ++k) {
+        if (!out.per_row[k]) continue;
+        for (int64_t row = 0; row < a.grid.rows; ++row) {
+          math::narrow_into(static_cast<T*>(out.params[k]) + row, totals[row][k]);
+        }
       }
     });
   });

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "../math/config.h"
+#include "../math/scalar.h"
 
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
@@ -167,6 +168,18 @@ FUSEDGAN_ALWAYS_INLINE VecF log1p_unit(VecF z) {
   p = p * w + 1.0f;
   return 2.0f * s * p;
 }
+
+// The special functions, lane by lane with the scalar versions (csrc/math/scalar.h): the
+// families that need them (Poisson, Student's t) spend most of their time on them.
+template <class ScalarFunction>
+FUSEDGAN_ALWAYS_INLINE VecF per_lane(VecF v, const ScalarFunction& f) {
+  float lanes[kLanes];
+  v.store(lanes);
+  for (int i = 0; i < kLanes; ++i) lanes[i] = f(lanes[i]);
+  return VecF::load(lanes);
+}
+FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) { return per_lane(v, [](float x) { return math::lgamma(x); }); }
+FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) { return per_lane(v, [](float x) { return math::digamma(x); }); }
 
 // Per-lane sums: blocks of up to 16 vectors are added in float, each block's sum then in
 // double. The float part rounds at most 16 times per lane and block, so a float32 mean over

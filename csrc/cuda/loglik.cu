@@ -8,12 +8,18 @@ namespace {
 
 constexpr int kMaxRowBlocks = 4096;
 
+template <class T>
+__device__ __forceinline__ math::compute_t<T> param(const LogLikelihoodArgs& a, int k, int64_t row, int64_t col) {
+  return load<T>(a.params[k], row, col);
+}
+
 template <class T, class F>
 __global__ void __launch_bounds__(kThreads) log_likelihood_kernel(LogLikelihoodArgs a, T* out, F log_pdf) {
   for (int64_t row = blockIdx.x; row < a.grid.rows; row += gridDim.x) {
     double sum = 0;
     for (int64_t col = threadIdx.x; col < a.grid.cols; col += kThreads) {
-      sum += double(log_pdf(load<T>(a.x, row, col), load<T>(a.a, row, col), load<T>(a.b, row, col)));
+      sum += double(log_pdf(load<T>(a.x, row, col), param<T>(a, 0, row, col), param<T>(a, 1, row, col),
+                            param<T>(a, 2, row, col)));
     }
     sum = block_sum(sum);
     if (threadIdx.x == 0) math::narrow_into(out + row, math::compute_t<T>(sum));
@@ -23,31 +29,28 @@ __global__ void __launch_bounds__(kThreads) log_likelihood_kernel(LogLikelihoodA
 template <class T, class F>
 __global__ void __launch_bounds__(kThreads)
     log_likelihood_backward_kernel(LogLikelihoodArgs a, const T* grad, LogLikelihoodGrads out, F log_pdf) {
-  T* grad_x = static_cast<T*>(out.x);
-  T* grad_a = static_cast<T*>(out.a);
-  T* grad_b = static_cast<T*>(out.b);
   for (int64_t row = blockIdx.x; row < a.grid.rows; row += gridDim.x) {
     const auto g = math::widen(grad[row]);
-    double sum_a = 0, sum_b = 0;
+    double sums[kMaxParams] = {};
     for (int64_t col = threadIdx.x; col < a.grid.cols; col += kThreads) {
       const int64_t i = row * a.grid.cols + col;
-      const auto p = log_pdf.partials(load<T>(a.x, row, col), load<T>(a.a, row, col), load<T>(a.b, row, col));
-      if (grad_x) math::narrow_into(grad_x + i, g * p.x);
-      if (out.a_per_row) {
-        sum_a += double(g * p.a);
-      } else if (grad_a) {
-        math::narrow_into(grad_a + i, g * p.a);
-      }
-      if (out.b_per_row) {
-        sum_b += double(g * p.b);
-      } else if (grad_b) {
-        math::narrow_into(grad_b + i, g * p.b);
+      const auto p = log_pdf.partials(load<T>(a.x, row, col), param<T>(a, 0, row, col), param<T>(a, 1, row, col),
+                                      param<T>(a, 2, row, col));
+      if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
+      for (int k = 0; k < kMaxParams; ++k) {
+        if (out.per_row[k]) {
+          sums[k] += double(g * p.params[k]);
+        } else if (out.params[k]) {
+          math::narrow_into(static_cast<T*>(out.params[k]) + i, g * p.params[k]);
+        }
       }
     }
-    sum_a = block_sum(sum_a);
-    sum_b = block_sum(sum_b);
-    if (threadIdx.x == 0 && out.a_per_row) math::narrow_into(grad_a + row, math::compute_t<T>(sum_a));
-    if (threadIdx.x == 0 && out.b_per_row) math::narrow_into(grad_b + row, math::compute_t<T>(sum_b));
+    for (int k = 0; k < kMaxParams; ++k) {
+      const double total = block_sum(sums[k]);
+      if (threadIdx.x == 0 && out.per_row[k]) {
+        math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(total));
+      }
+    }
   }
 }
 

@@ -24,6 +24,20 @@ FUSEDGAN_HOST_DEVICE float exp_minus(float a) { return ::expf(-a); }
 FUSEDGAN_HOST_DEVICE double exp_minus(double a) { return ::exp(-a); }
 FUSEDGAN_HOST_DEVICE float log1p_unit(float z) { return ::log1pf(z); }
 FUSEDGAN_HOST_DEVICE double log1p_unit(double z) { return ::log1p(z); }
+FUSEDGAN_HOST_DEVICE float lgamma(float x) { return ::lgammaf(x); }
+FUSEDGAN_HOST_DEVICE double lgamma(double x) { return ::lgamma(x); }
+
+// psi(x) = d/dx log Gamma(x) for x > 0: the recurrence psi(x) = psi(x + 1) - 1/x up to
+// x >= 6, then the asymptotic series (error below 1e-12 there).
+FUSEDGAN_HOST_DEVICE double digamma(double x) {
+  if (!(x > 0)) return x == 0 ? -HUGE_VAL : __builtin_nan("");  // the log-likelihoods need x > 0 only
+  double result = 0;
+  for (; x < 6; x += 1) result -= 1 / x;
+  const double f = 1 / (x * x);
+  return result + ::log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
+}
+FUSEDGAN_HOST_DEVICE float digamma(float x) { return float(digamma(double(x))); }
+
 FUSEDGAN_HOST_DEVICE float abs(float x) { return ::fabsf(x); }
 FUSEDGAN_HOST_DEVICE double abs(double x) { return ::fabs(x); }
 

@@ -1,5 +1,5 @@
-// Batched log-likelihoods as torch operators: fusedgan::log_likelihood(family, x, a, b, dim)
-// is the sum over `dim` of log f(x; a, b) for the families of csrc/math/loglik.h, with
+// Batched log-likelihoods as torch operators: fusedgan::log_likelihood(family, x, a, b, c, dim)
+// is the sum over `dim` of log f(x; a, b, c) for the families of csrc/math/loglik.h, with
 // the parameters broadcast against x and every other dim a batch of independent data sets;
 // fusedgan::_log_likelihood_backward gives d/dx and the parameters' gradients. CPU, CUDA
 // and Meta kernels, autograd in C++.
@@ -20,35 +20,45 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using DimList = at::OptionalIntArrayRef;
-using OutputMask = std::array<bool, 3>;
+using OutputMask = std::array<bool, 4>;  // x, a, b, c
 
 constexpr const char* kOp = "log_likelihood";
 
-// A family: its name and its parameters' names (b empty for one-parameter families).
+// A family: its name, its parameters' names in order (empty past the last), and which of
+// them must be positive (scales, rates, degrees of freedom).
 struct FamilyInfo {
   Family family;
   const char* name;
-  const char* a;
-  const char* b;
-  bool a_positive;  // a scale or a rate
-  bool b_positive;
+  const char* params[kMaxParams];
+  bool positive[kMaxParams];
 };
 
 constexpr FamilyInfo kFamilies[] = {
-    {Family::Normal, "normal", "loc", "scale", false, true},
-    {Family::Laplace, "laplace", "loc", "scale", false, true},
-    {Family::Exponential, "exponential", "rate", "", true, false},
-    {Family::Bernoulli, "bernoulli", "logits", "", false, false},
+    {Family::Normal, "normal", {"loc", "scale", ""}, {false, true, false}},
+    {Family::Laplace, "laplace", {"loc", "scale", ""}, {false, true, false}},
+    {Family::Exponential, "exponential", {"rate", "", ""}, {true, false, false}},
+    {Family::Bernoulli, "bernoulli", {"logits", "", ""}, {false, false, false}},
+    {Family::Poisson, "poisson", {"rate", "", ""}, {true, false, false}},
+    {Family::StudentT, "student_t", {"df", "loc", "scale"}, {true, false, true}},
 };
+
+int param_count(const FamilyInfo& info) {
+  int count = 0;
+  while (count < kMaxParams && info.params[count][0] != '\0') ++count;
+  return count;
+}
 
 const FamilyInfo& family_info(c10::string_view name_view) {
   const std::string_view name(name_view.data(), name_view.size());
   for (const auto& info : kFamilies) {
     if (name == info.name) return info;
   }
-  TORCH_CHECK_VALUE(false, kOp, ": unknown family '", name, "'; known: normal, laplace, exponential, bernoulli");
+  TORCH_CHECK_VALUE(false, kOp, ": unknown family '", name,
+                    "'; known: normal, laplace, exponential, bernoulli, poisson, student_t");
   return kFamilies[0];
 }
+
+using Params = std::array<OptionalTensor, kMaxParams>;
 
 // ---- checks and layout
 
@@ -74,20 +84,19 @@ void broadcast_into(std::vector<int64_t>& full, const char* name, const Tensor& 
   full = merged;
 }
 
-Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Tensor& a, const OptionalTensor& b, DimList dim) {
+Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Params& params, DimList dim) {
   check_floating(kOp, "x", x);
-  check_floating(kOp, info.a, a);
-  check_same_device(kOp, info.a, a, x);
-  if (b) {
-    check_floating(kOp, info.b, *b);
-    check_same_device(kOp, info.b, *b, x);
+  const int count = param_count(info);
+  for (int k = 0; k < kMaxParams; ++k) {
+    TORCH_CHECK_VALUE(bool(params[k]) == (k < count), kOp, ": the ", info.name, " family takes ", count,
+                      count == 1 ? " parameter" : " parameters");
+    if (!params[k]) continue;
+    check_floating(kOp, info.params[k], *params[k]);
+    check_same_device(kOp, info.params[k], *params[k], x);
   }
-  TORCH_CHECK_VALUE(bool(b) == (info.b[0] != '\0'), kOp, ": the ", info.name, " family takes ",
-                    info.b[0] ? "two parameters" : "one parameter");
   Shapes s;
   s.full = x.sizes().vec();
-  broadcast_into(s.full, info.a, a);
-  if (b) broadcast_into(s.full, info.b, *b);
+  for (int k = 0; k < count; ++k) broadcast_into(s.full, info.params[k], *params[k]);
   const int64_t rank = int64_t(s.full.size());
   std::vector<bool> summed(rank, !dim.has_value());
   if (dim) {
@@ -111,9 +120,12 @@ Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Tensor& a, const
   return s;
 }
 
-at::ScalarType dtype_of(const Tensor& x, const Tensor& a, const OptionalTensor& b) {
-  auto dtype = at::promote_types(x.scalar_type(), a.scalar_type());
-  return b ? at::promote_types(dtype, b->scalar_type()) : dtype;
+at::ScalarType dtype_of(const Tensor& x, const Params& params) {
+  auto dtype = x.scalar_type();
+  for (const auto& p : params) {
+    if (p) dtype = at::promote_types(dtype, p->scalar_type());
+  }
+  return dtype;
 }
 
 // Scales and rates must be positive: checked on CPU (on CUDA it would cost a host
@@ -130,27 +142,31 @@ OptionalTensor permuted_view(const OptionalTensor& t, const Shapes& s, at::Scala
 }
 
 struct Call {
-  OptionalTensor x, a, b, grad;
+  OptionalTensor x;
+  Params params;
   Plan plan;
   LogLikelihoodArgs args;
-  Call(const FamilyInfo& info, const Shapes& s, at::ScalarType dtype, const Tensor& x_, const Tensor& a_,
-       const OptionalTensor& b_)
+  Call(const FamilyInfo& info, const Shapes& s, at::ScalarType dtype, const Tensor& x_, const Params& params_)
       : x(permuted_view(x_, s, dtype)),
-        a(permuted_view(a_, s, dtype)),
-        b(permuted_view(b_, s, dtype)),
-        plan(plan_rows(s.permuted, s.split, {&x, &a, &b})),
-        args{kernel_dtype(dtype), info.family, plan.grid, plan.operands[0], plan.operands[1], plan.operands[2]} {}
+        params{permuted_view(params_[0], s, dtype), permuted_view(params_[1], s, dtype),
+               permuted_view(params_[2], s, dtype)},
+        plan(plan_rows(s.permuted, s.split, {&x, &params[0], &params[1], &params[2]})),
+        args{kernel_dtype(dtype), info.family, plan.grid, plan.operands[0],
+             {plan.operands[1], plan.operands[2], plan.operands[3]}} {}
 };
 
 // ---- CPU and CUDA
 
-Tensor forward(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b, DimList dim) {
+Tensor forward(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
+               const OptionalTensor& c, DimList dim) {
   const FamilyInfo& info = family_info(family);
-  const Shapes s = shapes_of(info, x, a, b, dim);
-  if (info.a_positive) check_positive(info.a, a);
-  if (info.b_positive) check_positive(info.b, *b);
-  const auto dtype = dtype_of(x, a, b);
-  const Call call(info, s, dtype, x, a, b);
+  const Params params{a, b, c};
+  const Shapes s = shapes_of(info, x, params, dim);
+  for (int k = 0; k < kMaxParams; ++k) {
+    if (info.positive[k]) check_positive(info.params[k], *params[k]);
+  }
+  const auto dtype = dtype_of(x, params);
+  const Call call(info, s, dtype, x, params);
   Tensor out = at::empty(s.output, x.options().dtype(dtype));
   on_device(
       x, [&] { cpu::kernels().log_likelihood(call.args, out.data_ptr()); },
@@ -166,106 +182,121 @@ Tensor to_argument(const Tensor& permuted, const Shapes& s, const Tensor& argume
   return at::sum_to(permuted.permute(inverse), argument.sizes()).contiguous();
 }
 
-std::tuple<Tensor, Tensor, Tensor> backward(const Tensor& grad, c10::string_view family, const Tensor& x,
-                                            const Tensor& a, const OptionalTensor& b, DimList dim, OutputMask mask) {
+using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+
+Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
+                   const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
   const FamilyInfo& info = family_info(family);
-  const Shapes s = shapes_of(info, x, a, b, dim);
-  const auto dtype = dtype_of(x, a, b);
+  const Params params{a, b, c};
+  const Shapes s = shapes_of(info, x, params, dim);
+  const auto dtype = dtype_of(x, params);
   check_floating(kOp, "grad", grad);
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(s.output), kOp, ": grad of shape ", grad.sizes(),
               " does not match the output's shape ", at::IntArrayRef(s.output));
-  const Call call(info, s, dtype, x, a, b);
+  const Call call(info, s, dtype, x, params);
   const Tensor grad_rows = cast(grad, dtype)->contiguous();
   const auto options = x.options().dtype(dtype);
-  const int64_t rows = call.args.grid.rows;
   // A parameter constant along the summed dims gets its gradient summed per data set.
-  const bool a_per_row = call.args.a.broadcast_col, b_per_row = b && call.args.b.broadcast_col;
-  const auto buffer = [&](bool wanted, bool per_row) {
-    if (!wanted) return Tensor();
-    return per_row ? at::empty({rows}, options) : at::empty(s.permuted, options);
-  };
-  Tensor gx = buffer(mask[0], false), ga = buffer(mask[1], a_per_row), gb = buffer(mask[2] && b, b_per_row);
-  const auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr() : nullptr; };
-  const LogLikelihoodGrads grads{data(gx), data(ga), data(gb), ga.defined() && a_per_row, gb.defined() && b_per_row};
+  LogLikelihoodGrads grads{};
+  Tensor gx = mask[0] ? at::empty(s.permuted, options) : Tensor();
+  grads.x = gx.defined() ? gx.data_ptr() : nullptr;
+  std::array<Tensor, kMaxParams> gp;
+  for (int k = 0; k < kMaxParams; ++k) {
+    if (!mask[k + 1] || !params[k]) continue;
+    grads.per_row[k] = call.args.params[k].broadcast_col;
+    gp[k] = grads.per_row[k] ? at::empty({call.args.grid.rows}, options) : at::empty(s.permuted, options);
+    grads.params[k] = gp[k].data_ptr();
+  }
   on_device(
       x, [&] { cpu::kernels().log_likelihood_backward(call.args, grad_rows.data_ptr(), grads); },
       [&](cuda::Launch launch) { cuda::log_likelihood_backward(call.args, grad_rows.data_ptr(), grads, launch); });
   // Per-row gradients as the permuted shape with the summed dims of size 1.
   std::vector<int64_t> kept(s.permuted.begin(), s.permuted.begin() + s.split);
   kept.resize(s.permuted.size(), 1);
-  const auto finish = [&](const Tensor& g, bool per_row, const OptionalTensor& argument) {
+  const auto finish = [&](const Tensor& g, bool per_row, const Tensor& argument) {
     if (!g.defined()) return Tensor();
-    return to_argument(per_row ? g.view(kept) : g, s, *argument);
+    return to_argument(per_row ? g.view(kept) : g, s, argument);
   };
-  return {finish(gx, false, x), finish(ga, a_per_row, a), finish(gb, b_per_row, b)};
+  return {finish(gx, false, x), finish(gp[0], grads.per_row[0], a), b ? finish(gp[1], grads.per_row[1], *b) : Tensor(),
+          c ? finish(gp[2], grads.per_row[2], *c) : Tensor()};
 }
 
 // ---- Meta
 
-Tensor forward_meta(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b, DimList dim) {
-  const FamilyInfo& info = family_info(family);
-  return at::empty(shapes_of(info, x, a, b, dim).output, x.options().dtype(dtype_of(x, a, b)));
+Tensor forward_meta(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
+                    const OptionalTensor& c, DimList dim) {
+  const Params params{a, b, c};
+  return at::empty(shapes_of(family_info(family), x, params, dim).output, x.options().dtype(dtype_of(x, params)));
 }
 
-std::tuple<Tensor, Tensor, Tensor> backward_meta(const Tensor& grad, c10::string_view family, const Tensor& x,
-                                                 const Tensor& a, const OptionalTensor& b, DimList dim,
-                                                 OutputMask mask) {
-  const FamilyInfo& info = family_info(family);
-  shapes_of(info, x, a, b, dim);
+Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
+                        const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
+  const Params params{a, b, c};
+  shapes_of(family_info(family), x, params, dim);
   check_floating(kOp, "grad", grad);
-  const auto options = x.options().dtype(dtype_of(x, a, b));
+  const auto options = x.options().dtype(dtype_of(x, params));
   const auto like = [&](bool wanted, const OptionalTensor& t) { return wanted && t ? at::empty(t->sizes(), options) : Tensor(); };
-  return {like(mask[0], x), like(mask[1], a), like(mask[2], b)};
+  return {like(mask[0], x), like(mask[1], a), like(mask[2], b), like(mask[3], c)};
 }
 
 // ---- calls through the dispatcher
 
-Tensor call_forward(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b, DimList dim) {
+Tensor call_forward(c10::string_view family, const Tensor& x, const Params& p, DimList dim) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("fusedgan::log_likelihood", "")
-                             .typed<Tensor(c10::string_view, const Tensor&, const Tensor&, const OptionalTensor&, DimList)>();
-  return op.call(family, x, a, b, dim);
+                             .typed<Tensor(c10::string_view, const Tensor&, const Tensor&, const OptionalTensor&,
+                                           const OptionalTensor&, DimList)>();
+  return op.call(family, x, *p[0], p[1], p[2], dim);
 }
 
-std::tuple<Tensor, Tensor, Tensor> call_backward(const Tensor& grad, c10::string_view family, const Tensor& x,
-                                                 const Tensor& a, const OptionalTensor& b, DimList dim,
-                                                 OutputMask mask) {
-  using Result = std::tuple<Tensor, Tensor, Tensor>;
+Gradients call_backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Params& p, DimList dim,
+                        OutputMask mask) {
   static const auto op = c10::Dispatcher::singleton()
                              .findSchemaOrThrow("fusedgan::_log_likelihood_backward", "")
-                             .typed<Result(const Tensor&, c10::string_view, const Tensor&, const Tensor&,
-                                           const OptionalTensor&, DimList, OutputMask)>();
-  return op.call(grad, family, x, a, b, dim, mask);
+                             .typed<Gradients(const Tensor&, c10::string_view, const Tensor&, const Tensor&,
+                                              const OptionalTensor&, const OptionalTensor&, DimList, OutputMask)>();
+  return op.call(grad, family, x, *p[0], p[1], p[2], dim, mask);
 }
 
 // ---- Autograd
 
 // log f in ATen ops (differentiable again), for create_graph.
-Tensor log_pdf_in_aten(Family family, const Tensor& x, const Tensor& a, const Tensor& b) {
+Tensor log_pdf_in_aten(Family family, const Tensor& x, const std::vector<Tensor>& p) {
   switch (family) {
     case Family::Normal: {
-      const Tensor z = (x - a) / b;
-      return -0.5 * z * z - at::log(b) - 0.91893853320467274178;
+      const Tensor z = (x - p[0]) / p[1];
+      return -0.5 * z * z - at::log(p[1]) - 0.91893853320467274178;
     }
     case Family::Laplace:
-      return -at::abs(x - a) / b - at::log(2 * b);
+      return -at::abs(x - p[0]) / p[1] - at::log(2 * p[1]);
     case Family::Exponential:
-      return at::where(x < 0, -std::numeric_limits<double>::infinity(), at::log(a) - a * x);
+      return at::where(x < 0, -std::numeric_limits<double>::infinity(), at::log(p[0]) - p[0] * x);
     case Family::Bernoulli:
+      return x * p[0] - at::softplus(p[0]);
+    case Family::Poisson:
+      return at::xlogy(x, p[0]) - p[0] - at::lgamma(x + 1);
+    case Family::StudentT:
       break;
   }
-  return x * a - at::softplus(a);
+  const Tensor z = (x - p[1]) / p[2];
+  return at::lgamma((p[0] + 1) / 2) - at::lgamma(p[0] / 2) - 0.5 * at::log(p[0] * M_PI) - at::log(p[2]) -
+         (p[0] + 1) / 2 * at::log1p(z * z / p[0]);
 }
+
+std::optional<std::vector<int64_t>> dims_of(DimList dim) {
+  return dim ? std::optional<std::vector<int64_t>>(dim->vec()) : std::nullopt;
+}
+DimList dim_list(const std::optional<std::vector<int64_t>>& dims) { return dims ? DimList(*dims) : DimList(); }
 
 class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, const std::string& family, const Tensor& x, const Tensor& a,
-                        const OptionalTensor& b, std::optional<std::vector<int64_t>> dim) {
-    ctx->save_for_backward({x, a, b.value_or(Tensor())});
+                        const OptionalTensor& b, const OptionalTensor& c, std::optional<std::vector<int64_t>> dim) {
+    ctx->save_for_backward({x, a, b.value_or(Tensor()), c.value_or(Tensor())});
     ctx->saved_data["family"] = family;
     ctx->saved_data["dim"] = dim ? c10::IValue(*dim) : c10::IValue();
     at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(family, x, a, b, dim ? DimList(*dim) : DimList());
+    return call_forward(family, x, Params{a, b, c}, dim_list(dim));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
@@ -274,21 +305,27 @@ class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunc
     const auto& dim_value = ctx->saved_data["dim"];
     const std::optional<std::vector<int64_t>> dim =
         dim_value.isNone() ? std::nullopt : std::optional<std::vector<int64_t>>(dim_value.toIntVector());
-    const OptionalTensor b = saved[2].defined() ? OptionalTensor(saved[2]) : std::nullopt;
-    const OutputMask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1), b && ctx->needs_input_grad(2)};  // edges: x, a, b
+    const auto optional = [](const Tensor& t) { return t.defined() ? OptionalTensor(t) : std::nullopt; };
+    const Params params{saved[1], optional(saved[2]), optional(saved[3])};
+    OutputMask mask{};
+    for (int i = 0; i < 4; ++i) mask[i] = saved[i].defined() && ctx->needs_input_grad(i);  // edges: x, a, b, c
     if (!at::GradMode::is_enabled()) {
-      auto [gx, ga, gb] = call_backward(grads[0], family, saved[0], saved[1], b, dim ? DimList(*dim) : DimList(), mask);
-      return {Tensor(), gx, ga, gb, Tensor()};
+      auto [gx, ga, gb, gc] = call_backward(grads[0], family, saved[0], params, dim_list(dim), mask);
+      return {Tensor(), gx, ga, gb, gc, Tensor()};
     }
     // create_graph: differentiate log f written in ATen ops, keeping the graph.
     const FamilyInfo& info = family_info(family);
-    const Shapes s = shapes_of(info, saved[0], saved[1], b, dim ? DimList(*dim) : DimList());
-    const Tensor log_f = log_pdf_in_aten(info.family, saved[0], saved[1], saved[2].defined() ? saved[2] : saved[1]);
+    const Shapes s = shapes_of(info, saved[0], params, dim_list(dim));
+    std::vector<Tensor> defined_params;
+    for (const auto& p : params) {
+      if (p) defined_params.push_back(*p);
+    }
+    const Tensor log_f = log_pdf_in_aten(info.family, saved[0], defined_params);
     std::vector<int64_t> summed(s.order.begin() + s.split, s.order.end());
     const Tensor weighted = (log_f.expand(s.full).sum(summed) * grads[0]).sum();
-    variable_list inputs, results(3);
+    variable_list inputs, results(4);
     std::vector<int> slots;
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 4; ++i) {
       if (mask[i]) {
         inputs.push_back(saved[i]);
         slots.push_back(i);
@@ -297,40 +334,39 @@ class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunc
     const auto d = torch::autograd::grad({weighted}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true,
                                          /*allow_unused=*/true);
     for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(inputs[k]);
-    return {Tensor(), results[0], results[1], results[2], Tensor()};
+    return {Tensor(), results[0], results[1], results[2], results[3], Tensor()};
   }
 };
 
-Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
-                        DimList dim) {
-  const bool records = at::GradMode::is_enabled() &&
-                       (x.requires_grad() || a.requires_grad() || (b && b->requires_grad()));
-  if (!records) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(family, x, a, b, dim);
-  }
-  std::optional<std::vector<int64_t>> dims;
-  if (dim) dims = dim->vec();
-  return LogLikelihoodFunction::apply(std::string(family.data(), family.size()), x, a, b, dims);
+bool any_requires_grad(const Tensor& x, const Tensor& a, const OptionalTensor& b, const OptionalTensor& c) {
+  return x.requires_grad() || a.requires_grad() || (b && b->requires_grad()) || (c && c->requires_grad());
 }
 
-std::tuple<Tensor, Tensor, Tensor> backward_autograd(const Tensor& grad, c10::string_view family, const Tensor& x,
-                                                     const Tensor& a, const OptionalTensor& b, DimList dim,
-                                                     OutputMask mask) {
-  TORCH_CHECK(!(at::GradMode::is_enabled() && (grad.requires_grad() || x.requires_grad() || a.requires_grad() ||
-                                              (b && b->requires_grad()))),
+Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
+                        const OptionalTensor& c, DimList dim) {
+  const bool records = at::GradMode::is_enabled() && any_requires_grad(x, a, b, c);
+  if (!records) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_forward(family, x, Params{a, b, c}, dim);
+  }
+  return LogLikelihoodFunction::apply(std::string(family.data(), family.size()), x, a, b, c, dims_of(dim));
+}
+
+Gradients backward_autograd(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
+                            const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && (grad.requires_grad() || any_requires_grad(x, a, b, c))),
               "_log_likelihood_backward is not differentiable; differentiate log_likelihood with create_graph=True");
   at::AutoDispatchBelowADInplaceOrView guard;
-  return call_backward(grad, family, x, a, b, dim, mask);
+  return call_backward(grad, family, x, Params{a, b, c}, dim, mask);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
-  m.def("log_likelihood(str family, Tensor x, Tensor a, Tensor? b=None, int[]? dim=None) -> Tensor");
+  m.def("log_likelihood(str family, Tensor x, Tensor a, Tensor? b=None, Tensor? c=None, int[]? dim=None) -> Tensor");
   m.def(
-      "_log_likelihood_backward(Tensor grad, str family, Tensor x, Tensor a, Tensor? b, int[]? dim, "
-      "bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+      "_log_likelihood_backward(Tensor grad, str family, Tensor x, Tensor a, Tensor? b, Tensor? c, int[]? dim, "
+      "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CPU, m) {

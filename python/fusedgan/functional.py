@@ -22,6 +22,8 @@ __all__ = [
     "laplace_log_likelihood",
     "exponential_log_likelihood",
     "bernoulli_log_likelihood",
+    "poisson_log_likelihood",
+    "student_t_log_likelihood",
 ]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -156,20 +158,33 @@ def normal_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = 
     is constant along ``dim`` gets its gradient summed per data set in the same pass).
     ``scale`` <= 0 raises ValueError on CPU.
     """
-    return _log_likelihood("normal", x, loc, scale, _dims(dim))
+    return _log_likelihood("normal", x, loc, scale, None, _dims(dim))
 
 
 def laplace_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
     """Sum over ``dim`` of log Laplace(x; loc, scale) = -|x - loc| / scale - log(2 scale)."""
-    return _log_likelihood("laplace", x, loc, scale, _dims(dim))
+    return _log_likelihood("laplace", x, loc, scale, None, _dims(dim))
 
 
 def exponential_log_likelihood(x: Tensor, rate: Tensor, *, dim: Dims = -1) -> Tensor:
     """Sum over ``dim`` of log Exponential(x; rate) = log rate - rate x (-inf for x < 0)."""
-    return _log_likelihood("exponential", x, rate, None, _dims(dim))
+    return _log_likelihood("exponential", x, rate, None, None, _dims(dim))
 
 
 def bernoulli_log_likelihood(x: Tensor, logits: Tensor, *, dim: Dims = -1) -> Tensor:
     """Sum over ``dim`` of log Bernoulli(x; sigmoid(logits)) = x logits - softplus(logits),
     stable for any logits (x may be soft, in [0, 1])."""
-    return _log_likelihood("bernoulli", x, logits, None, _dims(dim))
+    return _log_likelihood("bernoulli", x, logits, None, None, _dims(dim))
+
+
+def poisson_log_likelihood(k: Tensor, rate: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` of log Poisson(k; rate) = k log rate - rate - lgamma(k + 1); ``k``
+    holds counts (its gradient is the continuous extension, log rate - digamma(k + 1), as
+    torch.distributions.Poisson gives)."""
+    return _log_likelihood("poisson", k, rate, None, None, _dims(dim))
+
+
+def student_t_log_likelihood(x: Tensor, df: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` of log StudentT(x; df, loc, scale), with gradients for all four
+    (digamma for ``df``)."""
+    return _log_likelihood("student_t", x, df, loc, scale, _dims(dim))
