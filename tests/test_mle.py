@@ -1,0 +1,92 @@
+"""Maximum-likelihood fits against scipy.stats' .fit."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+from fusedgan import functional as F
+from fusedgan import mle
+
+
+def sample(distribution, shape, seed=0, **kwargs):
+    return torch.from_numpy(distribution.rvs(size=shape, random_state=np.random.default_rng(seed), **kwargs))
+
+
+def assert_relative(actual, expected, rtol=1e-9):
+    np.testing.assert_allclose(np.asarray(actual, dtype=np.float64), np.asarray(expected, dtype=np.float64), rtol=rtol)
+
+
+def test_normal_is_scipys_fit_batched_over_data_sets():
+    x = sample(scipy.stats.norm, (3, 4, 50), loc=2.0, scale=3.0)
+    p = mle.fit("normal", x)
+    assert p["loc"].shape == (3, 4)
+    for i in range(3):
+        for j in range(4):
+            loc, scale = scipy.stats.norm.fit(x[i, j].numpy())
+            assert_relative([p["loc"][i, j], p["scale"][i, j]], [loc, scale])
+
+
+def test_fit_along_another_dim():
+    x = sample(scipy.stats.norm, (40, 3), seed=1)
+    p = mle.fit("normal", x, dim=0)
+    torch.testing.assert_close(p["loc"], x.mean(0))
+    assert F.normal_log_likelihood(x, p["loc"], p["scale"], dim=0).shape == (3,)
+
+
+def test_exponential_poisson_bernoulli_and_laplace_closed_forms():
+    x = sample(scipy.stats.expon, (5, 30), seed=2, scale=2.0)
+    _, scale = scipy.stats.expon.fit(x[0].numpy(), floc=0)
+    assert_relative(1 / mle.fit("exponential", x)["rate"][0], scale)
+    counts = sample(scipy.stats.poisson, (5, 30), seed=3, mu=4.0).double()
+    assert_relative(mle.fit("poisson", counts)["rate"], counts.mean(-1))
+    coins = sample(scipy.stats.bernoulli, (5, 31), seed=4, p=0.3).double()
+    assert_relative(torch.sigmoid(mle.fit("bernoulli", coins)["logits"]), coins.mean(-1))
+    for n in (30, 31):  # even and odd: the median of an even set is the middle two's mean
+        x = sample(scipy.stats.laplace, (4, n), seed=5, loc=1.0, scale=0.5)
+        p = mle.fit("laplace", x)
+        for i in range(4):
+            assert_relative([p["loc"][i], p["scale"][i]], scipy.stats.laplace.fit(x[i].numpy()))
+
+
+def test_closed_forms_maximise_the_fused_log_likelihood():
+    x = sample(scipy.stats.norm, (6, 40), seed=6)
+    p = mle.fit("normal", x)
+    best = F.normal_log_likelihood(x, p["loc"].unsqueeze(-1), p["scale"].unsqueeze(-1))
+    for nudge in (0.99, 1.01):
+        assert (F.normal_log_likelihood(x, p["loc"].unsqueeze(-1), nudge * p["scale"].unsqueeze(-1)) < best).all()
+
+
+def test_student_t_reaches_at_least_scipys_log_likelihood():
+    x = sample(scipy.stats.t, (8, 200), seed=7, df=4.0, loc=1.0, scale=2.0)
+    p = mle.fit("student_t", x)
+    ours = F.student_t_log_likelihood(x, *(p[k].unsqueeze(-1) for k in ("df", "loc", "scale")))
+    for i in range(8):
+        theirs = scipy.stats.t.logpdf(x[i].numpy(), *scipy.stats.t.fit(x[i].numpy())).sum()
+        assert ours[i].item() >= theirs - 1e-9 * abs(theirs)
+
+
+def test_student_t_of_normal_data_goes_to_the_normal_limit():
+    x = sample(scipy.stats.norm, (2, 500), seed=8)
+    p = mle.fit("student_t", x)
+    assert torch.isfinite(p["df"]).all() and (p["df"] > 20).all()
+
+
+@pytest.mark.parametrize("x,match", [
+    (torch.empty(3, 0), "empty"),
+    (torch.tensor([1.0, float("nan")]), "NaN"),
+    (torch.tensor(1.0), "at least one dimension"),
+    (torch.tensor([1, 2]), "floating point"),
+])
+def test_bad_data_is_refused(x, match):
+    with pytest.raises(ValueError, match=match):
+        mle.fit("normal", x)
+
+
+def test_unknown_families_and_out_of_support_data_are_refused():
+    with pytest.raises(ValueError, match="unknown family 'cauchy'; known: normal"):
+        mle.fit("cauchy", torch.rand(5))
+    with pytest.raises(ValueError, match="must not be negative"):
+        mle.fit("exponential", torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match="dim is out of range"):
+        mle.fit("normal", torch.rand(5), dim=1)
