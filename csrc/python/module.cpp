@@ -1,8 +1,9 @@
 // fusedgan._C: loading it registers the torch operators (csrc/torch); the functions here
-// are the pybind11 side: build information.
+// are the pybind11 side: build information and the numpy front-end's kernels.
 #include <pybind11/pybind11.h>
 
 #include "../kernel_api.h"
+#include "numpy_api.h"
 
 namespace py = pybind11;
 
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_C, m) {
         return info;
       },
       "version, whether CUDA kernels were built, and the CPU instruction set in use");
+  fusedgan::add_numpy_api(m);
 }

@@ -12,6 +12,7 @@
 
 #include <string_view>
 
+#include "../families.h"
 #include "common.h"
 
 namespace fusedgan {
@@ -24,38 +25,10 @@ using OutputMask = std::array<bool, 4>;  // x, a, b, c
 
 constexpr const char* kOp = "log_likelihood";
 
-// A family: its name, its parameters' names in order (empty past the last), and which of
-// them must be positive (scales, rates, degrees of freedom).
-struct FamilyInfo {
-  Family family;
-  const char* name;
-  const char* params[kMaxParams];
-  bool positive[kMaxParams];
-};
-
-constexpr FamilyInfo kFamilies[] = {
-    {Family::Normal, "normal", {"loc", "scale", ""}, {false, true, false}},
-    {Family::Laplace, "laplace", {"loc", "scale", ""}, {false, true, false}},
-    {Family::Exponential, "exponential", {"rate", "", ""}, {true, false, false}},
-    {Family::Bernoulli, "bernoulli", {"logits", "", ""}, {false, false, false}},
-    {Family::Poisson, "poisson", {"rate", "", ""}, {true, false, false}},
-    {Family::StudentT, "student_t", {"df", "loc", "scale"}, {true, false, true}},
-};
-
-int param_count(const FamilyInfo& info) {
-  int count = 0;
-  while (count < kMaxParams && info.params[count][0] != '\0') ++count;
-  return count;
-}
-
-const FamilyInfo& family_info(c10::string_view name_view) {
-  const std::string_view name(name_view.data(), name_view.size());
-  for (const auto& info : kFamilies) {
-    if (name == info.name) return info;
-  }
-  TORCH_CHECK_VALUE(false, kOp, ": unknown family '", name,
-                    "'; known: normal, laplace, exponential, bernoulli, poisson, student_t");
-  return kFamilies[0];
+const FamilyInfo& family_info(c10::string_view name) {
+  const FamilyInfo* info = find_family(std::string_view(name.data(), name.size()));
+  TORCH_CHECK_VALUE(info, kOp, ": unknown family '", name, "'; known: ", kFamilyNames);
+  return *info;
 }
 
 using Params = std::array<OptionalTensor, kMaxParams>;

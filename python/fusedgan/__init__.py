@@ -4,7 +4,7 @@ log-likelihoods as PyTorch operators (torch.ops.fusedgan), with autograd."""
 import torch  # loads libtorch before the extension that links against it
 
 from . import _C
-from . import functional, mle, nn
+from . import functional, mle, nn, numpy
 
 F = functional
 
@@ -15,4 +15,4 @@ def build_info() -> dict:
 
 
 __version__ = build_info()["version"]
-__all__ = ["F", "build_info", "functional", "mle", "nn"]
+__all__ = ["F", "build_info", "functional", "mle", "nn", "numpy"]

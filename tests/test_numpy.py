@@ -1,0 +1,93 @@
+"""The numpy front-end against scipy: numpy in, numpy out, the same kernels as the ops."""
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+import fusedgan.numpy as fnp
+from fusedgan import functional as F
+
+RNG = np.random.default_rng(0)
+
+CASES = {
+    "normal": (fnp.normal_log_likelihood, lambda x, loc, scale: scipy.stats.norm.logpdf(x, loc, scale), (RNG.normal(size=(5, 1)), RNG.uniform(0.5, 2, size=(5, 1)))),
+    "laplace": (fnp.laplace_log_likelihood, lambda x, loc, scale: scipy.stats.laplace.logpdf(x, loc, scale), (0.3, RNG.uniform(0.5, 2, size=(1, 40)))),
+    "exponential": (fnp.exponential_log_likelihood, lambda x, rate: scipy.stats.expon.logpdf(x, scale=1 / rate), (RNG.uniform(0.5, 2, size=(5, 1)),)),
+    "poisson": (fnp.poisson_log_likelihood, lambda k, rate: scipy.stats.poisson.logpmf(k, rate), (RNG.uniform(1, 5, size=(5, 1)),)),
+    "student_t": (fnp.student_t_log_likelihood, lambda x, df, loc, scale: scipy.stats.t.logpdf(x, df, loc, scale), (3.0, RNG.normal(size=(5, 1)), 2.0)),
+}
+
+
+def data_for(family, shape):
+    if family == "poisson":
+        return RNG.poisson(3.0, size=shape).astype(np.float64)
+    if family == "exponential":
+        return RNG.exponential(size=shape)
+    return RNG.normal(size=shape) * 2
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("family", list(CASES))
+def test_log_likelihoods_match_scipy(family, dtype):
+    fn, logpdf, params = CASES[family]
+    x = data_for(family, (5, 40))
+    expected = logpdf(x, *params).sum(-1)
+    actual = fn(x.astype(dtype), *[np.asarray(p, dtype=dtype) for p in params])
+    assert isinstance(actual, np.ndarray) and actual.dtype == dtype and actual.shape == (5,)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12 if dtype == np.float64 else 2e-5)
+
+
+def test_axes_tuples_and_all():
+    x = RNG.normal(size=(4, 3, 6))
+    np.testing.assert_allclose(fnp.normal_log_likelihood(x, 0.0, 1.0, axis=(0, 2)), scipy.stats.norm.logpdf(x).sum((0, 2)))
+    np.testing.assert_allclose(fnp.normal_log_likelihood(x, 0.0, 1.0, axis=None), scipy.stats.norm.logpdf(x).sum())
+    np.testing.assert_allclose(fnp.normal_log_likelihood(x.transpose(2, 0, 1), 0.0, 1.0, axis=0), scipy.stats.norm.logpdf(x).sum(2))
+
+
+def test_same_numbers_as_the_torch_ops():
+    x, loc, scale = RNG.normal(size=(3, 50)), RNG.normal(size=(3, 1)), RNG.uniform(1, 2, size=(3, 1))
+    via_torch = F.normal_log_likelihood(*(torch.from_numpy(a) for a in (x, loc, scale))).numpy()
+    np.testing.assert_array_equal(fnp.normal_log_likelihood(x, loc, scale), via_torch)
+
+
+def test_bernoulli_and_integer_inputs():
+    x = RNG.integers(0, 2, size=(4, 30))
+    logits = RNG.normal(size=(4, 1))
+    expected = scipy.stats.bernoulli.logpmf(x, scipy.special.expit(logits)).sum(-1)
+    np.testing.assert_allclose(fnp.bernoulli_log_likelihood(x, logits), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("base", [None, 2])
+def test_entropy_matches_scipy(base):
+    q = RNG.dirichlet(np.ones(6), size=(3, 4))
+    np.testing.assert_allclose(fnp.entropy(q, base=base), scipy.stats.entropy(q, base=base, axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(fnp.entropy(q, axis=0), scipy.special.entr(q).sum(0), rtol=1e-12)  # scipy would renormalise
+    assert fnp.entropy([[0.5, 0.5], [1.0, 0.0]], base=2).tolist() == [1.0, 0.0]
+    z = RNG.normal(size=(3, 7))
+    expected = scipy.stats.entropy(scipy.special.softmax(z, axis=-1), axis=-1)
+    np.testing.assert_allclose(fnp.entropy_with_logits(z), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+def test_bce_matches_torch(reduction):
+    x, y = RNG.normal(size=(4, 9)) * 5, RNG.uniform(size=(4, 9))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), reduction=reduction)
+    np.testing.assert_allclose(fnp.binary_cross_entropy_with_logits(x, y, reduction=reduction), expected.numpy(), rtol=1e-12)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="scale must be positive"):
+        fnp.normal_log_likelihood(np.zeros(3), 0.0, 0.0)
+    with pytest.raises(ValueError, match="df must be positive"):
+        fnp.student_t_log_likelihood(np.zeros(3), -1.0, 0.0, 1.0)
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        fnp.normal_log_likelihood(np.zeros((2, 3)), 0.0, 1.0, axis=2)
+    with pytest.raises(ValueError, match=r"normal_log_likelihood: x \(2, 3\), loc \(4,\) and scale \(\) do not broadcast"):
+        fnp.normal_log_likelihood(np.zeros((2, 3)), np.zeros(4), 1.0)
+    with pytest.raises(ValueError, match="probs must not be negative"):
+        fnp.entropy([0.5, -0.5])
+    with pytest.raises(ValueError, match="not a valid value for reduction"):
+        fnp.binary_cross_entropy_with_logits(np.zeros(2), np.zeros(2), reduction="max")
+    with pytest.raises(TypeError, match="expected real arrays"):
+        fnp.entropy(np.array(["a"]))
