@@ -229,7 +229,9 @@ def opcheck_samples():
     yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
 
 
-test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "log_likelihood" in name)
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
+    list(opcheck_samples()), lambda name: "log_likelihood" in name and "categorical" not in name  # opchecked below
+)
 
 
 def test_torch_compile_fullgraph():
@@ -243,3 +245,24 @@ def test_torch_compile_fullgraph():
     torch.testing.assert_close(actual, expected)
     for a, e in zip(torch.autograd.grad(actual, (loc, log_scale)), torch.autograd.grad(expected, (loc, log_scale))):
         torch.testing.assert_close(a, e)
+
+
+# ---- categorical (composed from ATen ops)
+
+def test_categorical_matches_torch_distributions_and_gradcheck():
+    labels = torch.randint(0, 5, (3, 40), generator=torch.Generator().manual_seed(17))
+    for logits in (data((3, 1, 5), 18), data((3, 40, 5), 19)):
+        logits.requires_grad_()
+        value = F.categorical_log_likelihood(labels, logits)
+        expected = torch.distributions.Categorical(logits=logits).log_prob(labels).sum(-1)
+        torch.testing.assert_close(value, expected)
+        assert torch.autograd.gradcheck(lambda l: F.categorical_log_likelihood(labels, l), (logits,))
+    assert F.categorical_log_likelihood(labels, data((5,), 20), dim=None).shape == ()
+
+
+def test_categorical_bad_labels():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+        F.categorical_log_likelihood(torch.tensor([0, 3]), torch.zeros(3))
+    with pytest.raises(RuntimeError, match="expected labels to be an integer tensor"):
+        F.categorical_log_likelihood(torch.tensor([0.0]), torch.zeros(3))
+    torch.library.opcheck(torch.ops.fusedgan.categorical_log_likelihood.default, (torch.tensor([[0, 2]]), torch.zeros(1, 1, 3, requires_grad=True), [-1]))

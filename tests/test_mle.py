@@ -49,6 +49,17 @@ def test_exponential_poisson_bernoulli_and_laplace_closed_forms():
             assert_relative([p["loc"][i], p["scale"][i]], scipy.stats.laplace.fit(x[i].numpy()))
 
 
+def test_categorical_log_frequencies():
+    labels = torch.tensor([[0.0, 1, 1, 2], [2, 2, 2, 2]])
+    logits = mle.fit("categorical", labels, num_classes=4)["logits"]
+    torch.testing.assert_close(logits.exp(), torch.tensor([[0.25, 0.5, 0.25, 0], [0, 0, 1, 0]]))
+    assert F.categorical_log_likelihood(labels.long(), logits.unsqueeze(-2)).isfinite().all()
+    with pytest.raises(ValueError, match="needs num_classes"):
+        mle.fit("categorical", labels)
+    with pytest.raises(ValueError, match=r"integer labels in \[0, 2\)"):
+        mle.fit("categorical", labels, num_classes=2)
+
+
 def test_closed_forms_maximise_the_fused_log_likelihood():
     x = sample(scipy.stats.norm, (6, 40), seed=6)
     p = mle.fit("normal", x)

@@ -24,6 +24,7 @@ __all__ = [
     "bernoulli_log_likelihood",
     "poisson_log_likelihood",
     "student_t_log_likelihood",
+    "categorical_log_likelihood",
 ]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -38,6 +39,7 @@ _entropy = torch.ops.fusedgan.entropy.default
 _entropy_with_logits = torch.ops.fusedgan.entropy_with_logits.default
 _binary_entropy_with_logits = torch.ops.fusedgan.binary_entropy_with_logits.default
 _log_likelihood = torch.ops.fusedgan.log_likelihood.default
+_categorical_log_likelihood = torch.ops.fusedgan.categorical_log_likelihood.default
 
 
 def _reduction_code(reduction: str, size_average: Optional[bool], reduce: Optional[bool]) -> int:
@@ -188,3 +190,11 @@ def student_t_log_likelihood(x: Tensor, df: Tensor, loc: Tensor, scale: Tensor, 
     """Sum over ``dim`` of log StudentT(x; df, loc, scale), with gradients for all four
     (digamma for ``df``)."""
     return _log_likelihood("student_t", x, df, loc, scale, _dims(dim))
+
+
+def categorical_log_likelihood(labels: Tensor, logits: Tensor, *, dim: Dims = -1) -> Tensor:
+    """Sum over ``dim`` (of ``labels``) of log softmax(logits)[label]: ``logits`` has the
+    classes in its last dim and its other dims broadcast against ``labels`` (one set of logits
+    per data set, ``(*B, 1, K)``, or per point, ``(*B, N, K)``). Labels out of range raise
+    ValueError on CPU. Composed from ATen's log_softmax and gather rather than a fused kernel."""
+    return _categorical_log_likelihood(labels, logits, _dims(dim))

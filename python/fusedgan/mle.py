@@ -43,6 +43,16 @@ def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
     return {"logits": torch.logit(x.mean(dim))}  # +-inf for all-ones or all-zeros sets
 
 
+def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict[str, Tensor]:
+    if num_classes is None:
+        raise ValueError("fit: the categorical family needs num_classes=")
+    labels = x.movedim(dim, -1).long()
+    if not torch.equal(labels.to(x.dtype), x.movedim(dim, -1)) or labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"fit: categorical data must be integer labels in [0, {num_classes})")
+    counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).to(x.dtype)
+    return {"logits": torch.log(counts / labels.shape[-1])}  # -inf for classes never seen
+
+
 def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
     loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
     return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
@@ -108,6 +118,7 @@ FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {
     "poisson": _poisson,
     "bernoulli": _bernoulli,
     "laplace": _laplace,
+    "categorical": _categorical,
     "student_t": _student_t,
 }
 
@@ -117,7 +128,8 @@ def fit(family: str, x: Tensor, *, dim: int = -1, **options) -> dict[str, Tensor
 
     Closed form for normal (biased scale, as ``scipy.stats.norm.fit``), exponential (rate =
     1/mean, location 0), poisson (rate = mean), bernoulli (logits of the mean) and laplace
-    (median, mean absolute deviation from it); numerical (batched Newton) for student_t,
+    (median, mean absolute deviation from it) and categorical (log frequencies, shape
+    ``(..., num_classes)``; ``x`` holds labels as floats, ``num_classes=`` is required); numerical (batched Newton) for student_t,
     whose ``options`` are ``max_iter`` and ``tolerance`` (on the gradient). Empty data sets, NaN data and
     unknown families raise ValueError.
     """

@@ -1,0 +1,82 @@
+"""Batched log-likelihoods and fits, fusedgan vs torch.distributions, torch.compile and scipy.
+
+- normal log-likelihood, forward + backward (gradients for loc and scale), 1024 data sets x
+  16384 points, vs `torch.distributions.Normal(loc, scale).log_prob(x).sum(-1)` eager and
+  compiled;
+- the numpy front-end's normal log-likelihood vs `scipy.stats.norm.logpdf(x, loc, scale).sum(-1)`;
+- `fusedgan.mle.fit("student_t", x)` of 10,000 data sets of 100 points vs `scipy.stats.t.fit`
+  in a loop (timed on 20 of the sets), as time per data set.
+Writes benchmarks/results/loglik.csv and loglik-<device>.md.
+
+    python benchmarks/bench_loglik.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import scipy.stats
+import torch
+
+import fusedgan.numpy as fnp
+from common import Row, time_providers, write_results
+from fusedgan import functional as F
+from fusedgan import mle
+
+SETS, POINTS = 1024, 16384
+
+
+def distributions_normal(x, loc, scale):
+    return torch.distributions.Normal(loc, scale).log_prob(x).sum(-1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+    rows: list[Row] = []
+    lines = ["| case | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|"]
+
+    def record(op, timings, baseline, unit="ms"):
+        for provider, t in timings.items():
+            rows.append(Row(op, provider, "full", SETS * POINTS, *t))
+        ours, theirs = timings["fusedgan"][1], timings[baseline][1]
+        scale = 1e-3 if unit == "ms" else 1.0
+        lines.append(f"| {op} | {ours * scale:.2f} {unit} | {theirs * scale:.2f} {unit} | {theirs / ours:.1f} | {baseline} |")
+        print(lines[-1], flush=True)
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(SETS, POINTS, generator=g)
+    loc = torch.randn(SETS, 1, generator=g).requires_grad_()
+    scale = (torch.rand(SETS, 1, generator=g) + 0.5).requires_grad_()
+    compiled = torch.compile(distributions_normal, fullgraph=True, dynamic=False)
+    costs = {"fusedgan": F.normal_log_likelihood, "torch.distributions": distributions_normal, "compile": compiled}
+    providers = {name: (lambda f: lambda: torch.autograd.grad(f(x, loc, scale).sum(), (loc, scale)))(f) for name, f in costs.items()}
+    timings = time_providers(providers, "cpu", rounds=args.rounds)
+    record("normal fwd+bwd 1024x16384", timings, "torch.distributions")
+    lines.append(f"| (same, vs torch.compile) | | {timings['compile'][1] / 1e3:.2f} ms | {timings['compile'][1] / timings['fusedgan'][1]:.1f} | compile |")
+
+    xn, locn, scalen = x.numpy(), loc.detach().numpy(), scale.detach().numpy()
+    timings = time_providers(
+        {"fusedgan": lambda: fnp.normal_log_likelihood(xn, locn, scalen),
+         "scipy": lambda: scipy.stats.norm.logpdf(xn, locn, scalen).sum(-1)},
+        "cpu", rounds=args.rounds,
+    )
+    record("numpy normal 1024x16384", timings, "scipy")
+
+    t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
+    start = time.perf_counter()
+    mle.fit("student_t", t_sets)
+    ours = (time.perf_counter() - start) / len(t_sets) * 1e6
+    start = time.perf_counter()
+    for row in t_sets[:20].numpy():
+        scipy.stats.t.fit(row)
+    theirs = (time.perf_counter() - start) / 20 * 1e6
+    record("student_t fit, per data set (10,000 x 100)", {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)}, "scipy", unit="µs")
+    write_results("loglik", rows, "cpu", "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
