@@ -117,6 +117,25 @@ struct LogLikelihoodGrads {
   bool per_row[kMaxParams];
 };
 
+// A diagonal normal mixture's log-likelihood over `sets` data sets, all contiguous:
+// x (sets, n, d), logits (sets, k), loc and scale (sets, k, d).
+struct MixtureArgs {
+  DType dtype;
+  int64_t sets, n, k, d;
+  const void* x;
+  const void* logits;
+  const void* loc;
+  const void* scale;
+};
+
+// The backward's outputs (null: not wanted): grad_x like x; the parameters' in double.
+struct MixtureGrads {
+  void* x;
+  double* logits;
+  double* loc;
+  double* scale;
+};
+
 namespace cpu {
 // The forwards also store the input gradient (at grad = 1) in grad_input when it is not
 // null, which only reduced losses (mean, sum) ask for.
@@ -146,6 +165,9 @@ struct KernelTable {
   // One sum per row into out; the backward takes the incoming gradient per row.
   void (*log_likelihood)(const LogLikelihoodArgs&, void* out);
   void (*log_likelihood_backward)(const LogLikelihoodArgs&, const void* grad, const LogLikelihoodGrads&);
+  // out: one log-likelihood per set; grad: one incoming gradient per set.
+  void (*mixture_log_likelihood)(const MixtureArgs&, void* out);
+  void (*mixture_log_likelihood_backward)(const MixtureArgs&, const void* grad, const MixtureGrads&);
 };
 // The table for the best instruction set this CPU supports (FUSEDGAN_SIMD=avx512|avx2|generic
 // in the environment narrows the choice).
@@ -178,6 +200,8 @@ void binary_entropy_with_logits(const UnaryArgs&, Reduction, void* out, Launch);
 void binary_entropy_with_logits_backward(const UnaryArgs&, Operand grad, double grad_scale, void* grad_input, Launch);
 void log_likelihood(const LogLikelihoodArgs&, void* out, Launch);
 void log_likelihood_backward(const LogLikelihoodArgs&, const void* grad, const LogLikelihoodGrads&, Launch);
+void mixture_log_likelihood(const MixtureArgs&, void* out, Launch);
+void mixture_log_likelihood_backward(const MixtureArgs&, const void* grad, const MixtureGrads&, Launch);
 }  // namespace cuda
 
 }  // namespace fusedgan

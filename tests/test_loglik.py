@@ -19,6 +19,21 @@ def data(shape, seed=0, positive=False, unit=False, counts=False):
     return x.abs() + 0.1 if positive else x
 
 
+def mixture_inputs(batch=(3,), n=25, k=4, d=2, seed=21):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(*batch, n, d, generator=g, dtype=torch.float64) * 2
+    logits = torch.randn(*batch, k, generator=g, dtype=torch.float64)
+    loc = torch.randn(*batch, k, d, generator=g, dtype=torch.float64)
+    scale = torch.rand(*batch, k, d, generator=g, dtype=torch.float64) + 0.5
+    return x, logits, loc, scale
+
+
+def mixture_reference(x, logits, loc, scale):
+    D = torch.distributions
+    mixture = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(loc, scale), 1))
+    return mixture.log_prob(x.movedim(-2, 0)).sum(0)
+
+
 # family -> (fusedgan function, torch.distributions constructor, scipy logpdf, data kind, parameter makers)
 FAMILIES = {
     "normal": (
@@ -227,6 +242,9 @@ def opcheck_samples():
     yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, None, [-1], [True, True, True, False])
     yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, None, [0], [False, True, False, False])
     yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
+    mx, mlogits, mloc, mscale = (t.float() for t in mixture_inputs(batch=(2,), n=5, k=3, d=2))
+    yield ops.normal_mixture_log_likelihood.default, (mx, mlogits.clone().requires_grad_(), mloc, mscale.clone().requires_grad_())
+    yield ops._normal_mixture_log_likelihood_backward.default, (torch.rand(2), mx, mlogits, mloc, mscale, [True] * 4)
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
@@ -266,3 +284,34 @@ def test_categorical_bad_labels():
     with pytest.raises(RuntimeError, match="expected labels to be an integer tensor"):
         F.categorical_log_likelihood(torch.tensor([0.0]), torch.zeros(3))
     torch.library.opcheck(torch.ops.fusedgan.categorical_log_likelihood.default, (torch.tensor([[0, 2]]), torch.zeros(1, 1, 3, requires_grad=True), [-1]))
+
+
+# ---- normal mixture
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_mixture_matches_mixture_same_family(dtype, device):
+    inputs = mixture_inputs()
+    actual = [t.to(device, dtype).requires_grad_() for t in inputs]
+    expected = [t.clone().requires_grad_() for t in inputs]
+    value, reference = F.normal_mixture_log_likelihood(*actual), mixture_reference(*expected)
+    tolerance = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(value.double().cpu(), reference, **tolerance)
+    for a, e in zip(torch.autograd.grad(value.sum(), actual), torch.autograd.grad(reference.sum(), expected)):
+        torch.testing.assert_close(a.double().cpu(), e, **tolerance)
+
+
+def test_normal_mixture_broadcasts_parameters_and_checks_them():
+    x, logits, loc, scale = mixture_inputs(batch=(2, 3))
+    shared = F.normal_mixture_log_likelihood(x, logits[0, 0], loc[0, 0], scale[0, 0])
+    torch.testing.assert_close(shared, mixture_reference(x, logits[0, 0], loc[0, 0], scale[0, 0]))
+    with pytest.raises(ValueError, match="loc and scale need K = 4 components like logits"):
+        F.normal_mixture_log_likelihood(x, logits, loc[..., :3, :], scale)
+    with pytest.raises(ValueError, match="scale must be positive"):
+        F.normal_mixture_log_likelihood(x, logits, loc, -scale)
+
+
+def test_normal_mixture_gradcheck_and_gradgradcheck():
+    inputs = [t.requires_grad_() for t in mixture_inputs(batch=(1,), n=3, k=2, d=2)]
+    assert torch.autograd.gradcheck(F.normal_mixture_log_likelihood, inputs)
+    assert torch.autograd.gradgradcheck(F.normal_mixture_log_likelihood, inputs)

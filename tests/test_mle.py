@@ -60,6 +60,23 @@ def test_categorical_log_frequencies():
         mle.fit("categorical", labels, num_classes=2)
 
 
+def test_normal_mixture_em_finds_separated_clusters():
+    g = torch.Generator().manual_seed(9)
+    centers = torch.tensor([[-5.0, 0.0], [5.0, 0.0], [0.0, 6.0]], dtype=torch.float64)
+    labels = torch.randint(0, 3, (4, 300), generator=g)
+    x = centers[labels] + 0.5 * torch.randn(4, 300, 2, generator=g, dtype=torch.float64)
+    p = mle.fit("normal_mixture", x, k=3, seed=1)
+    assert p["loc"].shape == (4, 3, 2) and p["logits"].shape == (4, 3)
+    for s in range(4):
+        found = p["loc"][s][p["loc"][s][:, 0].argsort()]
+        torch.testing.assert_close(found, centers[centers[:, 0].argsort()], atol=0.2, rtol=0)
+    fitted = F.normal_mixture_log_likelihood(x, p["logits"], p["loc"], p["scale"])
+    truth = F.normal_mixture_log_likelihood(x, torch.zeros(3, dtype=torch.float64), centers, torch.full((3, 2), 0.5, dtype=torch.float64))
+    assert (fitted >= truth - 1e-6 * truth.abs()).all()
+    with pytest.raises(ValueError, match="needs k="):
+        mle.fit("normal_mixture", x)
+
+
 def test_closed_forms_maximise_the_fused_log_likelihood():
     x = sample(scipy.stats.norm, (6, 40), seed=6)
     p = mle.fit("normal", x)

@@ -20,6 +20,8 @@ const KernelTable& kernel_table() {
       &binary_entropy_with_logits_backward,
       &log_likelihood,
       &log_likelihood_backward,
+      &mixture_log_likelihood,
+      &mixture_log_likelihood_backward,
   };
   return table;
 }

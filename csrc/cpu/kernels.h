@@ -23,6 +23,8 @@ void binary_entropy_with_logits(const UnaryArgs& args, Reduction reduction, void
 void binary_entropy_with_logits_backward(const UnaryArgs& args, Operand grad, double grad_scale, void* grad_input);
 void log_likelihood(const LogLikelihoodArgs& args, void* out);
 void log_likelihood_backward(const LogLikelihoodArgs& args, const void* grad, const LogLikelihoodGrads& grads);
+void mixture_log_likelihood(const MixtureArgs& args, void* out);
+void mixture_log_likelihood_backward(const MixtureArgs& args, const void* grad, const MixtureGrads& grads);
 
 const KernelTable& kernel_table();
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "../kernel_api.h"
+#include "../math/scalar.h"
 #include "../math/storage.h"
 
 namespace fusedgan::cuda {

@@ -25,6 +25,7 @@ __all__ = [
     "poisson_log_likelihood",
     "student_t_log_likelihood",
     "categorical_log_likelihood",
+    "normal_mixture_log_likelihood",
 ]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -40,6 +41,7 @@ _entropy_with_logits = torch.ops.fusedgan.entropy_with_logits.default
 _binary_entropy_with_logits = torch.ops.fusedgan.binary_entropy_with_logits.default
 _log_likelihood = torch.ops.fusedgan.log_likelihood.default
 _categorical_log_likelihood = torch.ops.fusedgan.categorical_log_likelihood.default
+_normal_mixture_log_likelihood = torch.ops.fusedgan.normal_mixture_log_likelihood.default
 
 
 def _reduction_code(reduction: str, size_average: Optional[bool], reduce: Optional[bool]) -> int:
@@ -198,3 +200,13 @@ def categorical_log_likelihood(labels: Tensor, logits: Tensor, *, dim: Dims = -1
     per data set, ``(*B, 1, K)``, or per point, ``(*B, N, K)``). Labels out of range raise
     ValueError on CPU. Composed from ATen's log_softmax and gather rather than a fused kernel."""
     return _categorical_log_likelihood(labels, logits, _dims(dim))
+
+
+def normal_mixture_log_likelihood(x: Tensor, logits: Tensor, loc: Tensor, scale: Tensor) -> Tensor:
+    """Per data set, sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)).
+
+    ``x`` is ``(*B, N, D)``, ``logits`` ``(*B, K)``, ``loc`` and ``scale`` ``(*B, K, D)``, the
+    batch dims broadcast; returns ``(*B,)``. The log-sum-exp over components runs per point,
+    so nothing of size N x K x D is formed; gradients for all four arguments.
+    """
+    return _normal_mixture_log_likelihood(x, logits, loc, scale)

@@ -112,6 +112,49 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     return {"df": theta[..., 0].exp().to(x.dtype), "loc": theta[..., 1].to(x.dtype), "scale": theta[..., 2].exp().to(x.dtype)}
 
 
+def _normal_mixture(
+    x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
+    min_scale: float = 1e-6,
+) -> dict[str, Tensor]:
+    """EM for a diagonal normal mixture of ``k`` components, every data set at once. ``x`` is
+    (..., N, D) with the points along ``dim`` (default -2 for this family) and the
+    coordinates last. Starts from k distinct points of each set chosen with ``seed``, equal
+    weights and the set's spread; stops when no set's log-likelihood rises by more than
+    ``tolerance`` relative. Scales are kept at least ``min_scale`` (a component that collapses
+    on one point would otherwise drive the likelihood to infinity)."""
+    if k is None or k < 1:
+        raise ValueError("fit: the normal_mixture family needs k= (the number of components, at least 1)")
+    if x.dim() < 2:
+        raise ValueError("fit: normal_mixture data must be (..., N, D)")
+    points = x.movedim(dim, -2).double()
+    n = points.shape[-2]
+    if n < k:
+        raise ValueError(f"fit: normal_mixture needs at least k = {k} points per data set, got {n}")
+    generator = torch.Generator().manual_seed(seed)
+    batch = points.shape[:-2]
+    choice = torch.rand(*batch, n, generator=generator).argsort(-1)[..., :k]  # k distinct points per set
+    loc = points.gather(-2, choice.unsqueeze(-1).expand(*batch, k, points.shape[-1]))
+    scale = points.std(-2, keepdim=True).clamp_min(min_scale).expand_as(loc).clone()
+    logits = torch.zeros(*batch, k, dtype=points.dtype)
+    previous = torch.full(batch, -math.inf, dtype=points.dtype)
+    for _ in range(max_iter):
+        # E step: responsibilities (..., N, K)
+        z = (points.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3)
+        log_joint = torch.log_softmax(logits, -1).unsqueeze(-2) + (-0.5 * z * z - scale.log().unsqueeze(-3)).sum(-1)
+        responsibilities = torch.softmax(log_joint, -1)
+        # M step
+        weight = responsibilities.sum(-2)  # (..., K)
+        logits = weight.clamp_min(1e-300).log()
+        loc = (responsibilities.unsqueeze(-1) * points.unsqueeze(-2)).sum(-3) / weight.unsqueeze(-1).clamp_min(1e-300)
+        spread = (responsibilities.unsqueeze(-1) * (points.unsqueeze(-2) - loc.unsqueeze(-3)) ** 2).sum(-3)
+        scale = (spread / weight.unsqueeze(-1).clamp_min(1e-300)).sqrt().clamp_min(min_scale)
+        value = F.normal_mixture_log_likelihood(points, logits, loc, scale)
+        if ((value - previous) <= tolerance * value.abs()).all():
+            break
+        previous = value
+    return {"logits": logits.to(x.dtype), "loc": loc.to(x.dtype), "scale": scale.to(x.dtype)}
+
+
 FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {
     "normal": _normal,
     "exponential": _exponential,
@@ -120,17 +163,20 @@ FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {
     "laplace": _laplace,
     "categorical": _categorical,
     "student_t": _student_t,
+    "normal_mixture": _normal_mixture,
 }
 
 
-def fit(family: str, x: Tensor, *, dim: int = -1, **options) -> dict[str, Tensor]:
+def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[str, Tensor]:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
 
     Closed form for normal (biased scale, as ``scipy.stats.norm.fit``), exponential (rate =
     1/mean, location 0), poisson (rate = mean), bernoulli (logits of the mean) and laplace
     (median, mean absolute deviation from it) and categorical (log frequencies, shape
     ``(..., num_classes)``; ``x`` holds labels as floats, ``num_classes=`` is required); numerical (batched Newton) for student_t,
-    whose ``options`` are ``max_iter`` and ``tolerance`` (on the gradient). Empty data sets, NaN data and
+    whose ``options`` are ``max_iter`` and ``tolerance`` (on the gradient), and EM for
+    normal_mixture (``k=`` components, ``seed=`` for the initial means; points along
+    ``dim``, -2 by default, coordinates last), returning logits, loc and scale. Empty data sets, NaN data and
     unknown families raise ValueError.
     """
     if family not in FAMILIES:
@@ -139,6 +185,8 @@ def fit(family: str, x: Tensor, *, dim: int = -1, **options) -> dict[str, Tensor
         raise ValueError("fit: x must be a floating point tensor")
     if x.dim() == 0:
         raise ValueError("fit: x must have at least one dimension (the data points along dim)")
+    if dim is None:
+        dim = -2 if family == "normal_mixture" else -1
     dim = dim % x.dim() if -x.dim() <= dim < x.dim() else None
     if dim is None:
         raise ValueError(f"fit: dim is out of range for x of {x.dim()} dimensions")

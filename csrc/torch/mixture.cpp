@@ -1,0 +1,222 @@
+// fusedgan::normal_mixture_log_likelihood(x, logits, loc, scale): per data set,
+// sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)), with x (*B, N, D),
+// logits (*B, K), loc and scale (*B, K, D), the batch dims broadcast. Nothing of size
+// N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients.
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/custom_function.h>
+#include <torch/library.h>
+
+#include <ATen/ExpandUtils.h>
+
+#include "common.h"
+
+namespace fusedgan {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+using OutputMask = std::array<bool, 4>;
+
+constexpr const char* kOp = "normal_mixture_log_likelihood";
+
+// The broadcast batch shape, after checking every argument.
+std::vector<int64_t> check_and_batch(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  check_floating(kOp, "x", x);
+  check_floating(kOp, "logits", logits);
+  check_floating(kOp, "loc", loc);
+  check_floating(kOp, "scale", scale);
+  check_same_device(kOp, "logits", logits, x);
+  check_same_device(kOp, "loc", loc, x);
+  check_same_device(kOp, "scale", scale, x);
+  TORCH_CHECK_VALUE(x.dim() >= 2 && logits.dim() >= 1 && loc.dim() >= 2 && scale.dim() >= 2, kOp,
+                    ": expected x (*B, N, D), logits (*B, K), loc and scale (*B, K, D), got shapes ", x.sizes(), ", ",
+                    logits.sizes(), ", ", loc.sizes(), ", ", scale.sizes());
+  const int64_t k = logits.size(-1), d = x.size(-1);
+  TORCH_CHECK_VALUE(loc.size(-2) == k && scale.size(-2) == k, kOp, ": loc and scale need K = ", k,
+                    " components like logits, got shapes ", loc.sizes(), " and ", scale.sizes());
+  TORCH_CHECK_VALUE(loc.size(-1) == d && scale.size(-1) == d, kOp, ": loc and scale need D = ", d,
+                    " dimensions like x, got shapes ", loc.sizes(), " and ", scale.sizes());
+  auto batch = at::infer_size(x.sizes().slice(0, x.dim() - 2), logits.sizes().slice(0, logits.dim() - 1));
+  batch = at::infer_size(batch, loc.sizes().slice(0, loc.dim() - 2));
+  batch = at::infer_size(batch, scale.sizes().slice(0, scale.dim() - 2));
+  return batch;
+}
+
+at::ScalarType dtype_of(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  return at::promote_types(at::promote_types(x.scalar_type(), logits.scalar_type()),
+                           at::promote_types(loc.scalar_type(), scale.scalar_type()));
+}
+
+// t expanded to the batch with its own trailing `tail` dims, contiguous, in dtype.
+Tensor laid_out(const Tensor& t, const std::vector<int64_t>& batch, int64_t tail, at::ScalarType dtype) {
+  std::vector<int64_t> shape = batch;
+  for (int64_t i = t.dim() - tail; i < t.dim(); ++i) shape.push_back(t.size(i));
+  return cast(t, dtype)->expand(shape).contiguous();
+}
+
+struct Call {
+  Tensor x, logits, loc, scale;
+  MixtureArgs args;
+  Call(const std::vector<int64_t>& batch, at::ScalarType dtype, const Tensor& x_, const Tensor& logits_,
+       const Tensor& loc_, const Tensor& scale_)
+      : x(laid_out(x_, batch, 2, dtype)),
+        logits(laid_out(logits_, batch, 1, dtype)),
+        loc(laid_out(loc_, batch, 2, dtype)),
+        scale(laid_out(scale_, batch, 2, dtype)),
+        args{kernel_dtype(dtype), c10::multiply_integers(batch), x_.size(-2), logits_.size(-1), x_.size(-1),
+             x.data_ptr(), logits.data_ptr(), loc.data_ptr(), scale.data_ptr()} {}
+};
+
+Tensor forward(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  const auto batch = check_and_batch(x, logits, loc, scale);
+  if (scale.is_cpu()) TORCH_CHECK_VALUE(!at::le(scale, 0).any().item<bool>(), kOp, ": scale must be positive");
+  const auto dtype = dtype_of(x, logits, loc, scale);
+  const Call call(batch, dtype, x, logits, loc, scale);
+  Tensor out = at::empty(batch, x.options().dtype(dtype));
+  on_device(
+      x, [&] { cpu::kernels().mixture_log_likelihood(call.args, out.data_ptr()); },
+      [&](cuda::Launch launch) { cuda::mixture_log_likelihood(call.args, out.data_ptr(), launch); });
+  return out;
+}
+
+Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale,
+                   OutputMask mask) {
+  const auto batch = check_and_batch(x, logits, loc, scale);
+  check_floating(kOp, "grad", grad);
+  TORCH_CHECK(grad.sizes() == at::IntArrayRef(batch), kOp, ": grad of shape ", grad.sizes(),
+              " does not match the output's shape ", at::IntArrayRef(batch));
+  const auto dtype = dtype_of(x, logits, loc, scale);
+  const Call call(batch, dtype, x, logits, loc, scale);
+  const Tensor grad_sets = cast(grad, dtype)->contiguous();
+  const auto doubles = x.options().dtype(at::kDouble);
+  Tensor gx = mask[0] ? at::empty_like(call.x) : Tensor();
+  Tensor glogits = mask[1] ? at::empty(call.logits.sizes(), doubles) : Tensor();
+  Tensor gloc = mask[2] ? at::empty(call.loc.sizes(), doubles) : Tensor();
+  Tensor gscale = mask[3] ? at::empty(call.scale.sizes(), doubles) : Tensor();
+  const auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<double>() : nullptr; };
+  const MixtureGrads grads{gx.defined() ? gx.data_ptr() : nullptr, data(glogits), data(gloc), data(gscale)};
+  on_device(
+      x, [&] { cpu::kernels().mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads); },
+      [&](cuda::Launch launch) {
+        cuda::mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads, launch);
+      });
+  const auto finish = [&](const Tensor& g, const Tensor& argument) {
+    return g.defined() ? at::sum_to(g.to(dtype), argument.sizes()).contiguous() : Tensor();
+  };
+  return {finish(gx, x), finish(glogits, logits), finish(gloc, loc), finish(gscale, scale)};
+}
+
+Tensor forward_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  return at::empty(check_and_batch(x, logits, loc, scale), x.options().dtype(dtype_of(x, logits, loc, scale)));
+}
+
+Gradients backward_meta(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
+                        const Tensor& scale, OutputMask mask) {
+  check_and_batch(x, logits, loc, scale);
+  check_floating(kOp, "grad", grad);
+  const auto options = x.options().dtype(dtype_of(x, logits, loc, scale));
+  const auto like = [&](bool wanted, const Tensor& t) { return wanted ? at::empty(t.sizes(), options) : Tensor(); };
+  return {like(mask[0], x), like(mask[1], logits), like(mask[2], loc), like(mask[3], scale)};
+}
+
+Tensor call_forward(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  static const auto op = c10::Dispatcher::singleton()
+                             .findSchemaOrThrow("fusedgan::normal_mixture_log_likelihood", "")
+                             .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&)>();
+  return op.call(x, logits, loc, scale);
+}
+
+Gradients call_backward(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
+                        const Tensor& scale, OutputMask mask) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("fusedgan::_normal_mixture_log_likelihood_backward", "")
+          .typed<Gradients(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, OutputMask)>();
+  return op.call(grad, x, logits, loc, scale, mask);
+}
+
+// The log-likelihood in ATen ops (forming N x K x D), differentiable again: for create_graph.
+Tensor in_aten(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  const Tensor z = (x.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3);  // (*B, N, K, D)
+  const Tensor log_normal = (-0.5 * z * z - at::log(scale.unsqueeze(-3)) - 0.91893853320467274178).sum(-1);
+  return at::logsumexp(at::log_softmax(logits, -1).unsqueeze(-2) + log_normal, -1).sum(-1);
+}
+
+class MixtureFunction : public torch::autograd::Function<MixtureFunction> {
+ public:
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& logits, const Tensor& loc,
+                        const Tensor& scale) {
+    ctx->save_for_backward({x, logits, loc, scale});
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_forward(x, logits, loc, scale);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    OutputMask mask{};
+    for (int i = 0; i < 4; ++i) mask[i] = ctx->needs_input_grad(i);
+    if (!at::GradMode::is_enabled()) {
+      auto [gx, gl, gm, gs] = call_backward(grads[0], s[0], s[1], s[2], s[3], mask);
+      return {gx, gl, gm, gs};
+    }
+    variable_list inputs, results(4);
+    std::vector<int> slots;
+    for (int i = 0; i < 4; ++i) {
+      if (mask[i]) {
+        inputs.push_back(s[i]);
+        slots.push_back(i);
+      }
+    }
+    const Tensor weighted = (in_aten(s[0], s[1], s[2], s[3]) * grads[0]).sum();
+    const auto d = torch::autograd::grad({weighted}, inputs, {}, true, true, true);
+    for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(inputs[k]);
+    return results;
+  }
+};
+
+Tensor forward_autograd(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  const bool records = at::GradMode::is_enabled() &&
+                       (x.requires_grad() || logits.requires_grad() || loc.requires_grad() || scale.requires_grad());
+  if (records) return MixtureFunction::apply(x, logits, loc, scale);
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_forward(x, logits, loc, scale);
+}
+
+Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
+                            const Tensor& scale, OutputMask mask) {
+  TORCH_CHECK(!(at::GradMode::is_enabled() && (grad.requires_grad() || x.requires_grad() || logits.requires_grad() ||
+                                              loc.requires_grad() || scale.requires_grad())),
+              "_normal_mixture_log_likelihood_backward is not differentiable; differentiate "
+              "normal_mixture_log_likelihood with create_graph=True");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_backward(grad, x, logits, loc, scale, mask);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
+  m.def("normal_mixture_log_likelihood(Tensor x, Tensor logits, Tensor loc, Tensor scale) -> Tensor");
+  m.def(
+      "_normal_mixture_log_likelihood_backward(Tensor grad, Tensor x, Tensor logits, Tensor loc, Tensor scale, "
+      "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) {
+  m.impl("normal_mixture_log_likelihood", forward);
+  m.impl("_normal_mixture_log_likelihood_backward", backward);
+}
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) {
+  m.impl("normal_mixture_log_likelihood", forward);
+  m.impl("_normal_mixture_log_likelihood_backward", backward);
+}
+TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
+  m.impl("normal_mixture_log_likelihood", forward_meta);
+  m.impl("_normal_mixture_log_likelihood_backward", backward_meta);
+}
+TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
+  m.impl("normal_mixture_log_likelihood", forward_autograd);
+  m.impl("_normal_mixture_log_likelihood_backward", backward_autograd);
+}
+
+}  // namespace fusedgan
