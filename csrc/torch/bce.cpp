@@ -1,13 +1,13 @@
 // Binary cross-entropy as torch operators: fusedgan::binary_cross_entropy_with_logits and
 // fusedgan::binary_cross_entropy, each with a _backward op and an _and_grad op (the reduced
-// loss with its input gradient, see forward_grad.h); CPU, CUDA and Meta kernels; autograd
+// loss with its input gradient, see autograd_support.h); CPU, CUDA and Meta kernels; autograd
 // in C++ (cheaper per call than a Python-registered formula), with double backward
 // through ATen.
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include "common.h"
-#include "forward_grad.h"
+#include "autograd_support.h"
 
 namespace fusedgan {
 namespace {
@@ -302,7 +302,7 @@ class BceBackwardFunction : public torch::autograd::Function<BceBackwardFunction
 };
 
 // A reduced loss of which only the input needs a gradient computes that gradient in the
-// forward pass (forward_grad.h); other calls compute theirs in the backward op.
+// forward pass (autograd_support.h); other calls compute theirs in the backward op.
 class BceFunction : public torch::autograd::Function<BceFunction> {
  public:
   static Tensor forward(AutogradContext* ctx, Form form, const Tensor& input, const Tensor& target,

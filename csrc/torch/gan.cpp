@@ -2,7 +2,7 @@
 // fake batch of logits), fusedgan::generator_cost (J(G), three kinds) and
 // fusedgan::discriminator_stats (for logs, no gradient). Each cost has an _and_grad op that
 // returns the value with its gradients from the same pass, which the autograd formula
-// keeps for the backward (forward_grad.h); CPU, CUDA and Meta kernels.
+// keeps for the backward (autograd_support.h); CPU, CUDA and Meta kernels.
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -10,7 +10,7 @@
 #include <tuple>
 
 #include "common.h"
-#include "forward_grad.h"
+#include "autograd_support.h"
 
 namespace fusedgan {
 namespace {

@@ -3,7 +3,6 @@
 // the parameters broadcast against x and every other dim a batch of independent data sets;
 // fusedgan::_log_likelihood_backward gives d/dx and the parameters' gradients. CPU, CUDA
 // and Meta kernels, autograd in C++.
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
@@ -13,6 +12,7 @@
 #include <string_view>
 
 #include "../families.h"
+#include "autograd_support.h"
 #include "common.h"
 
 namespace fusedgan {
@@ -296,17 +296,8 @@ class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunc
     const Tensor log_f = log_pdf_in_aten(info.family, saved[0], defined_params);
     std::vector<int64_t> summed(s.order.begin() + s.split, s.order.end());
     const Tensor weighted = (log_f.expand(s.full).sum(summed) * grads[0]).sum();
-    variable_list inputs, results(4);
-    std::vector<int> slots;
-    for (int i = 0; i < 4; ++i) {
-      if (mask[i]) {
-        inputs.push_back(saved[i]);
-        slots.push_back(i);
-      }
-    }
-    const auto d = torch::autograd::grad({weighted}, inputs, {}, /*retain_graph=*/true, /*create_graph=*/true,
-                                         /*allow_unused=*/true);
-    for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(inputs[k]);
+    const auto results = differentiable_gradients(weighted, {saved[0], saved[1], saved[2], saved[3]},
+                                                  {mask[0], mask[1], mask[2], mask[3]});
     return {Tensor(), results[0], results[1], results[2], results[3], Tensor()};
   }
 };

@@ -2,12 +2,12 @@
 // sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)), with x (*B, N, D),
 // logits (*B, K), loc and scale (*B, K, D), the batch dims broadcast. Nothing of size
 // N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients.
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
 
+#include "autograd_support.h"
 #include "common.h"
 
 namespace fusedgan {
@@ -160,18 +160,8 @@ class MixtureFunction : public torch::autograd::Function<MixtureFunction> {
       auto [gx, gl, gm, gs] = call_backward(grads[0], s[0], s[1], s[2], s[3], mask);
       return {gx, gl, gm, gs};
     }
-    variable_list inputs, results(4);
-    std::vector<int> slots;
-    for (int i = 0; i < 4; ++i) {
-      if (mask[i]) {
-        inputs.push_back(s[i]);
-        slots.push_back(i);
-      }
-    }
     const Tensor weighted = (in_aten(s[0], s[1], s[2], s[3]) * grads[0]).sum();
-    const auto d = torch::autograd::grad({weighted}, inputs, {}, true, true, true);
-    for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(inputs[k]);
-    return results;
+    return differentiable_gradients(weighted, {s[0], s[1], s[2], s[3]}, {mask[0], mask[1], mask[2], mask[3]});
   }
 };
 

@@ -1,4 +1,6 @@
-#include "forward_grad.h"
+#include "autograd_support.h"
+
+#include <torch/csrc/autograd/autograd.h>
 
 namespace fusedgan {
 namespace {
@@ -34,6 +36,23 @@ std::optional<at::Tensor> take_forward_grad(torch::autograd::AutogradContext* ct
 at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
   if (!is_plain_cpu_one(grad_output)) grad.mul_(grad_output);
   return grad;
+}
+
+torch::autograd::variable_list differentiable_gradients(const at::Tensor& objective,
+                                                        const torch::autograd::variable_list& inputs,
+                                                        const std::vector<bool>& wanted) {
+  torch::autograd::variable_list chosen, results(inputs.size());
+  std::vector<size_t> slots;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (wanted[i]) {
+      chosen.push_back(inputs[i]);
+      slots.push_back(i);
+    }
+  }
+  const auto d = torch::autograd::grad({objective}, chosen, {}, /*retain_graph=*/true, /*create_graph=*/true,
+                                       /*allow_unused=*/true);
+  for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(chosen[k]);
+  return results;
 }
 
 }  // namespace fusedgan
