@@ -30,6 +30,7 @@ bench: install
 	$(PY) benchmarks/bench_gan_costs.py
 	$(PY) benchmarks/plot_results.py gan_costs
 	$(PY) benchmarks/bench_loglik.py
+	$(PY) benchmarks/bench_entropy.py
 
 # Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
 cuda-check:

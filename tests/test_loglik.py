@@ -242,26 +242,33 @@ def opcheck_samples():
     yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, None, [-1], [True, True, True, False])
     yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, None, [0], [False, True, False, False])
     yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
+    yield ops.categorical_log_likelihood.default, (torch.tensor([[0, 2]]), torch.zeros(1, 1, 3, requires_grad=True), [-1])
     mx, mlogits, mloc, mscale = (t.float() for t in mixture_inputs(batch=(2,), n=5, k=3, d=2))
     yield ops.normal_mixture_log_likelihood.default, (mx, mlogits.clone().requires_grad_(), mloc, mscale.clone().requires_grad_())
     yield ops._normal_mixture_log_likelihood_backward.default, (torch.rand(2), mx, mlogits, mloc, mscale, [True] * 4)
 
 
-test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
-    list(opcheck_samples()), lambda name: "log_likelihood" in name and "categorical" not in name  # opchecked below
-)
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "log_likelihood" in name)
 
 
 def test_torch_compile_fullgraph():
-    def nll(x, loc, log_scale):
-        return -F.normal_log_likelihood(x, loc, log_scale.exp()).mean()
+    def nll(x, loc, log_scale, labels, logits, mixture):
+        return (
+            -F.normal_log_likelihood(x, loc, log_scale.exp()).mean()
+            - F.student_t_log_likelihood(x, log_scale.exp() + 2, loc, log_scale.exp()).mean()
+            - F.categorical_log_likelihood(labels, logits).mean()
+            - F.normal_mixture_log_likelihood(*mixture).mean()
+        )
 
     compiled = torch.compile(nll, fullgraph=True, backend="aot_eager")
     x = data((8, 32), 16).float()
     loc, log_scale = torch.zeros(8, 1, requires_grad=True), torch.zeros(8, 1, requires_grad=True)
-    expected, actual = nll(x, loc, log_scale), compiled(x, loc, log_scale)
+    labels, logits = torch.randint(0, 3, (8, 32)), torch.zeros(8, 1, 3, requires_grad=True)
+    mixture = [t.float().requires_grad_() for t in mixture_inputs(batch=(2,), n=6, k=3, d=2)]
+    leaves = (loc, log_scale, logits, *mixture)
+    expected, actual = nll(x, loc, log_scale, labels, logits, mixture), compiled(x, loc, log_scale, labels, logits, mixture)
     torch.testing.assert_close(actual, expected)
-    for a, e in zip(torch.autograd.grad(actual, (loc, log_scale)), torch.autograd.grad(expected, (loc, log_scale))):
+    for a, e in zip(torch.autograd.grad(actual, leaves), torch.autograd.grad(expected, leaves)):
         torch.testing.assert_close(a, e)
 
 
@@ -283,7 +290,6 @@ def test_categorical_bad_labels():
         F.categorical_log_likelihood(torch.tensor([0, 3]), torch.zeros(3))
     with pytest.raises(RuntimeError, match="expected labels to be an integer tensor"):
         F.categorical_log_likelihood(torch.tensor([0.0]), torch.zeros(3))
-    torch.library.opcheck(torch.ops.fusedgan.categorical_log_likelihood.default, (torch.tensor([[0, 2]]), torch.zeros(1, 1, 3, requires_grad=True), [-1]))
 
 
 # ---- normal mixture
