@@ -118,14 +118,16 @@ struct LogLikelihoodGrads {
 };
 
 // A diagonal normal mixture's log-likelihood over `sets` data sets, all contiguous:
-// x (sets, n, d), logits (sets, k), loc and scale (sets, k, d).
+// x (sets, n, d) and loc (sets, k, d) in dtype; per component, in double, log pi_k, log w_k =
+// log pi_k - sum_d log s_kd - d log(2 pi)/2 (sets, k) and 1/s_kd (sets, k, d).
 struct MixtureArgs {
   DType dtype;
   int64_t sets, n, k, d;
   const void* x;
-  const void* logits;
   const void* loc;
-  const void* scale;
+  const double* log_pi;
+  const double* log_weight;
+  const double* inv_scale;
 };
 
 // The backward's outputs (null: not wanted): grad_x like x; the parameters' in double.

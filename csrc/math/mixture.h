@@ -6,7 +6,9 @@
 //   d/dx_nd = -g sum_k r_nk (x_nd - mu_kd) / s_kd^2,   d/dmu_kd = g sum_n r_nk (x_nd - mu_kd) / s_kd^2,
 //   d/ds_kd = g sum_n r_nk ((x_nd - mu_kd)^2 / s_kd^3 - 1 / s_kd),   d/dlogits_k = g sum_n (r_nk - pi_k).
 // Sequential loops in double, shared by the CPU (data sets in parallel) and CUDA (a thread
-// per data set). The per-point log-sum-exp runs twice over k instead of keeping K values.
+// per data set). The caller precomputes per component log w_k = log pi_k - sum_d log s_kd -
+// D log(2 pi)/2 and 1/s_kd, so a point's a_nk costs D multiply-adds; the forward adds its
+// log-sum-exp online in one pass over k.
 #pragma once
 
 #include <cmath>
@@ -19,40 +21,39 @@ inline namespace FUSEDGAN_ISA {
 
 template <class T>
 struct MixtureSet {
-  const T* x;       // (N, D)
-  const T* logits;  // (K)
-  const T* loc;     // (K, D)
-  const T* scale;   // (K, D)
+  const T* x;                // (N, D)
+  const T* loc;              // (K, D)
+  const double* log_weight;  // (K): log w_k
+  const double* log_pi;      // (K)
+  const double* inv_scale;   // (K, D)
   int64_t n, k, d;
 
-  FUSEDGAN_HOST_DEVICE double log_normalizer() const {  // log sum_k e^logits_k
-    double m = -HUGE_VAL, s = 0;
-    for (int64_t j = 0; j < k; ++j) m = fmax(m, double(widen(logits[j])));
-    for (int64_t j = 0; j < k; ++j) s += ::exp(double(widen(logits[j])) - m);
-    return m + ::log(s);
-  }
-  // a_ij: log pi_j + log N(x_i; mu_j, s_j)
-  FUSEDGAN_HOST_DEVICE double log_joint(int64_t i, int64_t j, double log_z) const {
-    double a = double(widen(logits[j])) - log_z;
+  // a_ij = log pi_j + log N(x_i; mu_j, s_j)
+  FUSEDGAN_HOST_DEVICE double log_joint(int64_t i, int64_t j) const {
+    double squares = 0;
     for (int64_t c = 0; c < d; ++c) {
-      const double s = widen(scale[j * d + c]);
-      const double z = (double(widen(x[i * d + c])) - double(widen(loc[j * d + c]))) / s;
-      a += -0.5 * z * z - ::log(s) - 0.91893853320467274178;
+      const double z = (double(widen(x[i * d + c])) - double(widen(loc[j * d + c]))) * inv_scale[j * d + c];
+      squares += z * z;
     }
-    return a;
+    return log_weight[j] - 0.5 * squares;
   }
-  FUSEDGAN_HOST_DEVICE double point_log_likelihood(int64_t i, double log_z) const {
-    double m = -HUGE_VAL;
-    for (int64_t j = 0; j < k; ++j) m = fmax(m, log_joint(i, j, log_z));
-    if (m == -HUGE_VAL) return m;
-    double s = 0;
-    for (int64_t j = 0; j < k; ++j) s += ::exp(log_joint(i, j, log_z) - m);
-    return m + ::log(s);
+  // log sum_j e^a_ij, added online: the running maximum rescales the running sum.
+  FUSEDGAN_HOST_DEVICE double point_log_likelihood(int64_t i) const {
+    double m = -HUGE_VAL, s = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const double a = log_joint(i, j);
+      if (a > m) {
+        s = s * ::exp(m - a) + 1;
+        m = a;
+      } else {
+        s += ::exp(a - m);
+      }
+    }
+    return m == -HUGE_VAL ? m : m + ::log(s);
   }
   FUSEDGAN_HOST_DEVICE double log_likelihood() const {
-    const double log_z = log_normalizer();
     double total = 0;
-    for (int64_t i = 0; i < n; ++i) total += point_log_likelihood(i, log_z);
+    for (int64_t i = 0; i < n; ++i) total += point_log_likelihood(i);
     return total;
   }
 };
@@ -63,7 +64,6 @@ struct MixtureSet {
 template <class T>
 FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T* grad_x, double* grad_logits,
                                            double* grad_loc, double* grad_scale) {
-  const double log_z = set.log_normalizer();
   const int64_t k = set.k, d = set.d;
   for (int64_t j = 0; j < k * d; ++j) {
     if (grad_loc) grad_loc[j] = 0;
@@ -71,18 +71,18 @@ FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T
   }
   for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] = 0;
   for (int64_t i = 0; i < set.n; ++i) {
-    const double lse = set.point_log_likelihood(i, log_z);
+    const double lse = set.point_log_likelihood(i);
     for (int64_t c = 0; c < d && grad_x; ++c) narrow_into(grad_x + i * d + c, compute_t<T>(0));
     for (int64_t j = 0; j < k; ++j) {
-      const double r = ::exp(set.log_joint(i, j, log_z) - lse);
-      if (grad_logits) grad_logits[j] += g * (r - ::exp(double(widen(set.logits[j])) - log_z));
+      const double r = ::exp(set.log_joint(i, j) - lse);
+      if (grad_logits) grad_logits[j] += g * (r - ::exp(set.log_pi[j]));
       for (int64_t c = 0; c < d; ++c) {
-        const double s = widen(set.scale[j * d + c]);
-        const double diff = double(widen(set.x[i * d + c])) - double(widen(set.loc[j * d + c]));
-        const double pull = g * r * diff / (s * s);
+        const double inv_s = set.inv_scale[j * d + c];
+        const double z = (double(widen(set.x[i * d + c])) - double(widen(set.loc[j * d + c]))) * inv_s;
+        const double pull = g * r * z * inv_s;  // g r (x - mu) / s^2
         if (grad_x) narrow_into(grad_x + i * d + c, compute_t<T>(double(widen(grad_x[i * d + c])) - pull));
         if (grad_loc) grad_loc[j * d + c] += pull;
-        if (grad_scale) grad_scale[j * d + c] += g * r * (diff * diff / (s * s * s) - 1 / s);
+        if (grad_scale) grad_scale[j * d + c] += g * r * (z * z - 1) * inv_s;  // g r ((x - mu)^2 / s^3 - 1 / s)
       }
     }
   }
@@ -91,9 +91,8 @@ FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T
 // One data set of a MixtureArgs.
 template <class T>
 FUSEDGAN_HOST_DEVICE MixtureSet<T> mixture_set(const MixtureArgs& a, int64_t set) {
-  return {static_cast<const T*>(a.x) + set * a.n * a.d, static_cast<const T*>(a.logits) + set * a.k,
-          static_cast<const T*>(a.loc) + set * a.k * a.d, static_cast<const T*>(a.scale) + set * a.k * a.d,
-          a.n, a.k, a.d};
+  return {static_cast<const T*>(a.x) + set * a.n * a.d, static_cast<const T*>(a.loc) + set * a.k * a.d,
+          a.log_weight + set * a.k, a.log_pi + set * a.k, a.inv_scale + set * a.k * a.d, a.n, a.k, a.d};
 }
 
 // The per-set work of the forward and the backward, as functions of the set's index.

@@ -55,17 +55,22 @@ Tensor laid_out(const Tensor& t, const std::vector<int64_t>& batch, int64_t tail
   return cast(t, dtype)->expand(shape).contiguous();
 }
 
+// The kernels' inputs: x and loc laid out in dtype, and the per-component terms in double
+// (parameter-sized, computed here once instead of per point).
 struct Call {
-  Tensor x, logits, loc, scale;
+  Tensor x, loc, log_pi, log_weight, inv_scale;
   MixtureArgs args;
-  Call(const std::vector<int64_t>& batch, at::ScalarType dtype, const Tensor& x_, const Tensor& logits_,
-       const Tensor& loc_, const Tensor& scale_)
+  Call(const std::vector<int64_t>& batch, at::ScalarType dtype, const Tensor& x_, const Tensor& logits,
+       const Tensor& loc_, const Tensor& scale)
       : x(laid_out(x_, batch, 2, dtype)),
-        logits(laid_out(logits_, batch, 1, dtype)),
         loc(laid_out(loc_, batch, 2, dtype)),
-        scale(laid_out(scale_, batch, 2, dtype)),
-        args{kernel_dtype(dtype), c10::multiply_integers(batch), x_.size(-2), logits_.size(-1), x_.size(-1),
-             x.data_ptr(), logits.data_ptr(), loc.data_ptr(), scale.data_ptr()} {}
+        log_pi(laid_out(at::log_softmax(logits.to(at::kDouble), -1), batch, 1, at::kDouble)),
+        log_weight(log_pi - laid_out(at::log(scale.to(at::kDouble)).sum(-1), batch, 1, at::kDouble) -
+                   double(x_.size(-1)) * 0.91893853320467274178),
+        inv_scale(laid_out(at::reciprocal(scale.to(at::kDouble)), batch, 2, at::kDouble)),
+        args{kernel_dtype(dtype), c10::multiply_integers(batch), x_.size(-2), logits.size(-1), x_.size(-1),
+             x.data_ptr(), loc.data_ptr(), log_pi.data_ptr<double>(), log_weight.data_ptr<double>(),
+             inv_scale.data_ptr<double>()} {}
 };
 
 Tensor forward(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
@@ -91,9 +96,9 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   const Tensor grad_sets = cast(grad, dtype)->contiguous();
   const auto doubles = x.options().dtype(at::kDouble);
   Tensor gx = mask[0] ? at::empty_like(call.x) : Tensor();
-  Tensor glogits = mask[1] ? at::empty(call.logits.sizes(), doubles) : Tensor();
+  Tensor glogits = mask[1] ? at::empty(call.log_pi.sizes(), doubles) : Tensor();
   Tensor gloc = mask[2] ? at::empty(call.loc.sizes(), doubles) : Tensor();
-  Tensor gscale = mask[3] ? at::empty(call.scale.sizes(), doubles) : Tensor();
+  Tensor gscale = mask[3] ? at::empty(call.inv_scale.sizes(), doubles) : Tensor();
   const auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<double>() : nullptr; };
   const MixtureGrads grads{gx.defined() ? gx.data_ptr() : nullptr, data(glogits), data(gloc), data(gscale)};
   on_device(
