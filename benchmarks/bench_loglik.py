@@ -41,9 +41,9 @@ def main() -> None:
     rows: list[Row] = []
     lines = ["| case | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|"]
 
-    def record(op, timings, baseline, unit="ms"):
+    def record(op, n, timings, baseline, unit="ms"):
         for provider, t in timings.items():
-            rows.append(Row(op, provider, "full", SETS * POINTS, *t))
+            rows.append(Row(op, provider, "full", n, *t))
         ours, theirs = timings["fusedgan"][1], timings[baseline][1]
         scale = 1e-3 if unit == "ms" else 1.0
         lines.append(f"| {op} | {ours * scale:.2f} {unit} | {theirs * scale:.2f} {unit} | {theirs / ours:.1f} | {baseline} |")
@@ -57,7 +57,7 @@ def main() -> None:
     costs = {"fusedgan": F.normal_log_likelihood, "torch.distributions": distributions_normal, "compile": compiled}
     providers = {name: (lambda f: lambda: torch.autograd.grad(f(x, loc, scale).sum(), (loc, scale)))(f) for name, f in costs.items()}
     timings = time_providers(providers, "cpu", rounds=args.rounds)
-    record("normal fwd+bwd 1024x16384", timings, "torch.distributions")
+    record("normal fwd+bwd 1024x16384", SETS * POINTS, timings, "torch.distributions")
     lines.append(f"| (same, vs torch.compile) | | {timings['compile'][1] / 1e3:.2f} ms | {timings['compile'][1] / timings['fusedgan'][1]:.1f} | compile |")
 
     D = torch.distributions
@@ -74,7 +74,7 @@ def main() -> None:
          for name, f in {"fusedgan": F.normal_mixture_log_likelihood, "torch.distributions": mixture_same_family}.items()},
         "cpu", rounds=args.rounds,
     )
-    record("normal mixture fwd+bwd 64x1024x8, K=16", timings, "torch.distributions")
+    record("normal mixture fwd+bwd 64x1024x8, K=16", mx.numel(), timings, "torch.distributions")
 
     xn, locn, scalen = x.numpy(), loc.detach().numpy(), scale.detach().numpy()
     timings = time_providers(
@@ -82,7 +82,7 @@ def main() -> None:
          "scipy": lambda: scipy.stats.norm.logpdf(xn, locn, scalen).sum(-1)},
         "cpu", rounds=args.rounds,
     )
-    record("numpy normal 1024x16384", timings, "scipy")
+    record("numpy normal 1024x16384", SETS * POINTS, timings, "scipy")
 
     t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
     start = time.perf_counter()
@@ -92,7 +92,7 @@ def main() -> None:
     for row in t_sets[:20].numpy():
         scipy.stats.t.fit(row)
     theirs = (time.perf_counter() - start) / 20 * 1e6
-    record("student_t fit, per data set (10,000 x 100)", {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)}, "scipy", unit="µs")
+    record("student_t fit, per data set (10,000 x 100)", t_sets.numel(), {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)}, "scipy", unit="µs")
     write_results("loglik", rows, "cpu", "\n".join(lines) + "\n")
 
 

@@ -141,6 +141,7 @@ def test_views_and_empty_and_scalar_inputs(device):
     q = random_probs((7, 10)).to(device, torch.float32)
     torch.testing.assert_close(F.entropy(q[:, ::2], 0), torch.special.entr(q[:, ::2]).sum(0))
     assert F.entropy(torch.empty(0, 3, device=device)).shape == (0,)
+    assert F.entropy(torch.empty(3, 0, device=device)).tolist() == [0.0, 0.0, 0.0]  # a sum of nothing
     assert F.entropy_with_logits(torch.empty(4, 0, 3, device=device), 0).shape == (0, 3)
     assert F.binary_entropy_with_logits(torch.empty(0, device=device), reduction="sum").item() == 0.0
     assert F.entropy(torch.tensor(1.0, device=device)).item() == 0.0

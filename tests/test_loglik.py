@@ -228,6 +228,22 @@ def test_bad_dims_families_and_dtypes_are_named():
         F.normal_log_likelihood(x, torch.zeros(5), torch.ones(()))
     with pytest.raises(RuntimeError, match="expected scale on cpu like input, got meta"):
         F.normal_log_likelihood(x, torch.zeros(()), torch.ones((), device="meta"))
+    with pytest.raises(RuntimeError, match="expected grad on cpu like input, got meta"):
+        torch.ops.fusedgan._log_likelihood_backward(torch.ones(3, device="meta"), "normal", x, x, x, None, [-1], [True] * 4)
+    mixture = mixture_inputs()
+    with pytest.raises(RuntimeError, match="expected grad on cpu like input, got meta"):
+        torch.ops.fusedgan._normal_mixture_log_likelihood_backward(torch.ones(3, device="meta"), *mixture, [True] * 4)
+
+
+def test_create_graph_with_no_summed_dims():
+    x = data((3, 4), 22).requires_grad_()
+    loc, scale = data((3, 4), 23).requires_grad_(), data((3, 4), 24, positive=True).requires_grad_()
+    value = F.normal_log_likelihood(x, loc, scale, dim=())
+    expected = torch.distributions.Normal(loc, scale).log_prob(x)
+    torch.testing.assert_close(value, expected)
+    (grad,) = torch.autograd.grad(value.sum(), loc, create_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), loc, create_graph=True)
+    torch.testing.assert_close(grad, expected_grad)
 
 
 # ---- registration
@@ -251,7 +267,8 @@ def opcheck_samples():
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "log_likelihood" in name)
 
 
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph(dynamic):
     def nll(x, loc, log_scale, labels, logits, mixture):
         return (
             -F.normal_log_likelihood(x, loc, log_scale.exp()).mean()
@@ -260,7 +277,7 @@ def test_torch_compile_fullgraph():
             - F.normal_mixture_log_likelihood(*mixture).mean()
         )
 
-    compiled = torch.compile(nll, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(nll, fullgraph=True, dynamic=dynamic, backend="aot_eager")
     x = data((8, 32), 16).float()
     loc, log_scale = torch.zeros(8, 1, requires_grad=True), torch.zeros(8, 1, requires_grad=True)
     labels, logits = torch.randint(0, 3, (8, 32)), torch.zeros(8, 1, 3, requires_grad=True)
@@ -283,6 +300,7 @@ def test_categorical_matches_torch_distributions_and_gradcheck():
         torch.testing.assert_close(value, expected)
         assert torch.autograd.gradcheck(lambda l: F.categorical_log_likelihood(labels, l), (logits,))
     assert F.categorical_log_likelihood(labels, data((5,), 20), dim=None).shape == ()
+    assert F.categorical_log_likelihood(torch.tensor(2), data((5,), 20), dim=-1).shape == ()
 
 
 def test_categorical_bad_labels():

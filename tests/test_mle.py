@@ -103,6 +103,7 @@ def test_student_t_of_normal_data_goes_to_the_normal_limit():
 @pytest.mark.parametrize("x,match", [
     (torch.empty(3, 0), "empty"),
     (torch.tensor([1.0, float("nan")]), "NaN"),
+    (torch.tensor([1.0, float("inf")]), "infinite"),
     (torch.tensor(1.0), "at least one dimension"),
     (torch.tensor([1, 2]), "floating point"),
 ])

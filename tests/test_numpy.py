@@ -64,6 +64,7 @@ def test_entropy_matches_scipy(base):
     np.testing.assert_allclose(fnp.entropy(q, base=base), scipy.stats.entropy(q, base=base, axis=-1), rtol=1e-12)
     np.testing.assert_allclose(fnp.entropy(q, axis=0), scipy.special.entr(q).sum(0), rtol=1e-12)  # scipy would renormalise
     assert fnp.entropy([[0.5, 0.5], [1.0, 0.0]], base=2).tolist() == [1.0, 0.0]
+    assert fnp.entropy(np.empty((3, 0))).tolist() == [0.0, 0.0, 0.0]
     z = RNG.normal(size=(3, 7))
     expected = scipy.stats.entropy(scipy.special.softmax(z, axis=-1), axis=-1)
     np.testing.assert_allclose(fnp.entropy_with_logits(z), expected, rtol=1e-12)
@@ -74,6 +75,16 @@ def test_bce_matches_torch(reduction):
     x, y = RNG.normal(size=(4, 9)) * 5, RNG.uniform(size=(4, 9))
     expected = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy(y), reduction=reduction)
     np.testing.assert_allclose(fnp.binary_cross_entropy_with_logits(x, y, reduction=reduction), expected.numpy(), rtol=1e-12)
+
+
+def test_the_compiled_functions_check_their_arguments_themselves():
+    from fusedgan import _C
+    with pytest.raises(ValueError, match="loc must have x's shape"):
+        _C.log_likelihood("normal", np.zeros((2, 3)), [np.zeros((1, 3)), np.ones((2, 3))])
+    with pytest.raises(TypeError, match="scale must have x's dtype"):
+        _C.log_likelihood("normal", np.zeros((2, 3)), [np.zeros((2, 3)), np.ones((2, 3), np.float32)])
+    with pytest.raises(ValueError, match="target must have x's shape"):
+        _C.bce_with_logits(np.zeros(3), np.zeros(4), 1)
 
 
 def test_bad_input():

@@ -24,7 +24,6 @@
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
-inline constexpr double kHalfLog2Pi = 0.91893853320467274178;
 inline constexpr double kLogPi = 1.14472988584940017414;
 
 // The partial derivatives of one element's log-density: by x, and by each parameter.

@@ -7,6 +7,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <string>
+
 #include "../families.h"
 
 namespace fusedgan {
@@ -14,10 +17,17 @@ namespace {
 
 namespace py = pybind11;
 
-DType dtype_of(const py::array& a) {
+DType dtype_of(const py::array& a, const char* name) {
   if (a.dtype().is(py::dtype::of<float>())) return DType::Float32;
   if (a.dtype().is(py::dtype::of<double>())) return DType::Float64;
-  throw py::type_error("fusedgan.numpy: expected float32 or float64 arrays");
+  throw py::type_error(std::string("fusedgan.numpy: expected ") + name + " to be a float32 or float64 array");
+}
+
+// Checked here too, not only by python/fusedgan/numpy.py: the kernels read `like`'s extent.
+void check_like(const py::array& a, const py::array& like, const char* name) {
+  if (!a.dtype().is(like.dtype())) throw py::type_error(std::string("fusedgan.numpy: ") + name + " must have x's dtype");
+  const bool same_shape = a.ndim() == like.ndim() && std::equal(a.shape(), a.shape() + a.ndim(), like.shape());
+  if (!same_shape) throw py::value_error(std::string("fusedgan.numpy: ") + name + " must have x's shape");
 }
 
 // A new, writeable array (numpy.empty).
@@ -40,8 +50,11 @@ py::array log_likelihood(const std::string& family, const py::array& x, const st
   const FamilyInfo* info = find_family(family);
   if (!info) throw py::value_error("unknown family '" + family + "'; known: " + kFamilyNames);
   if (int(params.size()) != param_count(*info)) throw py::value_error("wrong number of parameters for " + family);
-  LogLikelihoodArgs args{dtype_of(x), info->family, Grid{x.shape(0), x.shape(1)}, operand_of(x), {}};
-  for (size_t k = 0; k < params.size(); ++k) args.params[k] = operand_of(params[k]);
+  LogLikelihoodArgs args{dtype_of(x, "x"), info->family, Grid{x.shape(0), x.shape(1)}, operand_of(x), {}};
+  for (size_t k = 0; k < params.size(); ++k) {
+    check_like(params[k], x, info->params[k]);
+    args.params[k] = operand_of(params[k]);
+  }
   py::array out = new_array(x.dtype(), {x.shape(0)});
   void* data = out.mutable_data();
   {
@@ -55,7 +68,8 @@ py::array log_likelihood(const std::string& family, const py::array& x, const st
 // of the softmax of the logits; scale = 1 / log(base).
 py::array entropy(const py::array& rows, double scale, bool logits) {
   const py::array contiguous = py::array::ensure(rows, py::array::c_style);
-  const RowArgs args{dtype_of(contiguous), contiguous.shape(0), contiguous.shape(1), contiguous.data(), scale};
+  if (contiguous.ndim() != 2) throw py::value_error("fusedgan.numpy: entropy expects (rows, length)");
+  const RowArgs args{dtype_of(contiguous, "probs"), contiguous.shape(0), contiguous.shape(1), contiguous.data(), scale};
   py::array out = new_array(contiguous.dtype(), {contiguous.shape(0)});
   void* data = out.mutable_data();
   bool in_domain = true;
@@ -76,7 +90,8 @@ py::array entropy(const py::array& rows, double scale, bool logits) {
 py::array bce_with_logits(const py::array& input, const py::array& target, int reduction) {
   const py::array x = py::array::ensure(input, py::array::c_style);
   const py::array y = py::array::ensure(target, py::array::c_style);
-  const BceArgs args{dtype_of(x), Grid{1, x.size()}, Operand{x.data()}, Operand{y.data()}, Operand{}, Operand{}};
+  check_like(y, x, "target");
+  const BceArgs args{dtype_of(x, "input"), Grid{1, x.size()}, Operand{x.data()}, Operand{y.data()}, Operand{}, Operand{}};
   py::array out = new_array(x.dtype(), reduction == 0 ? std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim())
                                                      : std::vector<py::ssize_t>{});
   void* data = out.mutable_data();

@@ -36,8 +36,9 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
       log_p.expand_symint(expanded).gather(-1, labels.expand_symint(shape).unsqueeze(-1)).squeeze(-1);
   if (!dim) return picked.sum();
   for (int64_t d : *dim) {
-    TORCH_CHECK_VALUE(d >= -picked.dim() && d < std::max<int64_t>(picked.dim(), 1), kOp, ": dim ", d,
-                      " is out of range for labels of ", picked.dim(), " dimensions");
+    const int64_t rank = std::max<int64_t>(picked.dim(), 1);
+    TORCH_CHECK_VALUE(d >= -rank && d < rank, kOp, ": dim ", d, " is out of range for the broadcast labels of ",
+                      picked.dim(), " dimensions");
   }
   return picked.sum(*dim);
 }

@@ -80,7 +80,8 @@ RowsView rows_of(Form form, const Tensor& input, int64_t dim, const OptionalDoub
   const Tensor moved = input.dim() == 0 ? input.reshape({1}) : input.movedim(checked_dim(form, input, dim), -1);
   Tensor rows = moved.contiguous();
   const int64_t length = rows.size(-1);
-  return {rows, RowArgs{kernel_dtype(rows.scalar_type()), length == 0 ? rows.numel() : rows.numel() / length, length,
+  const int64_t row_count = c10::multiply_integers(rows.sizes().begin(), rows.sizes().end() - 1);
+  return {rows, RowArgs{kernel_dtype(rows.scalar_type()), row_count, length,
                         rows.data_ptr(), unit_scale(form, base)}};
 }
 

@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "../families.h"
+#include "../math/scalar.h"
 #include "autograd_support.h"
 #include "common.h"
 
@@ -164,6 +165,7 @@ Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x,
   const Shapes s = shapes_of(info, x, params, dim);
   const auto dtype = dtype_of(x, params);
   check_floating(kOp, "grad", grad);
+  check_same_device(kOp, "grad", grad, x);
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(s.output), kOp, ": grad of shape ", grad.sizes(),
               " does not match the output's shape ", at::IntArrayRef(s.output));
   const Call call(info, s, dtype, x, params);
@@ -207,6 +209,7 @@ Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tenso
   const Params params{a, b, c};
   shapes_of(family_info(family), x, params, dim);
   check_floating(kOp, "grad", grad);
+  check_same_device(kOp, "grad", grad, x);
   const auto options = x.options().dtype(dtype_of(x, params));
   const auto like = [&](bool wanted, const OptionalTensor& t) { return wanted && t ? at::empty(t->sizes(), options) : Tensor(); };
   return {like(mask[0], x), like(mask[1], a), like(mask[2], b), like(mask[3], c)};
@@ -238,7 +241,7 @@ Tensor log_pdf_in_aten(Family family, const Tensor& x, const std::vector<Tensor>
   switch (family) {
     case Family::Normal: {
       const Tensor z = (x - p[0]) / p[1];
-      return -0.5 * z * z - at::log(p[1]) - 0.91893853320467274178;
+      return -0.5 * z * z - at::log(p[1]) - math::kHalfLog2Pi;
     }
     case Family::Laplace:
       return -at::abs(x - p[0]) / p[1] - at::log(2 * p[1]);
@@ -295,7 +298,8 @@ class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunc
     }
     const Tensor log_f = log_pdf_in_aten(info.family, saved[0], defined_params);
     std::vector<int64_t> summed(s.order.begin() + s.split, s.order.end());
-    const Tensor weighted = (log_f.expand(s.full).sum(summed) * grads[0]).sum();
+    const Tensor per_set = summed.empty() ? log_f.expand(s.full) : log_f.expand(s.full).sum(summed);  // sum({}) sums all
+    const Tensor weighted = (per_set * grads[0]).sum();
     const auto results = differentiable_gradients(weighted, {saved[0], saved[1], saved[2], saved[3]},
                                                   {mask[0], mask[1], mask[2], mask[3]});
     return {Tensor(), results[0], results[1], results[2], results[3], Tensor()};

@@ -8,6 +8,7 @@
 #include <ATen/ExpandUtils.h>
 
 #include "autograd_support.h"
+#include "../math/scalar.h"
 #include "common.h"
 
 namespace fusedgan {
@@ -66,7 +67,7 @@ struct Call {
         loc(laid_out(loc_, batch, 2, dtype)),
         log_pi(laid_out(at::log_softmax(logits.to(at::kDouble), -1), batch, 1, at::kDouble)),
         log_weight(log_pi - laid_out(at::log(scale.to(at::kDouble)).sum(-1), batch, 1, at::kDouble) -
-                   double(x_.size(-1)) * 0.91893853320467274178),
+                   double(x_.size(-1)) * math::kHalfLog2Pi),
         inv_scale(laid_out(at::reciprocal(scale.to(at::kDouble)), batch, 2, at::kDouble)),
         args{kernel_dtype(dtype), c10::multiply_integers(batch), x_.size(-2), logits.size(-1), x_.size(-1),
              x.data_ptr(), loc.data_ptr(), log_pi.data_ptr<double>(), log_weight.data_ptr<double>(),
@@ -89,6 +90,7 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
                    OutputMask mask) {
   const auto batch = check_and_batch(x, logits, loc, scale);
   check_floating(kOp, "grad", grad);
+  check_same_device(kOp, "grad", grad, x);
   TORCH_CHECK(grad.sizes() == at::IntArrayRef(batch), kOp, ": grad of shape ", grad.sizes(),
               " does not match the output's shape ", at::IntArrayRef(batch));
   const auto dtype = dtype_of(x, logits, loc, scale);
@@ -120,6 +122,7 @@ Gradients backward_meta(const Tensor& grad, const Tensor& x, const Tensor& logit
                         const Tensor& scale, OutputMask mask) {
   check_and_batch(x, logits, loc, scale);
   check_floating(kOp, "grad", grad);
+  check_same_device(kOp, "grad", grad, x);
   const auto options = x.options().dtype(dtype_of(x, logits, loc, scale));
   const auto like = [&](bool wanted, const Tensor& t) { return wanted ? at::empty(t.sizes(), options) : Tensor(); };
   return {like(mask[0], x), like(mask[1], logits), like(mask[2], loc), like(mask[3], scale)};
@@ -144,7 +147,7 @@ Gradients call_backward(const Tensor& grad, const Tensor& x, const Tensor& logit
 // The log-likelihood in ATen ops (forming N x K x D), differentiable again: for create_graph.
 Tensor in_aten(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
   const Tensor z = (x.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3);  // (*B, N, K, D)
-  const Tensor log_normal = (-0.5 * z * z - at::log(scale.unsqueeze(-3)) - 0.91893853320467274178).sum(-1);
+  const Tensor log_normal = (-0.5 * z * z - at::log(scale.unsqueeze(-3)) - math::kHalfLog2Pi).sum(-1);
   return at::logsumexp(at::log_softmax(logits, -1).unsqueeze(-2) + log_normal, -1).sum(-1);
 }
 

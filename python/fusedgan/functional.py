@@ -158,7 +158,8 @@ def normal_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = 
 
     ``loc`` and ``scale`` broadcast against ``x``; the dims not summed are a batch of
     independent data sets, so one call gives the log-likelihood of each. One pass over ``x``,
-    no temporaries of its size; gradients for ``x``, ``loc`` and ``scale`` (a parameter that
+    no temporaries of its size when the summed dims are contiguous in memory (otherwise ``x``
+    is copied once); gradients for ``x``, ``loc`` and ``scale`` (a parameter that
     is constant along ``dim`` gets its gradient summed per data set in the same pass).
     ``scale`` <= 0 raises ValueError on CPU.
     """

@@ -91,8 +91,9 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         moving = ~done
         if not moving.any():
             break
-        newton = torch.linalg.solve(hessian, -gradient.unsqueeze(-1)).squeeze(-1)
-        concave = torch.linalg.eigvalsh(hessian).amax(-1, keepdim=True) < 0
+        newton, info = torch.linalg.solve_ex(hessian, -gradient.unsqueeze(-1))
+        newton = newton.squeeze(-1)
+        concave = (torch.linalg.eigvalsh(hessian).amax(-1, keepdim=True) < 0) & (info == 0).unsqueeze(-1)
         step = torch.where(concave, newton, gradient / gradient.norm(dim=-1, keepdim=True).clamp_min(1.0))
         with torch.no_grad():
             scale = moving.to(value.dtype)
@@ -132,11 +133,11 @@ def _normal_mixture(
         raise ValueError(f"fit: normal_mixture needs at least k = {k} points per data set, got {n}")
     generator = torch.Generator().manual_seed(seed)
     batch = points.shape[:-2]
-    choice = torch.rand(*batch, n, generator=generator).argsort(-1)[..., :k]  # k distinct points per set
+    choice = torch.rand(*batch, n, generator=generator).argsort(-1)[..., :k].to(points.device)  # k distinct points per set
     loc = points.gather(-2, choice.unsqueeze(-1).expand(*batch, k, points.shape[-1]))
     scale = points.std(-2, keepdim=True).clamp_min(min_scale).expand_as(loc).clone()
-    logits = torch.zeros(*batch, k, dtype=points.dtype)
-    previous = torch.full(batch, -math.inf, dtype=points.dtype)
+    logits = torch.zeros(*batch, k, dtype=points.dtype, device=points.device)
+    previous = torch.full(batch, -math.inf, dtype=points.dtype, device=points.device)
     for _ in range(max_iter):
         # E step: responsibilities (..., N, K)
         z = (points.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3)
@@ -177,7 +178,7 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[st
     whose ``options`` are ``max_iter`` and ``tolerance`` (on the gradient), and EM for
     normal_mixture (``k=`` components, ``seed=`` for the initial means; points along
     ``dim``, -2 by default, coordinates last), returning logits, loc and scale. Empty data sets, NaN data and
-    unknown families raise ValueError.
+    infinite values and unknown families raise ValueError.
     """
     if family not in FAMILIES:
         raise ValueError(f"fit: unknown family {family!r}; known: {', '.join(FAMILIES)}")
@@ -194,4 +195,6 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[st
         raise ValueError("fit: the data sets are empty (dim has size 0)")
     if torch.isnan(x).any():
         raise ValueError("fit: x contains NaN")
+    if torch.isinf(x).any():
+        raise ValueError("fit: x contains an infinite value")
     return FAMILIES[family](x.detach(), dim, **options)

@@ -112,7 +112,8 @@ def _entropy(values, axis: int, base: Optional[float], logits: bool) -> np.ndarr
     if not -array.ndim <= axis < array.ndim:
         raise ValueError(f"entropy: axis {axis} is out of range for an array of {array.ndim} dimensions")
     moved = np.moveaxis(array, axis, -1)
-    out = _C.entropy(moved.reshape(-1, moved.shape[-1]), 1.0 / math.log(base) if base else 1.0, logits)
+    rows = moved.reshape(math.prod(moved.shape[:-1]), moved.shape[-1])
+    out = _C.entropy(rows, 1.0 / math.log(base) if base else 1.0, logits)
     return out.reshape(moved.shape[:-1])
 
 
