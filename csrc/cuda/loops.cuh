@@ -178,9 +178,9 @@ inline Scratch scratch_for(Launch launch) {
 template <class T, class F, class... Operands>
 void reduce(Grid grid, Reduction reduction, void* out, void* grad, Launch launch, F f, const Operands&... operands) {
   const int64_t n = grid.numel();
-  const double scale = n == 0 ? (reduction == Reduction::Mean ? __builtin_nan("") : 0.0) : reduction_scale(grid, reduction);
+  // An empty sum is 0 and an empty mean 0 * inf = NaN, as in torch; one block writes it.
   sum_kernel<T><<<n == 0 ? 1 : blocks_for(n), kThreads, 0, stream_of(launch)>>>(
-      grid, scale, static_cast<T*>(out), static_cast<T*>(grad), scratch_for(launch), f, operands...);
+      grid, reduction_scale(grid, reduction), static_cast<T*>(out), static_cast<T*>(grad), scratch_for(launch), f, operands...);
   check(cudaGetLastError(), "kernel launch");
 }
 
