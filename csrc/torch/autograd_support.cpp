@@ -1,6 +1,7 @@
 #include "autograd_support.h"
 
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/functions/utils.h>
 
 namespace fusedgan {
 namespace {
@@ -20,22 +21,55 @@ bool is_plain_cpu_one(const at::Tensor& t) {
 
 }  // namespace
 
-void keep_forward_grad(torch::autograd::AutogradContext* ctx, const char* name, const at::Tensor& grad) {
-  ctx->saved_data[name] = grad;
-}
-
-std::optional<at::Tensor> take_forward_grad(torch::autograd::AutogradContext* ctx, const char* name,
-                                            const at::Tensor& grad_output) {
-  const auto kept = ctx->saved_data.find(name);
-  if (kept == ctx->saved_data.end() || at::GradMode::is_enabled()) return std::nullopt;
-  at::Tensor grad = kept->second.toTensor();
-  ctx->saved_data.erase(kept);  // now ours alone: safe to scale in place, and autograd may keep it as .grad
-  return scale_forward_grad(grad, grad_output);
-}
-
 at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
   if (!is_plain_cpu_one(grad_output)) grad.mul_(grad_output);
   return grad;
+}
+
+torch::autograd::variable_list KeptGradNode::apply(torch::autograd::variable_list&& grads) {
+  const at::Tensor& grad = grads[0];
+  if (!grad.defined()) return torch::autograd::variable_list(num_outputs());  // a zero gradient
+  if (!at::GradMode::is_enabled() && !kept.empty()) {
+    torch::autograd::variable_list result = std::move(kept);  // ours alone now: scaled in place
+    kept.clear();
+    for (auto& g : result) {
+      if (g.defined()) g = scale_forward_grad(g, grad);
+    }
+    return result;
+  }
+  torch::autograd::variable_list unpacked;
+  for (auto& s : saved) unpacked.push_back(s.unpack(getptr()));
+  return recompute(unpacked, grad);
+}
+
+void KeptGradNode::release_variables() {
+  saved.clear();
+  kept.clear();
+}
+
+namespace {
+// Nodes are held by intrusive_ptr in current torch and by shared_ptr in older releases.
+template <class N>
+auto make_node() {
+  using Pointer = decltype(torch::autograd::Edge::function);
+  if constexpr (std::is_same_v<Pointer, std::shared_ptr<torch::autograd::Node>>) {
+    return std::make_shared<N>();
+  } else {
+    return c10::make_intrusive<N>();
+  }
+}
+}  // namespace
+
+void record_kept_grads(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
+                       std::vector<at::Tensor> kept, const torch::autograd::variable_list& to_save,
+                       KeptGradNode::Recompute recompute) {
+  auto node = make_node<KeptGradNode>();
+  node->node_name = name;
+  node->set_next_edges(torch::autograd::collect_next_edges(inputs));
+  node->kept = std::move(kept);
+  for (const auto& t : to_save) node->saved.emplace_back(t, /*is_output=*/false);
+  node->recompute = std::move(recompute);
+  torch::autograd::set_history(output, node);
 }
 
 torch::autograd::variable_list differentiable_gradients(const at::Tensor& objective,

@@ -301,38 +301,6 @@ class BceBackwardFunction : public torch::autograd::Function<BceBackwardFunction
   }
 };
 
-// A reduced loss of which only the input needs a gradient computes that gradient in the
-// forward pass (autograd_support.h); other calls compute theirs in the backward op.
-class BceFunction : public torch::autograd::Function<BceFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, Form form, const Tensor& input, const Tensor& target,
-                        const OptionalTensor& weight, const OptionalTensor& pos_weight, int64_t reduction) {
-    ctx->save_for_backward({input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())});
-    ctx->saved_data["form"] = int64_t(form);
-    ctx->saved_data["reduction"] = reduction;
-    at::AutoDispatchBelowADInplaceOrView guard;
-    if (reduction == int64_t(Reduction::None) || target.requires_grad()) {
-      return call_forward(form, input, target, weight, pos_weight, reduction);
-    }
-    auto [loss, grad_input] = call_and_grad(form, input, target, weight, pos_weight, reduction);
-    keep_forward_grad(ctx, "grad_input", grad_input);
-    return loss;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (auto grad_input = take_forward_grad(ctx, "grad_input", grads[0])) {
-      return {Tensor(), *grad_input, Tensor(), Tensor(), Tensor(), Tensor()};
-    }
-    const auto saved = ctx->get_saved_variables();
-    const auto form = Form(ctx->saved_data["form"].toInt());
-    const OutputMask mask{ctx->needs_input_grad(0), ctx->needs_input_grad(1)};  // edges: input, target
-    // Through the dispatcher: with create_graph the backward op's autograd kernel records it.
-    const auto [grad_input, grad_target] = call_backward(form, grads[0], saved[0], saved[1], optional(saved[2]),
-                                                         optional(saved[3]), ctx->saved_data["reduction"].toInt(), mask);
-    return {Tensor(), grad_input, grad_target, Tensor(), Tensor(), Tensor()};
-  }
-};
-
 Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
                         const OptionalTensor& pos_weight, int64_t reduction) {
   const bool grad_mode = at::GradMode::is_enabled();
@@ -344,7 +312,29 @@ Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, co
     at::AutoDispatchBelowADInplaceOrView guard;  // nothing to record
     return call_forward(form, input, target, weight, pos_weight, reduction);
   }
-  return BceFunction::apply(form, input, target, weight, pos_weight, reduction);
+  // A reduced loss of which only the input needs a gradient computes that gradient in the
+  // forward pass (autograd_support.h); other calls compute theirs in the backward op.
+  const bool grad_in_forward = reduction != int64_t(Reduction::None) && !target.requires_grad();
+  Tensor loss, grad_input;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    if (grad_in_forward) {
+      std::tie(loss, grad_input) = call_and_grad(form, input, target, weight, pos_weight, reduction);
+    } else {
+      loss = call_forward(form, input, target, weight, pos_weight, reduction);
+    }
+  }
+  const OutputMask mask{input.requires_grad(), target.requires_grad()};
+  record_kept_grads(loss, form == Form::Logits ? "BceWithLogitsBackward" : "BceBackward", {input, target},
+                    grad_in_forward ? std::vector<Tensor>{grad_input, Tensor()} : std::vector<Tensor>{},
+                    {input, target, weight.value_or(Tensor()), pos_weight.value_or(Tensor())},
+                    [form, reduction, mask](const variable_list& saved, const Tensor& grad) -> variable_list {
+                      // Through the dispatcher: with create_graph the backward op's autograd kernel records it.
+                      auto [grad_input, grad_target] = call_backward(form, grad, saved[0], saved[1], optional(saved[2]),
+                                                                     optional(saved[3]), reduction, mask);
+                      return {grad_input, grad_target};
+                    });
+  return loss;
 }
 
 std::tuple<Tensor, Tensor> backward_autograd(Form form, const Tensor& grad, const Tensor& input, const Tensor& target,

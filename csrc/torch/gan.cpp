@@ -15,7 +15,6 @@
 namespace fusedgan {
 namespace {
 
-using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 // ---- checks
@@ -204,9 +203,10 @@ std::tuple<Tensor, Tensor> call_generator_cost_and_grad(const Tensor& fake, c10:
   return op.call(fake, kind);
 }
 
-// ---- Autograd: the gradients come from the forward pass; a second backward (retained
-// graph) runs the _and_grad op again, and a differentiable one (create_graph) uses these
-// formulas in ATen ops (d/dx of each element's term, times the mean's 1/n).
+// ---- Autograd: the gradients come from the forward pass (a KeptGradNode); a second
+// backward (retained graph) runs the _and_grad op again, and a differentiable one
+// (create_graph) uses these formulas in ATen ops (d/dx of each element's term, times the
+// mean's 1/n).
 
 Tensor discriminator_grad(const Tensor& grad, const Tensor& logits, double label, double half_over_n) {
   return grad * (half_over_n * (at::sigmoid(logits) - label));
@@ -225,60 +225,6 @@ Tensor generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind ki
   return grad * (minus_half_over_n * at::exp(logits));
 }
 
-class DiscriminatorCostFunction : public torch::autograd::Function<DiscriminatorCostFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& real, const Tensor& fake, double real_label,
-                        double fake_label) {
-    ctx->save_for_backward({real, fake});
-    ctx->saved_data["real_label"] = real_label;
-    ctx->saved_data["fake_label"] = fake_label;
-    at::AutoDispatchBelowADInplaceOrView guard;
-    auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
-    keep_forward_grad(ctx, "grad_real", grad_real);
-    keep_forward_grad(ctx, "grad_fake", grad_fake);
-    return cost;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    auto grad_real = take_forward_grad(ctx, "grad_real", grads[0]);
-    auto grad_fake = take_forward_grad(ctx, "grad_fake", grads[0]);
-    if (grad_real && grad_fake) return {*grad_real, *grad_fake, Tensor(), Tensor()};
-    const auto saved = ctx->get_saved_variables();
-    const double real_label = ctx->saved_data["real_label"].toDouble();
-    const double fake_label = ctx->saved_data["fake_label"].toDouble();
-    if (!at::GradMode::is_enabled()) {
-      auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label, fake_label);
-      return {scale_forward_grad(real, grads[0]), scale_forward_grad(fake, grads[0]), Tensor(), Tensor()};
-    }
-    const auto half_over_n = [](const Tensor& t) { return 0.5 / double(t.sym_numel().guard_int(__FILE__, __LINE__)); };
-    return {discriminator_grad(grads[0], saved[0], real_label, half_over_n(saved[0])),
-            discriminator_grad(grads[0], saved[1], fake_label, half_over_n(saved[1])), Tensor(), Tensor()};
-  }
-};
-
-class GeneratorCostFunction : public torch::autograd::Function<GeneratorCostFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& fake, c10::string_view kind) {
-    ctx->save_for_backward({fake});
-    ctx->saved_data["kind"] = int64_t(generator_kind(kind));  // an int: the string_view dies with the call
-    at::AutoDispatchBelowADInplaceOrView guard;
-    auto [cost, grad] = call_generator_cost_and_grad(fake, kind);
-    keep_forward_grad(ctx, "grad", grad);
-    return cost;
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    if (auto grad = take_forward_grad(ctx, "grad", grads[0])) return {*grad, Tensor()};
-    const Tensor fake = ctx->get_saved_variables()[0];
-    const auto kind = GeneratorKind(ctx->saved_data["kind"].toInt());
-    if (!at::GradMode::is_enabled()) {
-      auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
-      return {scale_forward_grad(grad, grads[0]), Tensor()};
-    }
-    return {generator_grad(grads[0], fake, kind), Tensor()};
-  }
-};
-
 bool records(std::initializer_list<const Tensor*> inputs) {
   if (!at::GradMode::is_enabled()) return false;
   for (const Tensor* t : inputs) {
@@ -288,15 +234,39 @@ bool records(std::initializer_list<const Tensor*> inputs) {
 }
 
 Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
-  if (records({&real, &fake})) return DiscriminatorCostFunction::apply(real, fake, real_label, fake_label);
   at::AutoDispatchBelowADInplaceOrView guard;
-  return call_discriminator_cost(real, fake, real_label, fake_label);
+  if (!records({&real, &fake})) return call_discriminator_cost(real, fake, real_label, fake_label);
+  auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
+  record_kept_grads(cost, "DiscriminatorCostBackward", {real, fake}, {grad_real, grad_fake}, {real, fake},
+                    [real_label, fake_label](const variable_list& saved, const Tensor& grad) -> variable_list {
+                      if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
+                        auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label,
+                                                                                   fake_label);
+                        return {scale_forward_grad(real, grad), scale_forward_grad(fake, grad)};
+                      }
+                      const auto half_over_n = [](const Tensor& t) {
+                        return 0.5 / double(t.sym_numel().guard_int(__FILE__, __LINE__));
+                      };
+                      return {discriminator_grad(grad, saved[0], real_label, half_over_n(saved[0])),
+                              discriminator_grad(grad, saved[1], fake_label, half_over_n(saved[1]))};
+                    });
+  return cost;
 }
 
-Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind) {
-  if (records({&fake})) return GeneratorCostFunction::apply(fake, kind);
+Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind_name_view) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  return call_generator_cost(fake, kind);
+  if (!records({&fake})) return call_generator_cost(fake, kind_name_view);
+  const GeneratorKind kind = generator_kind(kind_name_view);
+  auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
+  record_kept_grads(cost, "GeneratorCostBackward", {fake}, {grad}, {fake},
+                    [kind](const variable_list& saved, const Tensor& grad_output) -> variable_list {
+                      if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
+                        auto [cost, grad] = call_generator_cost_and_grad(saved[0], kind_name(kind));
+                        return {scale_forward_grad(grad, grad_output)};
+                      }
+                      return {generator_grad(grad_output, saved[0], kind)};
+                    });
+  return cost;
 }
 
 // Not differentiable: the statistics, and the _and_grad ops (the first-order pass of the
