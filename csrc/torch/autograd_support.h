@@ -19,6 +19,15 @@
 
 namespace fusedgan {
 
+// Whether autograd must record a call on these inputs (tensors or optional tensors): grad
+// mode is on and one of them requires grad.
+inline bool input_requires_grad(const at::Tensor& t) { return t.requires_grad(); }
+inline bool input_requires_grad(const std::optional<at::Tensor>& t) { return t && t->requires_grad(); }
+template <class... Inputs>
+bool records_grad(const Inputs&... inputs) {
+  return at::GradMode::is_enabled() && (input_requires_grad(inputs) || ...);
+}
+
 // A gradient at grad = 1 (ours alone) times grad_output, in place, or as it is when
 // grad_output is a plain 1; a repeated backward that recomputes the gradient and scales it
 // here gets the same bits as the first.

@@ -303,12 +303,11 @@ class BceBackwardFunction : public torch::autograd::Function<BceBackwardFunction
 
 Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, const OptionalTensor& weight,
                         const OptionalTensor& pos_weight, int64_t reduction) {
-  const bool grad_mode = at::GradMode::is_enabled();
-  if (grad_mode) {
+  if (at::GradMode::is_enabled()) {
     check_not_requiring_grad(form, "weight", weight);
     check_not_requiring_grad(form, "pos_weight", pos_weight);
   }
-  if (!grad_mode || !(input.requires_grad() || target.requires_grad())) {
+  if (!records_grad(input, target)) {
     at::AutoDispatchBelowADInplaceOrView guard;  // nothing to record
     return call_forward(form, input, target, weight, pos_weight, reduction);
   }
@@ -340,9 +339,7 @@ Tensor forward_autograd(Form form, const Tensor& input, const Tensor& target, co
 std::tuple<Tensor, Tensor> backward_autograd(Form form, const Tensor& grad, const Tensor& input, const Tensor& target,
                                              const OptionalTensor& weight, const OptionalTensor& pos_weight,
                                              int64_t reduction, OutputMask mask) {
-  const bool differentiable =
-      at::GradMode::is_enabled() && (grad.requires_grad() || input.requires_grad() || target.requires_grad());
-  if (!differentiable) {  // the usual first-order backward: just the kernel, only the outputs asked for
+  if (!records_grad(grad, input, target)) {  // the usual first-order backward: just the kernel, only the outputs asked for
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_backward(form, grad, input, target, weight, pos_weight, reduction, mask);
   }
@@ -356,7 +353,7 @@ std::tuple<Tensor, Tensor> backward_autograd(Form form, const Tensor& grad, cons
 std::tuple<Tensor, Tensor> and_grad_autograd(Form form, const Tensor& input, const Tensor& target,
                                              const OptionalTensor& weight, const OptionalTensor& pos_weight,
                                              int64_t reduction) {
-  TORCH_CHECK(!(at::GradMode::is_enabled() && (input.requires_grad() || target.requires_grad())), "_",
+  TORCH_CHECK(!records_grad(input, target), "_",
               op_name(form), "_and_grad is not differentiable; call ", op_name(form), " for a differentiable loss");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_and_grad(form, input, target, weight, pos_weight, reduction);

@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "autograd_support.h"
 #include "common.h"
 
 namespace fusedgan {
@@ -261,7 +262,7 @@ class EntropyFunction : public torch::autograd::Function<EntropyFunction> {
 };
 
 Tensor forward_autograd(Form form, const Tensor& input, int64_t dim_or_reduction, const OptionalDouble& base) {
-  if (at::GradMode::is_enabled() && input.requires_grad()) {
+  if (records_grad(input)) {
     return EntropyFunction::apply(form, input, dim_or_reduction, base);
   }
   at::AutoDispatchBelowADInplaceOrView guard;
@@ -271,7 +272,7 @@ Tensor forward_autograd(Form form, const Tensor& input, int64_t dim_or_reduction
 // The _backward ops' own derivative, for create_graph through them when called directly.
 Tensor backward_autograd(Form form, const Tensor& grad, const Tensor& input, int64_t dim_or_reduction,
                          const OptionalDouble& base) {
-  if (at::GradMode::is_enabled() && (grad.requires_grad() || input.requires_grad())) {
+  if (records_grad(grad, input)) {
     return differentiable_backward(form, grad, input, dim_or_reduction, base);
   }
   at::AutoDispatchBelowADInplaceOrView guard;

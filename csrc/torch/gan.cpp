@@ -3,7 +3,6 @@
 // fusedgan::discriminator_stats (for logs, no gradient). Each cost has an _and_grad op that
 // returns the value with its gradients from the same pass, which the autograd formula
 // keeps for the backward (autograd_support.h); CPU, CUDA and Meta kernels.
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <string_view>
@@ -225,17 +224,9 @@ Tensor generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind ki
   return grad * (minus_half_over_n * at::exp(logits));
 }
 
-bool records(std::initializer_list<const Tensor*> inputs) {
-  if (!at::GradMode::is_enabled()) return false;
-  for (const Tensor* t : inputs) {
-    if (t->requires_grad()) return true;
-  }
-  return false;
-}
-
 Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  if (!records({&real, &fake})) return call_discriminator_cost(real, fake, real_label, fake_label);
+  if (!records_grad(real, fake)) return call_discriminator_cost(real, fake, real_label, fake_label);
   auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
   record_kept_grads(cost, "DiscriminatorCostBackward", {real, fake}, {grad_real, grad_fake}, {real, fake},
                     [real_label, fake_label](const variable_list& saved, const Tensor& grad) -> variable_list {
@@ -255,7 +246,7 @@ Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, doubl
 
 Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind_name_view) {
   at::AutoDispatchBelowADInplaceOrView guard;
-  if (!records({&fake})) return call_generator_cost(fake, kind_name_view);
+  if (!records_grad(fake)) return call_generator_cost(fake, kind_name_view);
   const GeneratorKind kind = generator_kind(kind_name_view);
   auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
   record_kept_grads(cost, "GeneratorCostBackward", {fake}, {grad}, {fake},
@@ -276,19 +267,19 @@ Tensor discriminator_stats_autograd(const Tensor& real, const Tensor& fake) {
   return call_discriminator_stats(real, fake);
 }
 
-void check_first_order(const char* op, const char* differentiable_op, std::initializer_list<const Tensor*> inputs) {
-  TORCH_CHECK(!records(inputs), op, " is not differentiable; call ", differentiable_op, " for a differentiable cost");
+void check_first_order(const char* op, const char* differentiable_op, bool records) {
+  TORCH_CHECK(!records, op, " is not differentiable; call ", differentiable_op, " for a differentiable cost");
 }
 
 std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad_autograd(const Tensor& real, const Tensor& fake,
                                                                         double real_label, double fake_label) {
-  check_first_order("_discriminator_cost_and_grad", "discriminator_cost", {&real, &fake});
+  check_first_order("_discriminator_cost_and_grad", "discriminator_cost", records_grad(real, fake));
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
 }
 
 std::tuple<Tensor, Tensor> generator_cost_and_grad_autograd(const Tensor& fake, c10::string_view kind) {
-  check_first_order("_generator_cost_and_grad", "generator_cost", {&fake});
+  check_first_order("_generator_cost_and_grad", "generator_cost", records_grad(fake));
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_generator_cost_and_grad(fake, kind);
 }

@@ -306,14 +306,9 @@ class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunc
   }
 };
 
-bool any_requires_grad(const Tensor& x, const Tensor& a, const OptionalTensor& b, const OptionalTensor& c) {
-  return x.requires_grad() || a.requires_grad() || (b && b->requires_grad()) || (c && c->requires_grad());
-}
-
 Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
                         const OptionalTensor& c, DimList dim) {
-  const bool records = at::GradMode::is_enabled() && any_requires_grad(x, a, b, c);
-  if (!records) {
+  if (!records_grad(x, a, b, c)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_forward(family, x, Params{a, b, c}, dim);
   }
@@ -322,7 +317,7 @@ Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& 
 
 Gradients backward_autograd(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                             const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
-  TORCH_CHECK(!(at::GradMode::is_enabled() && (grad.requires_grad() || any_requires_grad(x, a, b, c))),
+  TORCH_CHECK(!records_grad(grad, x, a, b, c),
               "_log_likelihood_backward is not differentiable; differentiate log_likelihood with create_graph=True");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_backward(grad, family, x, Params{a, b, c}, dim, mask);

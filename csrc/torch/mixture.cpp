@@ -174,17 +174,14 @@ class MixtureFunction : public torch::autograd::Function<MixtureFunction> {
 };
 
 Tensor forward_autograd(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  const bool records = at::GradMode::is_enabled() &&
-                       (x.requires_grad() || logits.requires_grad() || loc.requires_grad() || scale.requires_grad());
-  if (records) return MixtureFunction::apply(x, logits, loc, scale);
+  if (records_grad(x, logits, loc, scale)) return MixtureFunction::apply(x, logits, loc, scale);
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_forward(x, logits, loc, scale);
 }
 
 Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
                             const Tensor& scale, OutputMask mask) {
-  TORCH_CHECK(!(at::GradMode::is_enabled() && (grad.requires_grad() || x.requires_grad() || logits.requires_grad() ||
-                                              loc.requires_grad() || scale.requires_grad())),
+  TORCH_CHECK(!records_grad(grad, x, logits, loc, scale),
               "_normal_mixture_log_likelihood_backward is not differentiable; differentiate "
               "normal_mixture_log_likelihood with create_graph=True");
   at::AutoDispatchBelowADInplaceOrView guard;
