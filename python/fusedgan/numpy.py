@@ -60,8 +60,9 @@ def _log_likelihood(family: str, x, params, axis: Axes) -> np.ndarray:
     try:
         arrays = np.broadcast_arrays(*arrays)
     except ValueError:
-        shapes = ", ".join(f"{name} {a.shape}" for name, a in zip(["x", *names], arrays))
-        raise ValueError(f"{family}_log_likelihood: {shapes.replace(', ' + names[-1], ' and ' + names[-1])} do not broadcast together") from None
+        described = [f"{name} {a.shape}" for name, a in zip(["x", *names], arrays)]
+        shapes = f"{', '.join(described[:-1])} and {described[-1]}"
+        raise ValueError(f"{family}_log_likelihood: {shapes} do not broadcast together") from None
     ndim = arrays[0].ndim
     if axis is None:
         summed = tuple(range(ndim))
