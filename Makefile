@@ -17,8 +17,9 @@ $(VENV)/.requirements: requirements-dev.txt
 install: $(VENV)/.requirements
 	$(PY) -m pip install -q --no-build-isolation --no-deps .
 
+# trains the default GAN (ring8) and prints its metrics and the paths of its pictures
 demo: install
-	$(VENV)/bin/fusedgan demo
+	$(VENV)/bin/fusedgan train --dataset ring8 --seed 0 --out runs/ring8
 
 test: install
 	$(PY) -m pytest -q
@@ -31,6 +32,7 @@ bench: install
 	$(PY) benchmarks/plot_results.py gan_costs
 	$(PY) benchmarks/bench_loglik.py
 	$(PY) benchmarks/bench_entropy.py
+	$(PY) benchmarks/bench_trainer.py
 
 # Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
 cuda-check:

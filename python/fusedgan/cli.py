@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -40,13 +42,62 @@ def demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def train(args: argparse.Namespace) -> int:
+    """Trains a GAN (fusedgan.train) and prints its metrics and the paths of its pictures."""
+    from .train import config as train_config
+    from .train import outputs
+    from .train.run import Interrupted, RunError, run
+
+    flags = {name: value for name, value in vars(args).items() if name in train_config.field_names()}
+    try:
+        dataset = flags.get("dataset", "ring8")
+        settings = train_config.load_toml(args.config) if args.config else {}
+        dataset = settings.get("dataset", dataset) if "dataset" not in flags else dataset
+        config = train_config.defaults_for(dataset).replace(**{**settings, **flags})
+        out = Path(args.out if args.out else f"runs/{config.dataset}")
+        metrics = run(config, out, resume=args.resume, explicit=set(flags) | set(settings), progress=not args.quiet)
+    except (RunError, ValueError, outputs.CheckpointError) as error:
+        print(f"fusedgan train: error: {error}", file=sys.stderr)
+        return 130 if isinstance(error, Interrupted) else 1
+    if metrics:
+        print(json.dumps(metrics, indent=2))
+        for name in ("samples.png", "losses.png", "metrics.json", "log.csv", "checkpoint.pt"):
+            print(f"wrote {out / name}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad flag in one line (the usage is one `--help` away)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fusedgan", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="fusedgan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo_parser = commands.add_parser("demo", help="a short demonstration of the fused ops")
     demo_parser.add_argument("--steps", type=int, default=200)
     demo_parser.add_argument("--seed", type=int, default=0)
     demo_parser.set_defaults(run=demo)
+    train_parser = commands.add_parser(
+        "train", help="train a GAN with the fused costs",
+        description="Trains a GAN with the fused costs. Flags left out take the value of --config, "
+        "else the dataset's default; with --resume, the saved run's.")
+    given = argparse.SUPPRESS  # only the flags the user gave reach the namespace
+    train_parser.add_argument("--dataset", default=given, help="ring8 (default), grid25 or digits")
+    train_parser.add_argument("--seed", type=int, default=given)
+    train_parser.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
+    train_parser.add_argument("--steps", type=int, default=given)
+    train_parser.add_argument("--update", default=given, help="simultaneous (default) or alternating")
+    train_parser.add_argument("--generator-cost", dest="generator_cost", default=given,
+                              help="non_saturating (default), minimax or maximum_likelihood")
+    train_parser.add_argument("--batch-size", dest="batch_size", type=int, default=given)
+    train_parser.add_argument("--device", default=given, help="cpu (default) or cuda")
+    train_parser.add_argument("--config", default=None, help="a TOML file of settings (see README)")
+    train_parser.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    train_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_parser.set_defaults(run=train)
     args = parser.parse_args(argv)
     return args.run(args)
 

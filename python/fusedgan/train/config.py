@@ -1,0 +1,108 @@
+"""The trainer's settings: one dataclass, its defaults, and loading from a TOML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+UPDATE_RULES = ("simultaneous", "alternating")
+
+
+class ConfigError(ValueError):
+    """A setting that is unknown or out of range (the CLI prints it as one line)."""
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "ring8"
+    seed: int = 0
+    steps: int = 6000
+    batch_size: int = 256
+    update: str = "simultaneous"  # or "alternating"
+    generator_cost: str = "non_saturating"  # or "minimax", "maximum_likelihood"
+    latent_dim: int = 2
+    hidden: int = 128
+    depth: int = 3  # hidden layers of each player
+    lr_generator: float = 2e-4
+    lr_discriminator: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    real_label: float = 1.0  # one-sided label smoothing when below 1
+    n_critic: int = 1  # discriminator steps per generator step
+    r1_gamma: float = 0.0  # weight of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real data
+    ema_decay: float = 0.0  # exponential moving average of the generator (0: off)
+    log_every: int = 100
+    checkpoint_every: int = 1000
+    eval_samples: int = 2500
+    device: str = "cpu"
+
+    def validate(self) -> "TrainConfig":
+        from .datasets import DATASETS
+        from ..functional import GENERATOR_KINDS
+
+        checks = [
+            (self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.update in UPDATE_RULES, f"update must be one of {', '.join(UPDATE_RULES)}, got {self.update!r}"),
+            (self.generator_cost in GENERATOR_KINDS,
+             f"generator_cost must be one of {', '.join(GENERATOR_KINDS)}, got {self.generator_cost!r}"),
+            (self.steps >= 0, f"steps must be >= 0, got {self.steps}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
+            (self.hidden >= 1 and self.depth >= 1, f"hidden and depth must be >= 1, got {self.hidden}, {self.depth}"),
+            (self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator and lr_discriminator must be > 0"),
+            (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}"),
+            (0 < self.real_label <= 1, f"real_label must be in (0, 1], got {self.real_label}"),
+            (self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}"),
+            (self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}"),
+            (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
+            (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1"),
+            (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        self.betas = tuple(float(b) for b in self.betas)
+        return self
+
+    def replace(self, **changes) -> "TrainConfig":
+        unknown = set(changes) - set(field_names())
+        if unknown:
+            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["betas"] = list(self.betas)
+        return data
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def defaults_for(dataset: str) -> TrainConfig:
+    """The default settings of a dataset (the images need a bigger latent space and net)."""
+    if dataset == "digits":
+        return TrainConfig(dataset=dataset, latent_dim=32, hidden=256, steps=10000)
+    return TrainConfig(dataset=dataset)
+
+
+def load_toml(path: str | Path) -> dict:
+    """The settings in a TOML file: a flat table of TrainConfig's field names."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as error:
+        raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config {path} is not valid TOML: {error}") from None
+    unknown = set(data) - set(field_names())
+    if unknown:
+        raise ConfigError(f"config {path}: unknown setting(s): {', '.join(sorted(unknown))}")
+    return data

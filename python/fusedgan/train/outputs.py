@@ -1,0 +1,148 @@
+"""What a run writes into its output folder, each file atomically (a temporary file in the
+same folder, flushed to disk, then renamed over the old one), so that a crash or a kill
+leaves either the old file or the new one, never half of one."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, IO
+
+import torch
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp's 0600 would outlive the rename
+        with os.fdopen(descriptor, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable where the OS allows
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    write_atomically(path, lambda f: torch.save(state, f))
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or cannot be read."""
+
+
+def load_checkpoint(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint to resume from at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for damaged files
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or unreadable: {reason}") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise CheckpointError(f"checkpoint {path} is not a fusedgan training checkpoint")
+    return state
+
+
+def write_text(path: Path, text: str) -> None:
+    write_atomically(path, lambda f: f.write(text.encode()))
+
+
+def write_metrics(path: Path, metrics: dict) -> None:
+    write_text(path, json.dumps(metrics, indent=2) + "\n")
+
+
+def write_log(path: Path, columns: tuple[str, ...], rows: list[list[float]]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([int(row[0])] + [f"{v:.6g}" for v in row[1:]])
+    write_text(path, text.getvalue())
+
+
+def _save_figure(path: Path, figure) -> None:
+    import matplotlib.pyplot as plt
+
+    write_atomically(path, lambda f: figure.savefig(f, format="png", dpi=110))
+    plt.close(figure)
+
+
+def _pyplot():
+    """matplotlib, imported on first use (it is slow to import) and drawing off-screen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_losses(path: Path, columns: tuple[str, ...], rows: list[list[float]]) -> None:
+    """Both players' costs over the steps."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    if rows:
+        table = torch.tensor(rows)
+        for name, label in (("discriminator_cost", "J(D)"), ("generator_cost", "J(G)")):
+            axes.plot(table[:, 0].numpy(), table[:, columns.index(name)].numpy(), label=label)
+    axes.set_xlabel("step")
+    axes.set_ylabel("cost")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    _save_figure(path, figure)
+
+
+def plot_samples_2d(path: Path, samples: torch.Tensor, modes: torch.Tensor, title: str) -> None:
+    """Generated samples over the mixture's true modes."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(5, 5))
+    points = samples.detach().cpu().numpy()
+    axes.scatter(points[:, 0], points[:, 1], s=2, alpha=0.4, label="samples")
+    centres = modes.cpu().numpy()
+    axes.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="red", label="modes")
+    axes.set_aspect("equal")
+    axes.set_title(title)
+    axes.legend(loc="upper right")
+    figure.tight_layout()
+    _save_figure(path, figure)
+
+
+def plot_image_grid(path: Path, images: torch.Tensor, shape: tuple[int, int], title: str, columns: int = 10) -> None:
+    """Generated images (rows of pixels in [-1, 1]) in a grid."""
+    plt = _pyplot()
+    count = min(len(images), columns * columns)
+    rows = (count + columns - 1) // columns
+    tiles = torch.ones(rows * columns, *shape)
+    tiles[:count] = images[:count].detach().cpu().reshape(count, *shape)
+    grid = tiles.reshape(rows, columns, *shape).permute(0, 2, 1, 3).reshape(rows * shape[0], columns * shape[1])
+    figure, axes = plt.subplots(figsize=(5, 5 * rows / columns + 0.4))
+    axes.imshow(grid.numpy(), cmap="gray_r", vmin=-1, vmax=1)
+    axes.set_axis_off()
+    axes.set_title(title)
+    figure.tight_layout()
+    _save_figure(path, figure)

@@ -1,0 +1,208 @@
+"""A whole training run, as `fusedgan train` starts it: set-up (under torchrun too), the
+loop with its progress bar, checkpoints at intervals and on Ctrl-C, resume, evaluation
+and the output folder:
+
+    metrics.json   step, modes, high_quality, reverse_kl (2-D sets) or the Parzen
+                   log-likelihood (images), seconds
+    samples.png    samples over the true modes, or a grid of generated images
+    losses.png     both costs over the steps
+    log.csv        the logged rows (step, costs, mean D(x), mean D(G(z)), accuracy)
+    checkpoint.pt  everything needed to continue bit for bit
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from . import datasets, models, outputs
+from .config import ConfigError, TrainConfig
+from .metrics import mode_metrics, parzen_metrics
+from .trainer import GANTrainer, NonFiniteCost, distributed_world
+
+# settings a resumed run may change: they do not touch the arithmetic of a step
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "eval_samples")
+
+
+class RunError(RuntimeError):
+    """A run that cannot start or had to stop; the message is one line for the user."""
+
+
+class Interrupted(RunError):
+    pass
+
+
+def resume_config(saved: dict, requested: TrainConfig, explicit: set[str]) -> TrainConfig:
+    """The saved run's settings, with the explicitly requested changes that keep it exact."""
+    config = TrainConfig(**{**saved, "betas": tuple(saved["betas"])})
+    changes = {}
+    for name in explicit:
+        value = getattr(requested, name)
+        if name in RESUMABLE_CHANGES:
+            changes[name] = value
+        elif value != getattr(config, name):
+            raise ConfigError(f"--resume continues the saved run, whose {name} is {getattr(config, name)!r}, not {value!r}")
+    return config.replace(**changes)
+
+
+class Progress:
+    """step/total, both costs, mean D(x) and D(G(z)) on one line: redrawn in place on a
+    terminal, else printed every tenth of the run."""
+
+    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True) -> None:
+        self.total, self.stream, self.enabled = total, stream, enabled
+        self.live = enabled and stream.isatty()
+        self.last_tenth = -1
+
+    def update(self, row: list[float], rate: float) -> None:
+        if not self.enabled:
+            return
+        step, d_cost, g_cost, d_real, d_fake, _ = row
+        done = step / max(1, self.total)
+        bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
+        line = (f"[{bar}] {int(step)}/{self.total}  J(D) {d_cost:.4f}  J(G) {g_cost:.4f}  "
+                f"D(x) {d_real:.3f}  D(G(z)) {d_fake:.3f}  {rate:.0f} steps/s")
+        if self.live:
+            print("\r" + line, end="", file=self.stream, flush=True)
+        elif int(10 * done) > self.last_tenth:
+            self.last_tenth = int(10 * done)
+            print(line, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.live:
+            print(file=self.stream, flush=True)
+
+
+class StopRequest:
+    """Ctrl-C (SIGINT) and SIGTERM ask the loop to stop after the step in progress, so that
+    the checkpoint holds whole steps."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous = {}
+
+    def __enter__(self) -> "StopRequest":
+        for number in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[number] = signal.signal(number, self._handle)
+            except ValueError:  # not the main thread: no handler, stop only by the usual means
+                pass
+        return self
+
+    def _handle(self, number, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def agreed(self) -> bool:
+        """Whether to stop now; all processes of a distributed run agree (they must stop at
+        the same step)."""
+        if distributed_world()[1] == 1:
+            return self.requested
+        flag = torch.tensor([float(self.requested)])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def _init_distributed(config: TrainConfig) -> TrainConfig:
+    """Joins the process group that torchrun describes in the environment, if any; each
+    process of a CUDA run takes the GPU of its local rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
+        return config
+    on_cuda = config.device.startswith("cuda")
+    dist.init_process_group("nccl" if on_cuda else "gloo")
+    if on_cuda:
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        return config.replace(device=f"cuda:{local_rank}")
+    return config
+
+
+def build(config: TrainConfig) -> tuple[GANTrainer, datasets.Dataset]:
+    dataset = datasets.load(config.dataset)
+    torch.manual_seed(config.seed)  # the same initial players in every process
+    generator = models.generator(config, dataset.dim, images=dataset.image_shape is not None)
+    discriminator = models.discriminator(config, dataset.dim)
+    return GANTrainer(generator, discriminator, dataset, config), dataset
+
+
+def evaluate(trainer: GANTrainer, dataset: datasets.Dataset) -> tuple[dict, torch.Tensor]:
+    samples = trainer.sample(trainer.config.eval_samples).cpu()
+    if dataset.modes is not None:
+        return mode_metrics(samples, dataset.modes, dataset.std), samples
+    return parzen_metrics(samples, dataset.validation.cpu(), dataset.test.cpu()), samples
+
+
+def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit: set[str] = frozenset(),
+        progress: bool = True) -> dict:
+    """Trains as configured, writing into `out`; returns the metrics. With `resume`, continues
+    the run whose checkpoint is in `out` (the settings named in `explicit` may change
+    only the steps and the intervals). Raises RunError for anything the user must fix."""
+    config = _init_distributed(config.validate())
+    rank, _ = distributed_world()
+    out = Path(out)
+    checkpoint_path = out / outputs.CHECKPOINT
+    state = None
+    if resume:
+        state = outputs.load_checkpoint(checkpoint_path)
+        config = resume_config(state["config"], config, explicit)
+    trainer, dataset = build(config)
+    if state is not None:
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError) as error:
+            raise outputs.CheckpointError(f"checkpoint {checkpoint_path} does not fit this run: {error}") from None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:
+        state = trainer.state_dict()  # every process: the minibatch streams are gathered
+        if rank == 0:
+            outputs.save_checkpoint(checkpoint_path, state)
+            outputs.write_log(out / "log.csv", GANTrainer.HISTORY_COLUMNS, trainer.history)
+
+    bar = Progress(config.steps, enabled=progress and rank == 0)
+    start, start_step = time.perf_counter(), trainer.step
+    try:
+        with StopRequest() as stop:
+            while trainer.step < config.steps:
+                result = trainer.train_step()
+                if trainer.step % config.log_every == 0 or trainer.step == config.steps:
+                    row = trainer.log_row(result)
+                    bar.update(row, (trainer.step - start_step) / max(1e-9, time.perf_counter() - start))
+                    if stop.agreed():
+                        trainer.seconds += time.perf_counter() - start
+                        save()
+                        raise Interrupted(f"stopped at step {trainer.step}; the checkpoint is in {checkpoint_path}, "
+                                          f"continue with --resume")
+                if trainer.step % config.checkpoint_every == 0:
+                    save()
+    except NonFiniteCost as error:
+        kept = f"the last good checkpoint is kept in {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
+        raise RunError(f"{error}; {kept}") from None
+    finally:
+        bar.close()
+    trainer.seconds += time.perf_counter() - start
+    save()
+    metrics = {}
+    if rank == 0:
+        metrics, samples = evaluate(trainer, dataset)
+        metrics = {"dataset": config.dataset, "step": trainer.step, **metrics, "seconds": round(trainer.seconds, 3)}
+        outputs.write_metrics(out / "metrics.json", metrics)
+        title = f"{config.dataset}, step {trainer.step}"
+        if dataset.modes is not None:
+            outputs.plot_samples_2d(out / "samples.png", samples, dataset.modes, title)
+        else:
+            outputs.plot_image_grid(out / "samples.png", samples, dataset.image_shape, title)
+        outputs.plot_losses(out / "losses.png", GANTrainer.HISTORY_COLUMNS, trainer.history)
+    if distributed_world()[1] > 1:
+        dist.barrier()
+    return metrics
