@@ -102,3 +102,47 @@ def test_bad_input():
         fnp.binary_cross_entropy_with_logits(np.zeros(2), np.zeros(2), reduction="max")
     with pytest.raises(TypeError, match="expected real arrays"):
         fnp.entropy(np.array(["a"]))
+
+
+@pytest.mark.parametrize("logits_shape", [(4, 1, 5), (4, 30, 5), (5,)])
+def test_categorical_matches_scipy_and_the_torch_op(logits_shape):
+    labels = RNG.integers(0, 5, size=(4, 30))
+    logits = RNG.normal(size=logits_shape) * 3
+    probs = scipy.special.softmax(logits, axis=-1)
+    expected = np.log(np.take_along_axis(np.broadcast_to(probs, (4, 30, 5)), labels[..., None], -1)[..., 0]).sum(-1)
+    np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits), expected, rtol=1e-12)
+    via_torch = F.categorical_log_likelihood(torch.from_numpy(labels), torch.from_numpy(logits)).numpy()
+    np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits), via_torch, rtol=1e-13)
+    np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits, axis=None), expected.sum(), rtol=1e-12)
+
+
+def test_categorical_bad_input():
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        fnp.categorical_log_likelihood(np.array([0, 5]), np.zeros(5))
+    with pytest.raises(TypeError, match="labels must be integers"):
+        fnp.categorical_log_likelihood(np.array([0.5]), np.zeros(5))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normal_mixture_matches_scipy_and_the_torch_op(dtype):
+    x = RNG.normal(size=(3, 40, 2)) * 2
+    logits, loc, scale = RNG.normal(size=(3, 4)), RNG.normal(size=(1, 4, 2)), RNG.uniform(0.5, 2, size=(3, 4, 2))
+    weights = scipy.special.softmax(logits, -1)
+    densities = np.stack([weights[:, k, None] * scipy.stats.norm.pdf(x, loc[:, None, k], scale[:, None, k]).prod(-1)
+                          for k in range(4)], -1)
+    expected = np.log(densities.sum(-1)).sum(-1)
+    actual = fnp.normal_mixture_log_likelihood(x.astype(dtype), logits, loc.astype(dtype), scale)
+    assert actual.dtype == dtype and actual.shape == (3,)
+    np.testing.assert_allclose(actual, expected, rtol=1e-12 if dtype == np.float64 else 1e-5)
+    via_torch = F.normal_mixture_log_likelihood(*(torch.from_numpy(a) for a in (x, logits, loc, scale))).numpy()
+    np.testing.assert_allclose(fnp.normal_mixture_log_likelihood(x, logits, loc, scale), via_torch, rtol=1e-14)
+
+
+def test_normal_mixture_bad_input():
+    x, logits, loc, scale = np.zeros((10, 2)), np.zeros(3), np.zeros((3, 2)), np.ones((3, 2))
+    with pytest.raises(ValueError, match="scale must be positive"):
+        fnp.normal_mixture_log_likelihood(x, logits, loc, -scale)
+    with pytest.raises(ValueError, match=r"loc and scale need shape \(\*B, 3, 2\)"):
+        fnp.normal_mixture_log_likelihood(x, logits, loc[:, :1], scale)
+    with pytest.raises(ValueError, match="expected x"):
+        fnp.normal_mixture_log_likelihood(np.zeros(10), logits, loc, scale)

@@ -102,12 +102,49 @@ py::array bce_with_logits(const py::array& input, const py::array& target, int r
   return out;
 }
 
+// The diagonal normal mixture per data set, in the torch op's layout (csrc/torch/mixture.cpp):
+// C-contiguous x (sets, N, D) and loc (sets, K, D) of one dtype, the per-component terms in
+// float64: log_pi and log_weight (sets, K), inv_scale (sets, K, D).
+py::array normal_mixture_log_likelihood(const py::array& x, const py::array& loc, const py::array& log_pi,
+                                        const py::array& log_weight, const py::array& inv_scale) {
+  const auto c_style = [](const py::array& a, const char* name, int ndim) {
+    if (!(a.flags() & py::array::c_style) || a.ndim() != ndim) {
+      throw py::value_error(std::string("fusedgan.numpy: internal layout error (") + name + ")");
+    }
+  };
+  c_style(x, "x", 3);
+  c_style(loc, "loc", 3);
+  const int64_t sets = x.shape(0), n = x.shape(1), d = x.shape(2), k = loc.shape(1);
+  const auto doubles = [&](const py::array& a, const char* name, std::vector<py::ssize_t> shape) {
+    c_style(a, name, int(shape.size()));
+    if (!a.dtype().is(py::dtype::of<double>()) || !std::equal(shape.begin(), shape.end(), a.shape())) {
+      throw py::value_error(std::string("fusedgan.numpy: internal layout error (") + name + ")");
+    }
+    return static_cast<const double*>(a.data());
+  };
+  if (!loc.dtype().is(x.dtype()) || loc.shape(0) != sets || loc.shape(2) != d) {
+    throw py::value_error("fusedgan.numpy: internal layout error (loc)");
+  }
+  const MixtureArgs args{dtype_of(x, "x"), sets, n, k, d, x.data(), loc.data(),
+                         doubles(log_pi, "log_pi", {sets, k}), doubles(log_weight, "log_weight", {sets, k}),
+                         doubles(inv_scale, "inv_scale", {sets, k, d})};
+  py::array out = new_array(x.dtype(), {sets});
+  void* data = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    cpu::kernels().mixture_log_likelihood(args, data);
+  }
+  return out;
+}
+
 }  // namespace
 
 void add_numpy_api(py::module_& m) {
   m.def("log_likelihood", &log_likelihood, "per row of a (rows, cols) layout: the sum of log f");
   m.def("entropy", &entropy, "per row of a (rows, length) array: the entropy of probabilities or logits");
   m.def("bce_with_logits", &bce_with_logits, "binary cross-entropy with logits of two arrays of one shape");
+  m.def("normal_mixture_log_likelihood", &normal_mixture_log_likelihood,
+        "per data set: sum_n log sum_k pi_k N(x_n; loc_k, diag scale_k^2), in the torch op's layout");
   py::dict families;
   for (const auto& info : kFamilies) {
     py::list params, positive;

@@ -22,6 +22,8 @@ __all__ = [
     "bernoulli_log_likelihood",
     "poisson_log_likelihood",
     "student_t_log_likelihood",
+    "categorical_log_likelihood",
+    "normal_mixture_log_likelihood",
     "entropy",
     "entropy_with_logits",
     "binary_cross_entropy_with_logits",
@@ -101,6 +103,66 @@ def poisson_log_likelihood(k, rate, *, axis: Axes = -1) -> np.ndarray:
 
 def student_t_log_likelihood(x, df, loc, scale, *, axis: Axes = -1) -> np.ndarray:
     return _log_likelihood("student_t", x, (df, loc, scale), axis)
+
+
+def categorical_log_likelihood(labels, logits, *, axis: Axes = -1) -> np.ndarray:
+    """Sum over ``axis`` of log softmax(logits)[label]; ``logits`` has the classes in its last
+    axis and the other axes broadcast against ``labels`` (integers in [0, classes)). Like the
+    torch op, composed from a log-sum-exp and a gather rather than a kernel of its own."""
+    labels = np.asarray(labels)
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
+        raise TypeError(f"categorical_log_likelihood: labels must be integers, got {labels.dtype}")
+    (logits,) = _float_arrays(logits)
+    if logits.ndim == 0:
+        raise ValueError("categorical_log_likelihood: logits need a last axis of classes")
+    classes = logits.shape[-1]
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"categorical_log_likelihood: labels must lie in [0, {classes}), got values in "
+                         f"[{labels.min()}, {labels.max()}]")
+    top = np.max(logits, axis=-1, keepdims=True) if classes else np.zeros(logits.shape[:-1] + (1,), logits.dtype)
+    top = np.where(np.isfinite(top), top, 0)
+    log_probs = logits - (top + np.log(np.sum(np.exp(logits - top), axis=-1, keepdims=True)))
+    try:
+        shape = np.broadcast_shapes(labels.shape, log_probs.shape[:-1])
+    except ValueError:
+        raise ValueError(f"categorical_log_likelihood: labels {labels.shape} and logits {logits.shape} (without "
+                         "the classes) do not broadcast together") from None
+    log_probs = np.broadcast_to(log_probs, shape + (classes,))
+    picked = np.take_along_axis(log_probs, np.broadcast_to(labels, shape)[..., None].astype(np.intp), axis=-1)[..., 0]
+    return picked.sum(axis=axis)
+
+
+def normal_mixture_log_likelihood(x, logits, loc, scale) -> np.ndarray:
+    """Per data set, sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)): ``x``
+    (*B, N, D), ``logits`` (*B, K), ``loc`` and ``scale`` (*B, K, D), batch axes broadcast;
+    returns (*B,). The same kernel as fusedgan.functional.normal_mixture_log_likelihood."""
+    x, loc = _float_arrays(x, loc)
+    logits, scale = (np.asarray(a, dtype=np.float64) for a in (logits, scale))
+    if x.ndim < 2 or logits.ndim < 1 or loc.ndim < 2 or scale.ndim < 2:
+        raise ValueError(f"normal_mixture_log_likelihood: expected x (*B, N, D), logits (*B, K), loc and scale "
+                         f"(*B, K, D), got shapes {x.shape}, {logits.shape}, {loc.shape}, {scale.shape}")
+    k, d = logits.shape[-1], x.shape[-1]
+    if loc.shape[-2:] != (k, d) or scale.shape[-2:] != (k, d):
+        raise ValueError(f"normal_mixture_log_likelihood: loc and scale need shape (*B, {k}, {d}), got "
+                         f"{loc.shape} and {scale.shape}")
+    if np.any(scale <= 0) or np.isnan(scale).any():
+        raise ValueError("normal_mixture_log_likelihood: scale must be positive")
+    try:
+        batch = np.broadcast_shapes(x.shape[:-2], logits.shape[:-1], loc.shape[:-2], scale.shape[:-2])
+    except ValueError:
+        raise ValueError("normal_mixture_log_likelihood: the batch axes of x, logits, loc and scale do not "
+                         "broadcast together") from None
+
+    def sets(a: np.ndarray, tail: int) -> np.ndarray:  # (*batch, *tail) as (sets, *tail), C order
+        tail_shape = a.shape[a.ndim - tail:]
+        return np.ascontiguousarray(np.broadcast_to(a, batch + tail_shape).reshape((-1,) + tail_shape))
+
+    top = np.max(logits, axis=-1, keepdims=True)
+    log_pi = logits - (top + np.log(np.sum(np.exp(logits - top), axis=-1, keepdims=True)))
+    log_weight = log_pi - np.log(scale).sum(-1) - d * 0.5 * math.log(2 * math.pi)
+    out = _C.normal_mixture_log_likelihood(sets(x, 2), sets(loc.astype(x.dtype, copy=False), 2), sets(log_pi, 1),
+                                           sets(log_weight, 1), sets(1.0 / scale, 2))
+    return out.reshape(batch)
 
 
 def _entropy(values, axis: int, base: Optional[float], logits: bool) -> np.ndarray:
