@@ -61,12 +61,46 @@ def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
 _LOG_DF_LIMIT = math.log(1e6)
 
 
+def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """Per data set, the gradient (..., 3) and Hessian (..., 3, 3) of the Student's t
+    log-likelihood over theta = (log df, loc, log scale), in closed form: with
+    z = (x - loc) / scale and t = z^2 + df, every entry is a combination of the per-set sums
+    of log1p(z^2/df), z/t, z^2/t and z^k/t^2 (k = 0..4), so one elementwise pass over the
+    data replaces two rounds of double backward."""
+    df = theta[..., :1].exp()
+    scale = theta[..., 2:].exp()
+    n = data.shape[-1]
+    z = (data - theta[..., 1:2]) / scale
+    z2 = z * z
+    inv_t = 1 / (z2 + df)
+    inv_t2 = inv_t * inv_t
+    log_w = torch.log1p(z2 / df).sum(-1)
+    b1, b2 = (z * inv_t).sum(-1), (z2 * inv_t).sum(-1)
+    c0, c1, c2 = inv_t2.sum(-1), (z * inv_t2).sum(-1), (z2 * inv_t2).sum(-1)
+    c3, c4 = (z2 * z * inv_t2).sum(-1), (z2 * z2 * inv_t2).sum(-1)
+    df, scale = df[..., 0], scale[..., 0]
+    half_df, half_df1 = df / 2, (df + 1) / 2
+    digammas = torch.digamma(half_df1) - torch.digamma(half_df)
+    trigammas = torch.polygamma(1, half_df1) - torch.polygamma(1, half_df)
+    d_log_df = half_df * (n * digammas - log_w) + ((df + 1) * b2 - n) / 2
+    gradient = torch.stack([d_log_df, (df + 1) * b1 / scale, (df + 1) * b2 - n], -1)
+    h_aa = half_df * (n * digammas - log_w) + n * half_df**2 * trigammas + df * b2 - half_df1 * df * c2
+    h_am = df * (c3 - c1) / scale
+    h_as = df * (c4 - c2)
+    h_mm = (df + 1) * (c2 - df * c0) / scale**2
+    h_ms = -2 * (df + 1) * df * c1 / scale
+    h_ss = -2 * (df + 1) * df * c2
+    hessian = torch.stack([torch.stack([h_aa, h_am, h_as], -1), torch.stack([h_am, h_mm, h_ms], -1),
+                           torch.stack([h_as, h_ms, h_ss], -1)], -2)
+    return gradient, hessian
+
+
 def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> dict[str, Tensor]:
     """Numerical: Newton's method for every data set at once, over unconstrained
     theta = (log df, loc, log scale). Each iteration takes the sets' gradients and 3x3
-    Hessians from the fused log-likelihood (double backward), a Newton step where the Hessian
+    Hessians in closed form (_student_t_newton_system), a Newton step where the Hessian
     is negative definite and a gradient step elsewhere, and halves the step per set until the
-    log-likelihood does not decrease; a set stops when its gradient is below ``tolerance`` or
+    fused log-likelihood does not decrease; a set stops when its gradient is below ``tolerance`` or
     its log-likelihood stops rising. Starts from the median, the scaled median absolute
     deviation and df = 5."""
     data = x.movedim(dim, -1).double()
@@ -74,20 +108,20 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     mad = (data - median).abs().median(-1, keepdim=True).values * 1.4826
     theta = torch.cat([torch.full_like(median, 5.0).log(), median, mad.clamp_min(1e-12).log()], -1)  # (..., 3)
 
-    def log_likelihood(theta: Tensor) -> Tensor:
+    def clamped(theta: Tensor) -> Tensor:
         # exp of the clamped logs stays positive and finite whatever step a line search tries
-        df = theta[..., :1].clamp(-20.0, 30.0).exp()
-        return F.student_t_log_likelihood(data, df, theta[..., 1:2], theta[..., 2:].clamp(-300.0, 300.0).exp())
+        return torch.stack([theta[..., 0].clamp(-20.0, 30.0), theta[..., 1], theta[..., 2].clamp(-300.0, 300.0)], -1)
+
+    def log_likelihood(theta: Tensor) -> Tensor:
+        theta = clamped(theta)
+        return F.student_t_log_likelihood(data, theta[..., :1].exp(), theta[..., 1:2], theta[..., 2:].exp())
 
     done = torch.zeros(theta.shape[:-1], dtype=torch.bool, device=theta.device)
+    value = log_likelihood(theta)
     for _ in range(max_iter):
-        theta = theta.detach().requires_grad_()
-        value = log_likelihood(theta)
-        (gradient,) = torch.autograd.grad(value.sum(), theta, create_graph=True)
-        hessian = torch.stack([torch.autograd.grad(gradient[..., j].sum(), theta, retain_graph=True)[0] for j in range(3)], -2)
-        gradient, hessian, value = gradient.detach(), hessian.detach(), value.detach()
+        gradient, hessian = _student_t_newton_system(data, clamped(theta))
         # at df > 1e6 the t density is the normal one to about 1e-6: the limit, as good as reached
-        done |= (gradient.abs().amax(-1) < tolerance) | (theta[..., 0].detach() > _LOG_DF_LIMIT)
+        done |= (gradient.abs().amax(-1) < tolerance) | (theta[..., 0] > _LOG_DF_LIMIT)
         moving = ~done
         if not moving.any():
             break
@@ -95,21 +129,21 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         newton = newton.squeeze(-1)
         concave = (torch.linalg.eigvalsh(hessian).amax(-1, keepdim=True) < 0) & (info == 0).unsqueeze(-1)
         step = torch.where(concave, newton, gradient / gradient.norm(dim=-1, keepdim=True).clamp_min(1.0))
-        with torch.no_grad():
-            scale = moving.to(value.dtype)
-            slack = 1e-12 * value.abs()  # rounding: a converged set may not improve at all
-            for _ in range(20):  # halve each set's step until its log-likelihood does not drop
-                candidate = log_likelihood(theta + scale.unsqueeze(-1) * step)
-                worse = (scale > 0) & ~(candidate >= value - slack)
-                if not worse.any():
-                    break
-                scale = torch.where(worse, scale / 2, scale)
-            scale = torch.where(worse, torch.zeros_like(scale), scale)
-            theta = theta + scale.unsqueeze(-1) * step
-            # a set whose log-likelihood no longer rises is at its optimum (or, with df
-            # growing without bound, as close to the normal limit as it matters)
-            done |= log_likelihood(theta) <= value + slack
-    theta = theta.detach()
+        scale = moving.to(value.dtype)
+        slack = 1e-12 * value.abs()  # rounding: a converged set may not improve at all
+        for _ in range(20):  # halve each set's step until its log-likelihood does not drop
+            candidate = log_likelihood(theta + scale.unsqueeze(-1) * step)
+            worse = (scale > 0) & ~(candidate >= value - slack)
+            if not worse.any():
+                break
+            scale = torch.where(worse, scale / 2, scale)
+        scale = torch.where(worse, torch.zeros_like(scale), scale)
+        theta = theta + scale.unsqueeze(-1) * step
+        new_value = torch.where(scale > 0, candidate, value)
+        # a set whose log-likelihood no longer rises is at its optimum (or, with df
+        # growing without bound, as close to the normal limit as it matters)
+        done |= new_value <= value + slack
+        value = new_value
     return {"df": theta[..., 0].exp().to(x.dtype), "loc": theta[..., 1].to(x.dtype), "scale": theta[..., 2].exp().to(x.dtype)}
 
 
