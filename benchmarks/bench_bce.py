@@ -15,12 +15,10 @@ benchmarks/results/bce-<device>.md.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as TF
 
-from common import Row, gpu_or_cpu, size_label, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, size_label, time_providers, write_results
 from fusedgan import functional as F
 
 # One compiled baseline per (mode, size): more recompilations than dynamo allows by default.
@@ -56,10 +54,8 @@ def providers_for(n: int, device: str, mode: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"])
+    parser = bench_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+")
-    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
     sizes = args.sizes or (GPU_SIZES if device == "cuda" else CPU_SIZES)

@@ -10,11 +10,9 @@ entropy-<device>.md.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from common import Row, time_providers, write_results
+from common import Row, bench_parser, time_providers, write_results
 from fusedgan import functional as F
 
 CASES = {
@@ -35,8 +33,7 @@ CASES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=11)
+    parser = bench_parser(__doc__, rounds=11, devices=False)
     args = parser.parse_args()
     rows: list[Row] = []
     lines = ["| op | shape | fusedgan µs | baseline µs | × baseline | baseline |", "|---|---|---|---|---|---|"]

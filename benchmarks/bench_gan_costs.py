@@ -13,12 +13,10 @@ autograd floor. Writes benchmarks/results/gan_costs.csv and gan_costs-<device>.m
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as TF
 
-from common import Row, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
 from fusedgan import functional as F
 
 torch._dynamo.config.recompile_limit = 64
@@ -55,9 +53,7 @@ def cases():
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser = bench_parser(__doc__)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
 

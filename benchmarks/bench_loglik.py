@@ -15,7 +15,6 @@ Writes benchmarks/results/loglik.csv and loglik-<device>.md.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
@@ -23,7 +22,7 @@ import scipy.stats
 import torch
 
 import fusedgan.numpy as fnp
-from common import Row, time_providers, write_results
+from common import Row, bench_parser, time_providers, write_results
 from fusedgan import functional as F
 from fusedgan import mle
 
@@ -35,8 +34,7 @@ def distributions_normal(x, loc, scale):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser = bench_parser(__doc__, rounds=7, devices=False)
     args = parser.parse_args()
     rows: list[Row] = []
     lines = ["| case | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|"]

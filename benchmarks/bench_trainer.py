@@ -16,12 +16,10 @@ benchmarks/results/trainer.csv and trainer-<device>.md.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 import torch.nn.functional as TF
 
-from common import Row, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
 from fusedgan.train import TrainConfig
 from fusedgan.train.run import build
 
@@ -71,9 +69,7 @@ def textbook_step(config: TrainConfig):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=["cpu", "cuda"])
-    parser.add_argument("--rounds", type=int, default=15)
+    parser = bench_parser(__doc__)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
     base = TrainConfig(device=device)

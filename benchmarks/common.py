@@ -3,6 +3,7 @@ quantiles over rounds, and long-format CSV + markdown output in benchmarks/resul
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import platform
@@ -114,6 +115,15 @@ def size_label(n: int) -> str:
         if n >= scale and n % scale == 0:
             return f"{n // scale}{unit}"
     return str(n)
+
+
+def bench_parser(description: str, rounds: int = 15, devices: bool = True) -> argparse.ArgumentParser:
+    """The flags every timing script takes: --rounds, and --device where it has a CUDA side."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if devices:
+        parser.add_argument("--device", choices=["cpu", "cuda"])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    return parser
 
 
 def gpu_or_cpu(argv_device: str | None) -> str:

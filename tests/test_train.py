@@ -158,7 +158,7 @@ def reference_step(generator, discriminator, real, z, config, simultaneous: bool
 
 @pytest.mark.parametrize("update", ["simultaneous", "alternating"])
 def test_step_matches_a_hand_written_reference(update):
-    config = tiny_config(update=update, lr_generator=1e-2, lr_discriminator=1e-2)
+    config = tiny_config(update=update, lr_generator=1e-2, lr_discriminator=1e-2, r1_gamma=0.0)
     generator, discriminator = tiny_players(config)
     trainer = GANTrainer(generator, discriminator, datasets.ring8(), config)
     # the trainer's first minibatch, drawn from a copy of its stream
@@ -229,6 +229,14 @@ def test_run_writes_its_outputs(tmp_path):
     assert state["step"] == 20 and {"generator", "discriminator", "generator_optimizer",
                                     "discriminator_optimizer", "rng"} <= state.keys()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_digits_run_reports_the_parzen_log_likelihood(tmp_path):
+    pytest.importorskip("sklearn")
+    result = run(tiny_config(dataset="digits", steps=10, latent_dim=8), tmp_path, progress=False)
+    assert result["step"] == 10 and result["parzen_sigma"] > 0
+    assert math.isfinite(result["parzen_log_likelihood"]) and result["parzen_standard_error"] > 0
+    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("options", [{}, dict(update="alternating", n_critic=2, r1_gamma=1.0, ema_decay=0.9)])

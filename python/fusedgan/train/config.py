@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 class TrainConfig:
     dataset: str = "ring8"
     seed: int = 0
-    steps: int = 6000
+    steps: int = 50000
     batch_size: int = 256
     update: str = "simultaneous"  # or "alternating"
     generator_cost: str = "non_saturating"  # or "minimax", "maximum_likelihood"
@@ -35,8 +35,9 @@ class TrainConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     real_label: float = 1.0  # one-sided label smoothing when below 1
     n_critic: int = 1  # discriminator steps per generator step
-    r1_gamma: float = 0.0  # weight of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real data
-    ema_decay: float = 0.0  # exponential moving average of the generator (0: off)
+    r1_gamma: float = 10.0  # weight of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real data
+    r1_every: int = 1  # the penalty's interval in steps (lazy regularisation when > 1)
+    ema_decay: float = 0.9999  # exponential moving average of the generator (0: off)
     log_every: int = 100
     checkpoint_every: int = 1000
     eval_samples: int = 2500
@@ -60,6 +61,7 @@ class TrainConfig:
             (0 < self.real_label <= 1, f"real_label must be in (0, 1], got {self.real_label}"),
             (self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}"),
             (self.r1_gamma >= 0, f"r1_gamma must be >= 0, got {self.r1_gamma}"),
+            (self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1"),
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),

@@ -137,9 +137,11 @@ def plot_image_grid(path: Path, images: torch.Tensor, shape: tuple[int, int], ti
     plt = _pyplot()
     count = min(len(images), columns * columns)
     rows = (count + columns - 1) // columns
-    tiles = torch.ones(rows * columns, *shape)
-    tiles[:count] = images[:count].detach().cpu().reshape(count, *shape)
-    grid = tiles.reshape(rows, columns, *shape).permute(0, 2, 1, 3).reshape(rows * shape[0], columns * shape[1])
+    height, width = shape
+    # a one-pixel background margin around every tile
+    tiles = torch.full((rows * columns, height + 2, width + 2), -1.0)
+    tiles[:count, 1:-1, 1:-1] = images[:count].detach().cpu().reshape(count, height, width)
+    grid = tiles.reshape(rows, columns, height + 2, width + 2).permute(0, 2, 1, 3).reshape(rows * (height + 2), -1)
     figure, axes = plt.subplots(figsize=(5, 5 * rows / columns + 0.4))
     axes.imshow(grid.numpy(), cmap="gray_r", vmin=-1, vmax=1)
     axes.set_axis_off()

@@ -97,22 +97,25 @@ class GANTrainer:
     # ---- one step
 
     def _minibatch(self) -> tuple[Tensor, Tensor]:
-        real = self.dataset.sample(self.batch_size, self.sampler).to(self.device)
+        real = self.dataset.sample(self.batch_size, self.sampler)
         z = torch.randn(self.batch_size, self.config.latent_dim, generator=self.sampler, device=self.device, dtype=self.dtype)
         return real, z
 
     def _discriminator_cost(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(J(D) with the R1 penalty if set, J(D), real logits, fake logits) from one
-        discriminator forward over both batches."""
-        if self.config.r1_gamma > 0:
+        """(J(D) with the R1 penalty when due, J(D), real logits, fake logits) from one
+        discriminator forward over both batches. The penalty is lazy, as in StyleGAN2: on
+        every r1_every-th step only, weighted by r1_every to keep its mean strength."""
+        config = self.config
+        with_r1 = config.r1_gamma > 0 and self.step % config.r1_every == 0
+        if with_r1:
             real = real.detach().requires_grad_()
         logits = self.discriminator_step_module(torch.cat([real, fake])).squeeze(-1)
         real_logits, fake_logits = logits[: len(real)], logits[len(real):]
-        cost = F.discriminator_cost(real_logits, fake_logits, real_label=self.config.real_label)
+        cost = F.discriminator_cost(real_logits, fake_logits, real_label=config.real_label)
         total = cost
-        if self.config.r1_gamma > 0:
+        if with_r1:
             (grad_real,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            total = cost + 0.5 * self.config.r1_gamma * grad_real.pow(2).sum(1).mean()
+            total = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).sum(1).mean()
         return total, cost, real_logits, fake_logits
 
     @staticmethod
@@ -132,14 +135,17 @@ class GANTrainer:
             values = ", ".join(f"{c.item():.4g}" for c in costs)
             raise NonFiniteCost(f"a cost is not finite at step {self.step + 1} ({values}): the run is stopped")
 
-    def _discriminator_step(self) -> None:
+    def _discriminator_step(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """A discriminator step on a fresh minibatch (the fakes detached); returns the
+        latent codes, J(D) and both batches' logits."""
         real, z = self._minibatch()
         with torch.no_grad():
             fake = self.generator(z)
-        total, cost, _, _ = self._discriminator_cost(real, fake)
+        total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
         self._check_finite(total)
         self._gradients(total, self.discriminator_params)
         self.discriminator_optimizer.step()
+        return z, cost, real_logits, fake_logits
 
     def _simultaneous_step(self) -> StepResult:
         real, z = self._minibatch()
@@ -156,13 +162,7 @@ class GANTrainer:
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
 
     def _alternating_step(self) -> StepResult:
-        real, z = self._minibatch()
-        with torch.no_grad():
-            fake = self.generator(z)
-        d_total, d_cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
-        self._check_finite(d_total)
-        self._gradients(d_total, self.discriminator_params)
-        self.discriminator_optimizer.step()
+        z, d_cost, real_logits, fake_logits = self._discriminator_step()
         # the generator's step through the updated discriminator; that forward needs no
         # discriminator gradient, so it bypasses the gradient-averaging wrapper
         g_cost = F.generator_cost(self.discriminator(self.generator_step_module(z)).squeeze(-1), kind=self.config.generator_cost)
