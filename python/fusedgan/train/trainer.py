@@ -192,7 +192,8 @@ class GANTrainer:
         z, d_cost, real_logits, fake_logits = self._discriminator_step()
         # the generator's step through the updated discriminator; that forward needs no
         # discriminator gradient, so it bypasses the gradient-averaging wrapper
-        g_cost = F.generator_cost(self.discriminator(self.generator_step_module(z)).squeeze(-1), kind=self.config.generator_cost)
+        fake_logits_now = self.discriminator(self.generator_step_module(z)).squeeze(-1)
+        g_cost = F.generator_cost(fake_logits_now, kind=self.config.generator_cost)
         self._check_finite(g_cost)
         self._gradients(g_cost, self.generator_params)
         self.generator_optimizer.step()
