@@ -1,8 +1,9 @@
 """Sample quality of `fusedgan train` with its default settings over seeds, beside the
-figures the PacGAN paper (Lin et al. 2018, table 2) reports for the same benchmarks.
+figures the PacGAN paper (Lin et al. 2018) reports for the same benchmarks.
 
 Runs `fusedgan train --dataset D --seed S` for every dataset and seed (`--jobs` at a time,
-one thread each), reads each run's metrics.json and updates
+one thread each; a run whose metrics.json is already complete is not trained again, so an
+interrupted script can simply be run again), reads each run's metrics.json and updates
 benchmarks/results/trainer_quality.csv (one row per run; the rows of datasets not run this
 time are kept) and writes trainer_quality-cpu.md (means per dataset).
 
@@ -25,6 +26,7 @@ import torch
 
 import fusedgan
 from common import RESULTS, device_name
+from fusedgan.train.config import defaults_for
 
 # published figures for the same protocol (modes, high-quality samples %), as reported in
 # the PacGAN paper (Lin et al. 2018)
@@ -36,12 +38,17 @@ TARGETS = {"ring8": (8.0, 95.0), "grid25": (24.5, 90.0)}
 
 
 def train(dataset: str, seed: int, runs: Path) -> dict:
+    """The metrics of `fusedgan train --dataset dataset --seed seed` (a run already finished
+    in `runs` is not trained again)."""
     out = runs / f"{dataset}-seed{seed}"
+    metrics = out / "metrics.json"
+    if metrics.exists() and json.loads(metrics.read_text())["step"] == defaults_for(dataset).steps:
+        return json.loads(metrics.read_text())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "fusedgan", "train", "--dataset", dataset, "--seed", str(seed),
                "--out", str(out), "--quiet"]
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    return json.loads((out / "metrics.json").read_text())
+    return json.loads(metrics.read_text())
 
 
 def main() -> None:
