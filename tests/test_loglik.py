@@ -314,8 +314,9 @@ def test_categorical_bad_labels():
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_normal_mixture_matches_mixture_same_family(dtype, device):
-    inputs = mixture_inputs()
+@pytest.mark.parametrize("k", [4, 70])  # 70: several blocks of components in the backward
+def test_normal_mixture_matches_mixture_same_family(dtype, device, k):
+    inputs = mixture_inputs(k=k)
     actual = [t.to(device, dtype).requires_grad_() for t in inputs]
     expected = [t.clone().requires_grad_() for t in inputs]
     value, reference = F.normal_mixture_log_likelihood(*actual), mixture_reference(*expected)

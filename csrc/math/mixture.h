@@ -58,9 +58,16 @@ struct MixtureSet {
   }
 };
 
+// Components are taken in blocks of this many, their terms kept in local arrays.
+inline constexpr int64_t kMixtureBlock = 32;
+
 // Gradients of one data set's log-likelihood times g, written into (not added to) the
 // outputs that are not null: grad_x (N, D) in the data's type; the parameters' gradients,
 // sums over the N points, in double: grad_logits (K), grad_loc and grad_scale (K, D).
+// Per point: the log-sum-exp, then per block of components g r_nk, and one pass over the
+// block that updates the parameters' sums and adds the point's d/dx in double (stored
+// once per block). With at most kMixtureBlock components the log-joints of the first pass
+// are kept for the second. d/dlogits_k = g (sum_n r_nk - N pi_k) takes pi_k once per set.
 template <class T>
 FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T* grad_x, double* grad_logits,
                                            double* grad_loc, double* grad_scale) {
@@ -70,22 +77,50 @@ FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T
     if (grad_scale) grad_scale[j] = 0;
   }
   for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] = 0;
+  for (int64_t j = 0; j < set.n * d && grad_x && k == 0; ++j) narrow_into(grad_x + j, compute_t<T>(0));
+  const bool one_block = k <= kMixtureBlock;
+  double log_joints[kMixtureBlock];  // a_nk of the only block
+  double weights[kMixtureBlock];     // g r_nk of the block at hand
   for (int64_t i = 0; i < set.n; ++i) {
-    const double lse = set.point_log_likelihood(i);
-    for (int64_t c = 0; c < d && grad_x; ++c) narrow_into(grad_x + i * d + c, compute_t<T>(0));
-    for (int64_t j = 0; j < k; ++j) {
-      const double r = ::exp(set.log_joint(i, j) - lse);
-      if (grad_logits) grad_logits[j] += g * (r - ::exp(set.log_pi[j]));
+    double lse;
+    if (one_block) {
+      double m = -HUGE_VAL, s = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        log_joints[j] = set.log_joint(i, j);
+        m = log_joints[j] > m ? log_joints[j] : m;
+      }
+      for (int64_t j = 0; j < k; ++j) s += ::exp(log_joints[j] - m);
+      lse = m == -HUGE_VAL ? m : m + ::log(s);
+    } else {
+      lse = set.point_log_likelihood(i);
+    }
+    for (int64_t first = 0; first < k; first += kMixtureBlock) {
+      const int64_t count = k - first < kMixtureBlock ? k - first : kMixtureBlock;
+      for (int64_t b = 0; b < count; ++b) {
+        const double a = one_block ? log_joints[b] : set.log_joint(i, first + b);
+        weights[b] = g * ::exp(a - lse);
+        if (grad_logits) grad_logits[first + b] += weights[b];
+      }
       for (int64_t c = 0; c < d; ++c) {
-        const double inv_s = set.inv_scale[j * d + c];
-        const double z = (double(widen(set.x[i * d + c])) - double(widen(set.loc[j * d + c]))) * inv_s;
-        const double pull = g * r * z * inv_s;  // g r (x - mu) / s^2
-        if (grad_x) narrow_into(grad_x + i * d + c, compute_t<T>(double(widen(grad_x[i * d + c])) - pull));
-        if (grad_loc) grad_loc[j * d + c] += pull;
-        if (grad_scale) grad_scale[j * d + c] += g * r * (z * z - 1) * inv_s;  // g r ((x - mu)^2 / s^3 - 1 / s)
+        const double x = double(widen(set.x[i * d + c]));
+        double pull_x = 0;
+        for (int64_t b = 0; b < count; ++b) {
+          const int64_t at = (first + b) * d + c;
+          const double inv_s = set.inv_scale[at];
+          const double z = (x - double(widen(set.loc[at]))) * inv_s;
+          const double pull = weights[b] * z * inv_s;  // g r (x - mu) / s^2
+          pull_x += pull;
+          if (grad_loc) grad_loc[at] += pull;
+          if (grad_scale) grad_scale[at] += weights[b] * (z * z - 1) * inv_s;  // g r ((x - mu)^2 / s^3 - 1 / s)
+        }
+        if (grad_x) {
+          const double before = first == 0 ? 0.0 : double(widen(grad_x[i * d + c]));
+          narrow_into(grad_x + i * d + c, compute_t<T>(before - pull_x));
+        }
       }
     }
   }
+  for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] -= g * double(set.n) * ::exp(set.log_pi[j]);
 }
 
 // One data set of a MixtureArgs.
