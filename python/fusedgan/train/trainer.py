@@ -154,11 +154,13 @@ class GANTrainer:
     def _check_finite(self, *costs: Tensor) -> None:
         """Stops before a non-finite cost can reach the parameters; every process stops at
         the same step (a NaN on any one of them reaches the others through the sum)."""
-        total = sum(c.detach() for c in costs)
         if self.world_size > 1:
-            total = total.clone()
+            total = sum(c.detach() for c in costs)
             dist.all_reduce(total)
-        if not math.isfinite(float(total)):
+            finite = math.isfinite(total.item())
+        else:
+            finite = all(math.isfinite(c.item()) for c in costs)  # no tensor op: a step is short
+        if not finite:
             values = ", ".join(f"{c.item():.4g}" for c in costs)
             raise NonFiniteCost(f"a cost is not finite at step {self.step + 1} ({values}): the run is stopped")
 
