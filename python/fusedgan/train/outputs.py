@@ -127,7 +127,7 @@ def plot_samples_2d(path: Path, samples: torch.Tensor, modes: torch.Tensor, titl
     axes.scatter(centres[:, 0], centres[:, 1], s=40, marker="x", color="red", label="modes")
     axes.set_aspect("equal")
     axes.set_title(title)
-    axes.legend(loc="upper right")
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=2, frameon=False)  # off the modes
     figure.tight_layout()
     _save_figure(path, figure)
 
