@@ -130,8 +130,8 @@ class GANTrainer:
 
     def _discriminator_cost(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """(J(D) with the R1 penalty when due, J(D), real logits, fake logits) from one
-        discriminator forward over both batches. The penalty is lazy, as in StyleGAN2: on
-        every r1_every-th step only, weighted by r1_every to keep its mean strength."""
+        discriminator forward over both batches. With r1_every > 1 the penalty is lazy, as in
+        StyleGAN2: every r1_every-th step only, weighted by r1_every to keep its strength."""
         config = self.config
         with_r1 = config.r1_gamma > 0 and self.step % config.r1_every == 0
         if with_r1:
