@@ -389,7 +389,7 @@ DDP_SCRIPT = textwrap.dedent("""
     import json, sys, torch, torch.distributed as dist
     from fusedgan.train import TrainConfig
     from fusedgan.train.run import build, run
-    out, steps, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume"
+    out, steps, resume, report = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume", sys.argv[4]
     config = TrainConfig(hidden=16, depth=2, batch_size=32, steps=steps, log_every=5, checkpoint_every=10,
                          eval_samples=200, r1_gamma=1.0)
     run(config, out, resume=resume, explicit={"steps"}, progress=False)
@@ -398,7 +398,9 @@ DDP_SCRIPT = textwrap.dedent("""
     trainer, _ = build(config)
     trainer.load_state_dict(state)
     flat = torch.cat([p.detach().flatten() for p in trainer.generator.parameters()])
-    print(json.dumps({"rank": dist.get_rank(), "sum": flat.double().sum().item()}))
+    # each rank reports in a file of its own (lines of two processes on one pipe can interleave)
+    with open(f"{report}-{dist.get_rank()}.json", "w") as f:
+        json.dump({"rank": dist.get_rank(), "sum": flat.double().sum().item()}, f)
 """)
 
 
@@ -408,12 +410,13 @@ def test_two_process_ddp_run_keeps_ranks_identical_and_resumes(tmp_path):
     script.write_text(DDP_SCRIPT)
 
     def torchrun(out: Path, steps: int, mode: str) -> list[dict]:
+        report = tmp_path / f"report-{out.name}-{steps}"
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                   str(script), str(out), str(steps), mode]
+                   str(script), str(out), str(steps), mode, str(report)]
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
         assert done.returncode == 0, done.stderr[-3000:]
-        return sorted((json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")), key=lambda r: r["rank"])
+        return [json.loads(Path(f"{report}-{rank}.json").read_text()) for rank in (0, 1)]
 
     straight = torchrun(tmp_path / "straight", 20, "fresh")
     assert [r["rank"] for r in straight] == [0, 1] and straight[0]["sum"] == straight[1]["sum"]
