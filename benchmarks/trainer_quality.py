@@ -42,8 +42,10 @@ def train(dataset: str, seed: int, runs: Path) -> dict:
     in `runs` is not trained again)."""
     out = runs / f"{dataset}-seed{seed}"
     metrics = out / "metrics.json"
-    if metrics.exists() and json.loads(metrics.read_text())["step"] == defaults_for(dataset).steps:
-        return json.loads(metrics.read_text())
+    if metrics.exists():
+        finished = json.loads(metrics.read_text())
+        if finished["step"] == defaults_for(dataset).steps:
+            return finished
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "fusedgan", "train", "--dataset", dataset, "--seed", str(seed),
                "--out", str(out), "--quiet"]

@@ -11,8 +11,9 @@ namespace {
 
 // Whether every parameter has one value per row (a data set's parameters).
 bool params_per_row(const LogLikelihoodArgs& a) {
+  if (a.grid.cols <= 1) return true;
   for (const Operand& p : a.params) {
-    if (p.data && !p.broadcast_col && a.grid.cols > 1) return false;
+    if (p.data && !p.broadcast_col) return false;
   }
   return true;
 }

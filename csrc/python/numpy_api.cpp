@@ -107,24 +107,20 @@ py::array bce_with_logits(const py::array& input, const py::array& target, int r
 // float64: log_pi and log_weight (sets, K), inv_scale (sets, K, D).
 py::array normal_mixture_log_likelihood(const py::array& x, const py::array& loc, const py::array& log_pi,
                                         const py::array& log_weight, const py::array& inv_scale) {
-  const auto c_style = [](const py::array& a, const char* name, int ndim) {
-    if (!(a.flags() & py::array::c_style) || a.ndim() != ndim) {
-      throw py::value_error(std::string("fusedgan.numpy: internal layout error (") + name + ")");
-    }
+  const auto expect = [](bool laid_out, const char* name) {
+    if (!laid_out) throw py::value_error(std::string("fusedgan.numpy: internal layout error (") + name + ")");
   };
-  c_style(x, "x", 3);
-  c_style(loc, "loc", 3);
-  const int64_t sets = x.shape(0), n = x.shape(1), d = x.shape(2), k = loc.shape(1);
+  const auto c_style = [](const py::array& a, int ndim) { return (a.flags() & py::array::c_style) && a.ndim() == ndim; };
+  expect(c_style(x, 3), "x");
+  const int64_t sets = x.shape(0), n = x.shape(1), d = x.shape(2);
+  expect(c_style(loc, 3) && loc.dtype().is(x.dtype()) && loc.shape(0) == sets && loc.shape(2) == d, "loc");
+  const int64_t k = loc.shape(1);
   const auto doubles = [&](const py::array& a, const char* name, std::vector<py::ssize_t> shape) {
-    c_style(a, name, int(shape.size()));
-    if (!a.dtype().is(py::dtype::of<double>()) || !std::equal(shape.begin(), shape.end(), a.shape())) {
-      throw py::value_error(std::string("fusedgan.numpy: internal layout error (") + name + ")");
-    }
+    expect(c_style(a, int(shape.size())) && a.dtype().is(py::dtype::of<double>()) &&
+               std::equal(shape.begin(), shape.end(), a.shape()),
+           name);
     return static_cast<const double*>(a.data());
   };
-  if (!loc.dtype().is(x.dtype()) || loc.shape(0) != sets || loc.shape(2) != d) {
-    throw py::value_error("fusedgan.numpy: internal layout error (loc)");
-  }
   const MixtureArgs args{dtype_of(x, "x"), sets, n, k, d, x.data(), loc.data(),
                          doubles(log_pi, "log_pi", {sets, k}), doubles(log_weight, "log_weight", {sets, k}),
                          doubles(inv_scale, "inv_scale", {sets, k, d})};

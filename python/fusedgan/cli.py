@@ -50,9 +50,8 @@ def train(args: argparse.Namespace) -> int:
 
     flags = {name: value for name, value in vars(args).items() if name in train_config.field_names()}
     try:
-        dataset = flags.get("dataset", "ring8")
         settings = train_config.load_toml(args.config) if args.config else {}
-        dataset = settings.get("dataset", dataset) if "dataset" not in flags else dataset
+        dataset = flags.get("dataset", settings.get("dataset", "ring8"))  # a flag, else the file, else ring8
         config = train_config.defaults_for(dataset).replace(**{**settings, **flags})
         out = Path(args.out if args.out else f"runs/{config.dataset}")
         metrics = run(config, out, resume=args.resume, explicit=set(flags) | set(settings), progress=not args.quiet)

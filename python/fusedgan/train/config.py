@@ -73,15 +73,19 @@ class TrainConfig:
         return self
 
     def replace(self, **changes) -> "TrainConfig":
-        unknown = set(changes) - set(field_names())
-        if unknown:
-            raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        check_known(changes)
         return dataclasses.replace(self, **changes).validate()
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data["betas"] = list(self.betas)
         return data
+
+
+def check_known(settings: dict, where: str = "") -> None:
+    unknown = set(settings) - set(field_names())
+    if unknown:
+        raise ConfigError(f"{where}unknown setting(s): {', '.join(sorted(unknown))}")
 
 
 def field_names() -> list[str]:
@@ -107,7 +111,5 @@ def load_toml(path: str | Path) -> dict:
         raise ConfigError(f"cannot read config {path}: {error.strerror}") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"config {path} is not valid TOML: {error}") from None
-    unknown = set(data) - set(field_names())
-    if unknown:
-        raise ConfigError(f"config {path}: unknown setting(s): {', '.join(sorted(unknown))}")
+    check_known(data, where=f"config {path}: ")
     return data

@@ -106,6 +106,7 @@ class GANTrainer:
         self.generator_ema = None
         if config.ema_decay > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+            self.generator_ema_params = list(self.generator_ema.parameters())
         # minibatches come from their own generator (one stream per process), so that the
         # checkpoint can restore them exactly
         self.sampler = torch.Generator(self.device).manual_seed(config.seed * 1_000_003 + self.rank)
@@ -215,7 +216,7 @@ class GANTrainer:
             # steps instead of holding on to the initial generator
             decay = min(self.config.ema_decay, (1 + self.step) / (10 + self.step))
             with torch.no_grad():
-                torch._foreach_lerp_(list(self.generator_ema.parameters()), self.generator_params, 1 - decay)
+                torch._foreach_lerp_(self.generator_ema_params, self.generator_params, 1 - decay)
         return result
 
     def log_row(self, result: StepResult) -> list[float]:
