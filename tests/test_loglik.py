@@ -326,6 +326,41 @@ def test_normal_mixture_matches_mixture_same_family(dtype, device, k):
         torch.testing.assert_close(a.double().cpu(), e, **tolerance)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)])
+@pytest.mark.parametrize("k", [16, 40])
+def test_normal_mixture_low_precision_matches_float64(dtype, rtol, device, k):
+    # 1000 points: full and partial vectors of points, and several moves of the gradient
+    # sums into double; K = 40: two blocks of components.
+    inputs = [t.to(dtype) for t in mixture_inputs(batch=(2,), n=1000, k=k, d=8)]
+    actual = [t.to(device).requires_grad_() for t in inputs]
+    expected = [t.double().requires_grad_() for t in inputs]
+    value, reference = F.normal_mixture_log_likelihood(*actual), F.normal_mixture_log_likelihood(*expected)
+    assert value.dtype == dtype
+    torch.testing.assert_close(value.double().cpu(), reference, rtol=rtol, atol=0)
+    for a, e in zip(torch.autograd.grad(value.sum(), actual), torch.autograd.grad(reference.sum(), expected)):
+        assert a.dtype == dtype
+        torch.testing.assert_close(a.double().cpu(), e, rtol=rtol, atol=rtol * e.abs().max().item())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_mixture_extreme_values(dtype, device):
+    x, logits, loc, scale = (t.to(device, dtype) for t in mixture_inputs(batch=(4,), n=20))
+    logits[:, 0] = -torch.inf  # a component of weight 0 takes no part
+    x[1, 3, 0] = torch.nan  # NaN data gives NaN, in its own set only
+    x[2, 5, 1] = torch.inf  # a point no component can reach: log-likelihood -inf
+    x[3, 0, 0] = 1e15  # far out, but its square still fits in float32
+    logits.requires_grad_()
+    value = F.normal_mixture_log_likelihood(x, logits, loc, scale)
+    assert torch.isnan(value[1]) and value[2] == -torch.inf and torch.isfinite(value[[0, 3]]).all()
+    finite_sets = (t.detach()[[0, 3]].cpu().double() for t in (x, logits, loc, scale))
+    reference = mixture_reference(*finite_sets)
+    torch.testing.assert_close(value[[0, 3]].double().cpu(), reference, rtol=1e-5, atol=0)
+    (grad,) = torch.autograd.grad(value[[0, 3]].sum(), logits)
+    assert (grad[[0, 3], 0] == 0).all() and torch.isfinite(grad[[0, 3]]).all()
+
+
 def test_normal_mixture_broadcasts_parameters_and_checks_them():
     x, logits, loc, scale = mixture_inputs(batch=(2, 3))
     shared = F.normal_mixture_log_likelihood(x, logits[0, 0], loc[0, 0], scale[0, 0])

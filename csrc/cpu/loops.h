@@ -46,6 +46,14 @@ struct Lanes {
     v.store(lanes);
     for (int i = 0; i < count; ++i) math::narrow_into(p + i, lanes[i]);
   }
+  // Per-lane sums in double, for sums of many vectors.
+  using Wide = F64xN;
+  FUSEDGAN_ALWAYS_INLINE static void add_wide(Wide& total, Vec v) { total += __builtin_convertvector(v.v, F64xN); }
+  static double sum_lanes(const Wide& total) {
+    double sum = 0;
+    for (int i = 0; i < kWidth; ++i) sum += total[i];
+    return sum;
+  }
 };
 
 template <>
@@ -59,6 +67,9 @@ struct Lanes<double> {
   static constexpr int kWidth = 1;
   static Vec load(const double* p, int) { return *p; }
   static void store(double* p, Vec v, int) { *p = v; }
+  using Wide = double;
+  static void add_wide(Wide& total, Vec v) { total += v; }
+  static double sum_lanes(Wide total) { return total; }
 };
 
 // One chunk's part of a reduction (see reduce_chunk).

@@ -1,5 +1,9 @@
-// Normal mixtures: data sets in parallel, each by the sequential functions of
-// csrc/math/mixture.h.
+// Normal mixtures: data sets in parallel, each by the per-point functions of
+// csrc/math/mixture.h, taking as many points at once as a vector has lanes (float32, float16
+// and bfloat16 in float vectors; float64 one point at a time in double).
+#include <cmath>
+#include <vector>
+
 #include "../math/mixture.h"
 #include "kernels.h"
 #include "loops.h"
@@ -8,29 +12,176 @@ namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
 namespace {
-// Sets in parallel, in tasks of about a chunk of arithmetic.
-template <class SetFunction>
-void for_each_set(const MixtureArgs& a, const SetFunction& set_function) {
+
+template <class T>
+using ComputeLanes = Lanes<math::compute_t<T>>;  // loads from and stores to the compute type
+template <class T>
+using Vec = typename Lanes<T>::Vec;
+template <class T>
+using Scalar = math::compute_t<T>;  // what a lane holds: float, or double
+
+// One set's terms and its points, a vector of them at a time; made once per task of sets.
+template <class T>
+class SetLanes {
+ public:
+  static constexpr int kWidth = Lanes<T>::kWidth;
+
+  explicit SetLanes(const MixtureArgs& a) : a_(a), terms_(2 * a.k + a.k * a.d), coords_(a.d) {}
+
+  // Set `set`, with its precomputed terms in the lanes' scalar type.
+  math::MixtureSet<T, Scalar<T>> set(int64_t set) {
+    const math::MixtureSet<T> given = math::mixture_set<T>(a_, set);
+    Scalar<T>* log_weight = terms_.data();
+    Scalar<T>* log_pi = log_weight + a_.k;
+    Scalar<T>* inv_scale = log_pi + a_.k;
+    for (int64_t j = 0; j < a_.k; ++j) {
+      log_weight[j] = Scalar<T>(given.log_weight[j]);
+      log_pi[j] = Scalar<T>(given.log_pi[j]);
+    }
+    for (int64_t j = 0; j < a_.k * a_.d; ++j) inv_scale[j] = Scalar<T>(given.inv_scale[j]);
+    return {given.x, given.loc, log_weight, log_pi, inv_scale, a_.n, a_.k, a_.d};
+  }
+
+  // Loads points [first, first + count) of x (N, D), coordinate c of point first + lane into
+  // lane of coords()[c]. Lanes past count repeat the last point: no stray values enter the
+  // arithmetic, and the backward gives those lanes g = 0.
+  void load_points(const T* x, int64_t first, int count) {
+    for (int64_t c = 0; c < a_.d; ++c) {
+      Scalar<T> lanes[kWidth];
+      for (int lane = 0; lane < kWidth; ++lane) {
+        lanes[lane] = math::widen(x[(first + std::min(lane, count - 1)) * a_.d + c]);
+      }
+      coords_[c] = ComputeLanes<T>::load(lanes, kWidth);
+    }
+  }
+  const Vec<T>* coords() const { return coords_.data(); }
+
+ private:
+  MixtureArgs a_;
+  std::vector<Scalar<T>> terms_;
+  std::vector<Vec<T>> coords_;
+};
+
+// Sets in parallel, in tasks of about a chunk of arithmetic; each task makes its own worker
+// (scratch memory) with make_worker() and calls it per set.
+template <class MakeWorker>
+void for_each_set(const MixtureArgs& a, const MakeWorker& make_worker) {
   const int64_t work = std::max<int64_t>(1, a.n * a.k * a.d);
   const int64_t sets_per_task = std::max<int64_t>(1, kChunk / work);
   for_each_index((a.sets + sets_per_task - 1) / sets_per_task, a.sets * work > kChunk, [&](int64_t task) {
+    auto worker = make_worker();
     const int64_t last = std::min(a.sets, (task + 1) * sets_per_task);
-    for (int64_t set = task * sets_per_task; set < last; ++set) set_function(set);
+    for (int64_t set = task * sets_per_task; set < last; ++set) worker(set);
   });
 }
+
+template <class T>
+class ForwardWorker {
+ public:
+  ForwardWorker(const MixtureArgs& a, T* out) : lanes_(a), out_(out) {}
+
+  void operator()(int64_t index) {
+    using L = Lanes<T>;
+    const auto set = lanes_.set(index);
+    const Vec<T>* coords = lanes_.coords();
+    const auto x = [coords](int64_t c) { return coords[c]; };
+    Vec<T> log_joints[math::kMixtureBlock];
+    typename L::Sum total;
+    for (int64_t first = 0; first < set.n; first += L::kWidth) {
+      const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
+      lanes_.load_points(set.x, first, count);
+      total.add(set.template point_log_likelihood<Vec<T>>(x, log_joints), count);
+    }
+    math::narrow_into(out_ + index, Scalar<T>(total.total()));
+  }
+
+ private:
+  SetLanes<T> lanes_;
+  T* out_;
+};
+
+// Per set: the gradient sums are added lane-wise in the lanes' type and moved into double
+// every kFlushEvery vectors of points, so that long sets keep double precision.
+template <class T>
+class BackwardWorker {
+ public:
+  BackwardWorker(const MixtureArgs& a, const T* grad, const MixtureGrads& out)
+      : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.k * (1 + 2 * a.d)), totals_(sums_.size()), pull_x_(a.d) {}
+
+  void operator()(int64_t index) {
+    using L = Lanes<T>;
+    constexpr int64_t kFlushEvery = 16;
+    const int64_t k = a_.k, d = a_.d;
+    const auto set = lanes_.set(index);
+    const double g = double(math::widen(grad_[index]));
+    std::fill(sums_.begin(), sums_.end(), Vec<T>(0.0f));
+    std::fill(totals_.begin(), totals_.end(), typename L::Wide{});
+    Vec<T>* logits_sums = out_.logits ? sums_.data() : nullptr;
+    Vec<T>* loc_sums = out_.loc ? sums_.data() + k : nullptr;
+    Vec<T>* scale_sums = out_.scale ? sums_.data() + k + k * d : nullptr;
+    T* grad_x = out_.x ? static_cast<T*>(out_.x) + index * set.n * d : nullptr;
+    for (int64_t j = 0; grad_x && k == 0 && j < set.n * d; ++j) math::narrow_into(grad_x + j, Scalar<T>(0));
+
+    const Vec<T>* coords = lanes_.coords();
+    const auto x = [coords](int64_t c) { return coords[c]; };
+    const auto add_to_x = [this](int64_t c, Vec<T> pull, bool first_block) {
+      pull_x_[c] = first_block ? pull : pull_x_[c] + pull;
+    };
+    for (int64_t first = 0, vectors = 0; first < set.n; first += L::kWidth) {
+      const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
+      lanes_.load_points(set.x, first, count);
+      Scalar<T> g_lanes[L::kWidth];
+      for (int lane = 0; lane < L::kWidth; ++lane) g_lanes[lane] = Scalar<T>(lane < count ? g : 0.0);
+      set.template add_point_gradients<Vec<T>>(x, ComputeLanes<T>::load(g_lanes, L::kWidth), logits_sums, loc_sums,
+                                               scale_sums, add_to_x);
+      for (int64_t c = 0; c < d && grad_x && k > 0; ++c) {
+        Scalar<T> lanes[L::kWidth];
+        ComputeLanes<T>::store(lanes, -pull_x_[c], L::kWidth);
+        for (int lane = 0; lane < count; ++lane) math::narrow_into(grad_x + (first + lane) * d + c, lanes[lane]);
+      }
+      if (++vectors % kFlushEvery == 0 || first + L::kWidth >= set.n) flush();
+    }
+    const auto write = [&](double* out, int64_t offset, int64_t size) {
+      for (int64_t j = 0; out && j < size; ++j) out[index * size + j] = L::sum_lanes(totals_[offset + j]);
+    };
+    write(out_.logits, 0, k);
+    write(out_.loc, k, k * d);
+    write(out_.scale, k + k * d, k * d);
+    for (int64_t j = 0; j < k && out_.logits; ++j) {
+      out_.logits[index * k + j] -= g * double(set.n) * std::exp(a_.log_pi[index * k + j]);  // - g N pi_j
+    }
+  }
+
+ private:
+  void flush() {
+    for (size_t j = 0; j < sums_.size(); ++j) {
+      Lanes<T>::add_wide(totals_[j], sums_[j]);
+      sums_[j] = Vec<T>(0.0f);
+    }
+  }
+
+  MixtureArgs a_;
+  const T* grad_;
+  MixtureGrads out_;
+  SetLanes<T> lanes_;
+  std::vector<Vec<T>> sums_;  // logits (K), loc (K, D), scale (K, D)
+  std::vector<typename Lanes<T>::Wide> totals_;
+  std::vector<Vec<T>> pull_x_;  // d/dx of the points at hand, per coordinate
+};
+
 }  // namespace
 
 void mixture_log_likelihood(const MixtureArgs& a, void* out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_set(a, math::MixtureForward<T>{a, static_cast<T*>(out)});
+    for_each_set(a, [&] { return ForwardWorker<T>(a, static_cast<T*>(out)); });
   });
 }
 
 void mixture_log_likelihood_backward(const MixtureArgs& a, const void* grad, const MixtureGrads& out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_set(a, math::MixtureBackward<T>{a, static_cast<const T*>(grad), out});
+    for_each_set(a, [&] { return BackwardWorker<T>(a, static_cast<const T*>(grad), out); });
   });
 }
 

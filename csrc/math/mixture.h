@@ -5,123 +5,106 @@
 // and incoming gradient g:
 //   d/dx_nd = -g sum_k r_nk (x_nd - mu_kd) / s_kd^2,   d/dmu_kd = g sum_n r_nk (x_nd - mu_kd) / s_kd^2,
 //   d/ds_kd = g sum_n r_nk ((x_nd - mu_kd)^2 / s_kd^3 - 1 / s_kd),   d/dlogits_k = g sum_n (r_nk - pi_k).
-// Sequential loops in double, shared by the CPU (data sets in parallel) and CUDA (a thread
-// per data set). The caller precomputes per component log w_k = log pi_k - sum_d log s_kd -
-// D log(2 pi)/2 and 1/s_kd, so a point's a_nk costs D multiply-adds; the forward adds its
-// log-sum-exp online in one pass over k.
+// The caller precomputes per component log w_k = log pi_k - sum_d log s_kd - D log(2 pi)/2
+// and 1/s_kd, so a point's a_nk costs D multiply-adds.
+// The per-point functions are templates over V: a double (one point, CUDA's thread per data
+// set and the CPU's float64) or the CPU's float vector (one point per lane).
 #pragma once
 
 #include <cmath>
 
 #include "../kernel_api.h"
+#include "scalar.h"
 #include "storage.h"
 
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
-template <class T>
-struct MixtureSet {
-  const T* x;                // (N, D)
-  const T* loc;              // (K, D)
-  const double* log_weight;  // (K): log w_k
-  const double* log_pi;      // (K)
-  const double* inv_scale;   // (K, D)
-  int64_t n, k, d;
-
-  // a_ij = log pi_j + log N(x_i; mu_j, s_j)
-  FUSEDGAN_HOST_DEVICE double log_joint(int64_t i, int64_t j) const {
-    double squares = 0;
-    for (int64_t c = 0; c < d; ++c) {
-      const double z = (double(widen(x[i * d + c])) - double(widen(loc[j * d + c]))) * inv_scale[j * d + c];
-      squares += z * z;
-    }
-    return log_weight[j] - 0.5 * squares;
-  }
-  // log sum_j e^a_ij, added online: the running maximum rescales the running sum.
-  FUSEDGAN_HOST_DEVICE double point_log_likelihood(int64_t i) const {
-    double m = -HUGE_VAL, s = 0;
-    for (int64_t j = 0; j < k; ++j) {
-      const double a = log_joint(i, j);
-      if (a > m) {
-        s = s * ::exp(m - a) + 1;
-        m = a;
-      } else {
-        s += ::exp(a - m);
-      }
-    }
-    return m == -HUGE_VAL ? m : m + ::log(s);
-  }
-  FUSEDGAN_HOST_DEVICE double log_likelihood() const {
-    double total = 0;
-    for (int64_t i = 0; i < n; ++i) total += point_log_likelihood(i);
-    return total;
-  }
-};
-
 // Components are taken in blocks of this many, their terms kept in local arrays.
 inline constexpr int64_t kMixtureBlock = 32;
 
-// Gradients of one data set's log-likelihood times g, written into (not added to) the
-// outputs that are not null: grad_x (N, D) in the data's type; the parameters' gradients,
-// sums over the N points, in double: grad_logits (K), grad_loc and grad_scale (K, D).
-// Per point: the log-sum-exp, then per block of components g r_nk, and one pass over the
-// block that updates the parameters' sums and adds the point's d/dx in double (stored
-// once per block). With at most kMixtureBlock components the log-joints of the first pass
-// are kept for the second. d/dlogits_k = g (sum_n r_nk - N pi_k) takes pi_k once per set.
-template <class T>
-FUSEDGAN_HOST_DEVICE void mixture_backward(const MixtureSet<T>& set, double g, T* grad_x, double* grad_logits,
-                                           double* grad_loc, double* grad_scale) {
-  const int64_t k = set.k, d = set.d;
-  for (int64_t j = 0; j < k * d; ++j) {
-    if (grad_loc) grad_loc[j] = 0;
-    if (grad_scale) grad_scale[j] = 0;
+// One data set: x and loc in the data's type T, the precomputed terms in S (double, or
+// float for the CPU's float vectors).
+template <class T, class S = double>
+struct MixtureSet {
+  const T* x;           // (N, D)
+  const T* loc;         // (K, D)
+  const S* log_weight;  // (K): log w_k
+  const S* log_pi;      // (K)
+  const S* inv_scale;   // (K, D)
+  int64_t n, k, d;
+
+  FUSEDGAN_HOST_DEVICE int64_t block_size(int64_t first) const {
+    return k - first < kMixtureBlock ? k - first : kMixtureBlock;
   }
-  for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] = 0;
-  for (int64_t j = 0; j < set.n * d && grad_x && k == 0; ++j) narrow_into(grad_x + j, compute_t<T>(0));
-  const bool one_block = k <= kMixtureBlock;
-  double log_joints[kMixtureBlock];  // a_nk of the only block
-  double weights[kMixtureBlock];     // g r_nk of the block at hand
-  for (int64_t i = 0; i < set.n; ++i) {
-    double lse;
-    if (one_block) {
-      double m = -HUGE_VAL, s = 0;
-      for (int64_t j = 0; j < k; ++j) {
-        log_joints[j] = set.log_joint(i, j);
-        m = log_joints[j] > m ? log_joints[j] : m;
-      }
-      for (int64_t j = 0; j < k; ++j) s += ::exp(log_joints[j] - m);
-      lse = m == -HUGE_VAL ? m : m + ::log(s);
-    } else {
-      lse = set.point_log_likelihood(i);
+
+  // a_j for a point whose coordinate c is x(c).
+  template <class V, class Point>
+  FUSEDGAN_HOST_DEVICE V log_joint(const Point& x, int64_t j) const {
+    V squares(0.0f);
+    for (int64_t c = 0; c < d; ++c) {
+      const V z = (x(c) - V(widen(loc[j * d + c]))) * V(inv_scale[j * d + c]);
+      squares = squares + z * z;
     }
+    return V(log_weight[j]) - V(0.5f) * squares;
+  }
+
+  // log sum_j e^a_j, a block of components at a time: the block's maximum rescales the
+  // running sum once per block. Leaves the last block's a_j in `a`.
+  template <class V, class Point>
+  FUSEDGAN_HOST_DEVICE V point_log_likelihood(const Point& x, V* a) const {
+    V m(-HUGE_VALF), s(0.0f);
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
-      const int64_t count = k - first < kMixtureBlock ? k - first : kMixtureBlock;
+      const int64_t count = block_size(first);
+      V block_max(-HUGE_VALF);
       for (int64_t b = 0; b < count; ++b) {
-        const double a = one_block ? log_joints[b] : set.log_joint(i, first + b);
-        weights[b] = g * ::exp(a - lse);
-        if (grad_logits) grad_logits[first + b] += weights[b];
+        a[b] = log_joint<V>(x, first + b);
+        block_max = select(a[b] > block_max, a[b], block_max);
+      }
+      const V new_max = select(block_max > m, block_max, m);
+      const V shift = select(new_max == V(-HUGE_VALF), V(0.0f), new_max);  // no -inf - -inf
+      s = s * exp(m - shift);
+      for (int64_t b = 0; b < count; ++b) s = s + exp(a[b] - shift);
+      m = new_max;
+    }
+    return m + log(s);  // -inf when every a_j is
+  }
+
+  // Adds the point's gradient terms times g to the sums that are not null (each indexed
+  // like its parameter): g r_j to logits_sums, g r_j (x - mu_j) / s_j^2 to loc_sums and
+  // g r_j ((x - mu_j)^2 / s_j^3 - 1 / s_j) to scale_sums. d/dx goes out per coordinate and
+  // block of components, as grad_x(c, sum over the block of g r_j (x_c - mu_jc) / s_jc^2,
+  // whether the block is the first).
+  template <class V, class Point, class GradX>
+  FUSEDGAN_HOST_DEVICE void add_point_gradients(const Point& x, V g, V* logits_sums, V* loc_sums, V* scale_sums,
+                                                const GradX& grad_x) const {
+    V a[kMixtureBlock];
+    V weights[kMixtureBlock];  // g r_j of the block at hand
+    const V lse = point_log_likelihood<V>(x, a);
+    for (int64_t first = 0; first < k; first += kMixtureBlock) {
+      const int64_t count = block_size(first);
+      for (int64_t b = 0; b < count; ++b) {
+        const V a_j = k <= kMixtureBlock ? a[b] : log_joint<V>(x, first + b);  // one block: kept
+        weights[b] = g * exp(a_j - lse);
+        if (logits_sums) logits_sums[first + b] = logits_sums[first + b] + weights[b];
       }
       for (int64_t c = 0; c < d; ++c) {
-        const double x = double(widen(set.x[i * d + c]));
-        double pull_x = 0;
+        const V x_c = x(c);
+        V pull_x(0.0f);
         for (int64_t b = 0; b < count; ++b) {
           const int64_t at = (first + b) * d + c;
-          const double inv_s = set.inv_scale[at];
-          const double z = (x - double(widen(set.loc[at]))) * inv_s;
-          const double pull = weights[b] * z * inv_s;  // g r (x - mu) / s^2
-          pull_x += pull;
-          if (grad_loc) grad_loc[at] += pull;
-          if (grad_scale) grad_scale[at] += weights[b] * (z * z - 1) * inv_s;  // g r ((x - mu)^2 / s^3 - 1 / s)
+          const V inv_s(inv_scale[at]);
+          const V z = (x_c - V(widen(loc[at]))) * inv_s;
+          const V pull = weights[b] * z * inv_s;
+          pull_x = pull_x + pull;
+          if (loc_sums) loc_sums[at] = loc_sums[at] + pull;
+          if (scale_sums) scale_sums[at] = scale_sums[at] + weights[b] * (z * z - V(1.0f)) * inv_s;
         }
-        if (grad_x) {
-          const double before = first == 0 ? 0.0 : double(widen(grad_x[i * d + c]));
-          narrow_into(grad_x + i * d + c, compute_t<T>(before - pull_x));
-        }
+        grad_x(c, pull_x, first == 0);
       }
     }
   }
-  for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] -= g * double(set.n) * ::exp(set.log_pi[j]);
-}
+};
 
 // One data set of a MixtureArgs.
 template <class T>
@@ -129,29 +112,6 @@ FUSEDGAN_HOST_DEVICE MixtureSet<T> mixture_set(const MixtureArgs& a, int64_t set
   return {static_cast<const T*>(a.x) + set * a.n * a.d, static_cast<const T*>(a.loc) + set * a.k * a.d,
           a.log_weight + set * a.k, a.log_pi + set * a.k, a.inv_scale + set * a.k * a.d, a.n, a.k, a.d};
 }
-
-// The per-set work of the forward and the backward, as functions of the set's index.
-template <class T>
-struct MixtureForward {
-  MixtureArgs a;
-  T* out;
-  FUSEDGAN_HOST_DEVICE void operator()(int64_t set) const {
-    narrow_into(out + set, compute_t<T>(mixture_set<T>(a, set).log_likelihood()));
-  }
-};
-
-template <class T>
-struct MixtureBackward {
-  MixtureArgs a;
-  const T* grad;
-  MixtureGrads out;
-  FUSEDGAN_HOST_DEVICE void operator()(int64_t set) const {
-    const auto at = [set](double* p, int64_t size) { return p ? p + set * size : nullptr; };
-    mixture_backward(mixture_set<T>(a, set), double(widen(grad[set])),
-                     out.x ? static_cast<T*>(out.x) + set * a.n * a.d : nullptr, at(out.logits, a.k),
-                     at(out.loc, a.k * a.d), at(out.scale, a.k * a.d));
-  }
-};
 
 }  // namespace FUSEDGAN_ISA
 }  // namespace fusedgan::math
