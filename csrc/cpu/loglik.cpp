@@ -59,6 +59,7 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
     using T = decltype(zero);
     using L = Lanes<T>;
     const Operand grad_per_row{grad, 1, true};
+    const bool streaming = streams<T>(a.grid.numel());
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       const auto totals = sum_rows<kMaxParams>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         typename L::Sum sums[kMaxParams];
@@ -66,18 +67,19 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
           const auto [x, p0, p1, p2, g] = std::apply(
               [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; }, cursors);
           const auto partials = log_pdf.partials(x, p0, p1, p2);
-          if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count);
+          if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
           for (int k = 0; k < kMaxParams; ++k) {
             if (out.per_row[k]) {
               sums[k].add(g * partials.params[k], count);
             } else if (out.params[k]) {
-              L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count);
+              L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count, streaming);
             }
           }
         };
         const int64_t begin = row * a.grid.cols;
         for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
                         grad_per_row);
+        if (streaming) end_streaming();
         return std::array<double, kMaxParams>{sums[0].total(), sums[1].total(), sums[2].total()};
       });
       for (int k = 0; k < kMaxParams; ++k) {

@@ -22,6 +22,16 @@ inline namespace FUSEDGAN_ISA {
 
 inline constexpr int64_t kChunk = 16384;
 
+// Elementwise outputs of at least this many bytes are streamed past the cache: they would
+// not stay in it anyway, and a streamed store skips reading each line before overwriting it.
+// Smaller ones stay in the cache for whatever reads them next.
+inline constexpr int64_t kStreamingBytes = int64_t(32) << 20;
+
+template <class T>
+bool streams(int64_t n) {
+  return n * int64_t(sizeof(T)) >= kStreamingBytes;
+}
+
 // How a storage type is computed on: float-like types as float vectors, double one
 // element at a time. Lanes past `count` load as 0 and are not stored.
 template <class T>
@@ -46,6 +56,14 @@ struct Lanes {
     v.store(lanes);
     for (int i = 0; i < count; ++i) math::narrow_into(p + i, lanes[i]);
   }
+  // store(), streamed past the cache (see kStreamingBytes) where `streaming` and the vector is
+  // whole and aligned; end_streaming() after the last.
+  FUSEDGAN_ALWAYS_INLINE static void store(T* p, Vec v, int count, bool streaming) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (streaming && count == kWidth && reinterpret_cast<uintptr_t>(p) % sizeof(F32xN) == 0) return v.stream(p);
+    }
+    store(p, v, count);
+  }
   // Per-lane sums in double, for sums of many vectors.
   using Wide = F64xN;
   FUSEDGAN_ALWAYS_INLINE static void add_wide(Wide& total, Vec v) { total += __builtin_convertvector(v.v, F64xN); }
@@ -67,6 +85,7 @@ struct Lanes<double> {
   static constexpr int kWidth = 1;
   static Vec load(const double* p, int) { return *p; }
   static void store(double* p, Vec v, int) { *p = v; }
+  static void store(double* p, Vec v, int, bool) { *p = v; }
   using Wide = double;
   static void add_wide(Wide& total, Vec v) { total += v; }
   static double sum_lanes(Wide total) { return total; }
@@ -185,12 +204,13 @@ FUSEDGAN_ALWAYS_INLINE ChunkSums reduce_chunk(Grid grid, int64_t begin, int64_t 
   typename L::Sum first, second;
   bool in_domain_so_far = true;
   T* grads = static_cast<T*>(grad);
+  const bool streaming = grads && streams<T>(grid.numel());
   const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
     in_domain_so_far &= in_domain(f, cursors, offset, count);
     const Result result = apply_at(f, cursors, offset, count);
     if constexpr (math::kGivesGrad<Result>) {
       first.add(result.value, count);
-      if (grads) L::store(grads + index, result.grad, count);
+      if (grads) L::store(grads + index, result.grad, count, streaming);
     } else if constexpr (math::kGivesTwoSums<Result>) {
       first.add(result.first, count);
       second.add(result.second, count);
@@ -199,6 +219,7 @@ FUSEDGAN_ALWAYS_INLINE ChunkSums reduce_chunk(Grid grid, int64_t begin, int64_t 
     }
   };
   for_each_run<T>(grid, begin, end, step, operands...);
+  if (streaming) end_streaming();
   ChunkSums sums{first.total(), 0, in_domain_so_far};
   if constexpr (math::kGivesTwoSums<Result>) {
     sums.second = second.total();
@@ -275,14 +296,16 @@ template <class T, class F, class... Operands>
 bool map_reduce(Grid grid, Reduction reduction, void* out, const F& f, const Operands&... operands) {
   if (reduction != Reduction::None) return reduce<T>(grid, reduction, out, nullptr, f, operands...);
   T* values = static_cast<T*>(out);
+  const bool streaming = streams<T>(grid.numel());
   std::atomic<bool> all_in_domain{true};
   for_each_chunk(grid.numel(), [&](int64_t, int64_t begin, int64_t end) {
     bool chunk_in_domain = true;
     const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
       chunk_in_domain &= in_domain(f, cursors, offset, count);
-      Lanes<T>::store(values + index, apply_at(f, cursors, offset, count), count);
+      Lanes<T>::store(values + index, apply_at(f, cursors, offset, count), count, streaming);
     };
     for_each_run<T>(grid, begin, end, step, operands...);
+    if (streaming) end_streaming();
     if (!chunk_in_domain) all_in_domain.store(false, std::memory_order_relaxed);
   });
   return all_in_domain.load();
@@ -325,12 +348,14 @@ void map_pair(Grid grid, void* out_a, const Fa& fa, void* out_b, const Fb& fb, c
   using L = Lanes<T>;
   T* a = static_cast<T*>(out_a);
   T* b = static_cast<T*>(out_b);
+  const bool streaming = streams<T>(grid.numel());
   for_each_chunk(grid.numel(), [&](int64_t, int64_t begin, int64_t end) {
     const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
-      if (a) L::store(a + index, apply_at(fa, cursors, offset, count), count);
-      if (b) L::store(b + index, apply_at(fb, cursors, offset, count), count);
+      if (a) L::store(a + index, apply_at(fa, cursors, offset, count), count, streaming);
+      if (b) L::store(b + index, apply_at(fb, cursors, offset, count), count, streaming);
     };
     for_each_run<T>(grid, begin, end, step, operands...);
+    if (streaming) end_streaming();
   });
 }
 

@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "../math/config.h"
 #include "../math/scalar.h"
 
@@ -56,7 +60,26 @@ struct VecF {
     return r;
   }
   FUSEDGAN_ALWAYS_INLINE void store(float* p) const { memcpy(p, &v, sizeof v); }
+  // p aligned to the vector's size: a store past the cache, which skips reading the line it
+  // overwrites. Streamed stores are weakly ordered: end a run of them with end_streaming().
+  FUSEDGAN_ALWAYS_INLINE void stream(float* p) const {
+#if defined(__AVX512F__)
+    _mm512_stream_ps(p, reinterpret_cast<__m512>(v));
+#elif defined(__AVX2__)
+    _mm256_stream_ps(p, reinterpret_cast<__m256>(v));
+#elif defined(__SSE2__)
+    _mm_stream_ps(p, reinterpret_cast<__m128>(v));
+#else
+    store(p);
+#endif
+  }
 };
+
+FUSEDGAN_ALWAYS_INLINE void end_streaming() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
 
 FUSEDGAN_ALWAYS_INLINE VecF operator+(VecF a, VecF b) { return VecF(a.v + b.v); }
 FUSEDGAN_ALWAYS_INLINE VecF operator-(VecF a, VecF b) { return VecF(a.v - b.v); }
