@@ -33,17 +33,27 @@ struct Partials {
   V params[kMaxParams];
 };
 
+// Split like StudentTLogPdf below: log s once per data set where s is constant along it.
 struct NormalLogPdf {
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V loc, V scale, V) const {
+  FUSEDGAN_HOST_DEVICE static V normalizer(V, V scale, V) {
+    return -log(scale) - V(kHalfLog2Pi);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V scale, V) {
     const V z = (x - loc) / scale;
-    return V(-0.5) * z * z - log(scale) - V(kHalfLog2Pi);
+    return V(-0.5) * z * z;
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V x, V loc, V scale, V unused) const {
+    return normalizer(loc, scale, unused) + data_term(x, loc, scale, unused);
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V loc, V scale, V) const {
-    const V z = (x - loc) / scale;
-    const V z_over_s = z / scale;
-    return {-z_over_s, {z_over_s, (z * z - V(1)) / scale, V(0)}};
+    const V inv_s = V(1) / scale;  // one division rather than three
+    const V z = (x - loc) * inv_s;
+    const V z_over_s = z * inv_s;
+    return {-z_over_s, {z_over_s, (z * z - V(1)) * inv_s, V(0)}};
   }
 };
 
@@ -96,7 +106,7 @@ struct PoissonLogPmf {
 
 // Split in two: the terms of the parameters alone (with its two lgammas, most of the cost)
 // and the data's term, so that a data set whose parameters are constant along it takes the
-// first once (cpu/loglik.cpp).
+// first once (cpu/loglik.cpp; the normal above likewise).
 struct StudentTLogPdf {
   template <class V>
   FUSEDGAN_HOST_DEVICE static V normalizer(V df, V, V scale) {
