@@ -294,6 +294,27 @@ def test_float32_reductions_over_4m_within_one_ulp_of_float64(seed, scale):
         assert float32_ulps(actual, exact) <= 1, reduction
 
 
+@pytest.mark.parametrize("shape, weight_shape", [((8 * 1024 * 1024 + 5,), None), ((8193, 1025), (8193, 1))])
+def test_outputs_of_32mb_and_more_are_exact(shape, weight_shape):
+    # Such outputs are written with streaming stores where a vector is whole and aligned: the
+    # flat case has aligned vectors and a partial one at the end; rows of 1025 mostly neither.
+    g = torch.Generator().manual_seed(5)
+    x = (torch.randn(shape, generator=g) * 3).requires_grad_()
+    y = torch.rand(shape, generator=g)
+    weight = torch.rand(weight_shape, generator=g) if weight_shape else None
+    x64 = x.detach().double().requires_grad_()
+    w64 = weight.double() if weight_shape else None
+    for reduction in ("none", "mean"):
+        loss = F.binary_cross_entropy_with_logits(x, y, weight, reduction=reduction)
+        expected = TF.binary_cross_entropy_with_logits(x64, y.double(), w64, reduction=reduction)
+        torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
+        grad_output = torch.rand(loss.shape, generator=g)  # none: the backward op's streamed gradient
+        (grad,) = torch.autograd.grad(loss, x, grad_output)
+        (grad_expected,) = torch.autograd.grad(expected, x64, grad_output.double())
+        atol = 1e-6 * grad_expected.abs().max().item()
+        torch.testing.assert_close(grad.double(), grad_expected, rtol=1e-5, atol=atol)
+
+
 @pytest.mark.parametrize("form", list(FORMS))
 def test_reductions_are_bitwise_identical_for_any_thread_count(form):
     x, y = make_inputs((3_000_001,), torch.float32, "cpu", form, generator_seed=3)
