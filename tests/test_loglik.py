@@ -330,9 +330,9 @@ def test_normal_mixture_matches_mixture_same_family(dtype, device, k):
 @pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)])
 @pytest.mark.parametrize("k", [16, 40])
 def test_normal_mixture_low_precision_matches_float64(dtype, rtol, device, k):
-    # 1000 points: full and partial vectors of points, and several moves of the gradient
-    # sums into double; K = 40: two blocks of components.
-    inputs = [t.to(dtype) for t in mixture_inputs(batch=(2,), n=1000, k=k, d=8)]
+    # 1001 points: full vectors of points and a partial one (for any vector width), and
+    # several moves of the gradient sums into double; K = 40: two blocks of components.
+    inputs = [t.to(dtype) for t in mixture_inputs(batch=(2,), n=1001, k=k, d=8)]
     actual = [t.to(device).requires_grad_() for t in inputs]
     expected = [t.double().requires_grad_() for t in inputs]
     value, reference = F.normal_mixture_log_likelihood(*actual), F.normal_mixture_log_likelihood(*expected)
@@ -345,20 +345,38 @@ def test_normal_mixture_low_precision_matches_float64(dtype, rtol, device, k):
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_normal_mixture_extreme_values(dtype, device):
-    x, logits, loc, scale = (t.to(device, dtype) for t in mixture_inputs(batch=(4,), n=20))
-    logits[:, 0] = -torch.inf  # a component of weight 0 takes no part
+@pytest.mark.parametrize("k", [4, 40])
+def test_normal_mixture_extreme_values(dtype, device, k):
+    x, logits, loc, scale = (t.to(device, dtype) for t in mixture_inputs(batch=(5,), n=20, k=k))
+    logits[:, : k - 3] = -torch.inf  # components of weight 0 take no part; with K = 40 a whole block of them
     x[1, 3, 0] = torch.nan  # NaN data gives NaN, in its own set only
     x[2, 5, 1] = torch.inf  # a point no component can reach: log-likelihood -inf
     x[3, 0, 0] = 1e15  # far out, but its square still fits in float32
-    logits.requires_grad_()
+    inputs = [t.requires_grad_() for t in (x, logits, loc, scale)]
+    value = F.normal_mixture_log_likelihood(*inputs)
+    assert torch.isnan(value[1]) and value[2] == -torch.inf and torch.isfinite(value[[0, 3, 4]]).all()
+    finite = [0, 3, 4]
+    expected = [t.detach()[finite].cpu().double().requires_grad_() for t in inputs]
+    reference = mixture_reference(*expected)
+    torch.testing.assert_close(value[finite].double().cpu(), reference, rtol=1e-5, atol=0)
+    grads = torch.autograd.grad(value[finite].sum(), inputs)
+    assert (grads[1][finite, : k - 3] == 0).all()
+    for a, e in zip(grads, torch.autograd.grad(reference.sum(), expected)):
+        a = a[finite].double().cpu()
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4 * e.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normal_mixture_without_points_or_components(dtype):
+    x, logits, loc, scale = (t.to(dtype).requires_grad_() for t in mixture_inputs(batch=(2,), n=0))
     value = F.normal_mixture_log_likelihood(x, logits, loc, scale)
-    assert torch.isnan(value[1]) and value[2] == -torch.inf and torch.isfinite(value[[0, 3]]).all()
-    finite_sets = (t.detach()[[0, 3]].cpu().double() for t in (x, logits, loc, scale))
-    reference = mixture_reference(*finite_sets)
-    torch.testing.assert_close(value[[0, 3]].double().cpu(), reference, rtol=1e-5, atol=0)
-    (grad,) = torch.autograd.grad(value[[0, 3]].sum(), logits)
-    assert (grad[[0, 3], 0] == 0).all() and torch.isfinite(grad[[0, 3]]).all()
+    assert (value == 0).all()  # a sum over no points
+    assert all((g == 0).all() for g in torch.autograd.grad(value.sum(), (logits, loc, scale)))
+    x, logits, loc, scale = (t.to(dtype) for t in mixture_inputs(batch=(2,), k=0))
+    x.requires_grad_()
+    value = F.normal_mixture_log_likelihood(x, logits, loc, scale)
+    assert (value == -torch.inf).all()  # no component: density 0 everywhere
+    assert (torch.autograd.grad(value.sum(), x)[0] == 0).all()
 
 
 def test_normal_mixture_broadcasts_parameters_and_checks_them():

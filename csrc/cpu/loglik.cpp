@@ -59,7 +59,9 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
     using T = decltype(zero);
     using L = Lanes<T>;
     const Operand grad_per_row{grad, 1, true};
-    const bool streaming = streams<T>(a.grid.numel());
+    bool elementwise = out.x != nullptr;  // an output as large as x (not per row)
+    for (int k = 0; k < kMaxParams; ++k) elementwise = elementwise || (out.params[k] && !out.per_row[k]);
+    const bool streaming = elementwise && streams<T>(a.grid.numel());
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       const auto totals = sum_rows<kMaxParams>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         typename L::Sum sums[kMaxParams];

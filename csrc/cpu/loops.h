@@ -22,14 +22,14 @@ inline namespace FUSEDGAN_ISA {
 
 inline constexpr int64_t kChunk = 16384;
 
-// Elementwise outputs of at least this many bytes are streamed past the cache: they would
-// not stay in it anyway, and a streamed store skips reading each line before overwriting it.
-// Smaller ones stay in the cache for whatever reads them next.
+// float32 elementwise outputs of at least this many bytes are streamed past the cache: they
+// would not stay in it anyway, and a streamed store skips reading each line before
+// overwriting it. Smaller ones stay in the cache for whatever reads them next.
 inline constexpr int64_t kStreamingBytes = int64_t(32) << 20;
 
 template <class T>
 bool streams(int64_t n) {
-  return n * int64_t(sizeof(T)) >= kStreamingBytes;
+  return std::is_same_v<T, float> && n * int64_t(sizeof(T)) >= kStreamingBytes;
 }
 
 // How a storage type is computed on: float-like types as float vectors, double one
@@ -64,7 +64,8 @@ struct Lanes {
     }
     store(p, v, count);
   }
-  // Per-lane sums in double, for sums of many vectors.
+  // Per-lane sums in double, for indexable sums of many vectors (SumF64 is the single sum's
+  // form, with its float blocks inside).
   using Wide = F64xN;
   FUSEDGAN_ALWAYS_INLINE static void add_wide(Wide& total, Vec v) { total += __builtin_convertvector(v.v, F64xN); }
   static double sum_lanes(const Wide& total) {

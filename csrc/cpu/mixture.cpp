@@ -1,7 +1,7 @@
 // Normal mixtures: data sets in parallel, each by the per-point functions of
 // csrc/math/mixture.h, taking as many points at once as a vector has lanes (float32, float16
 // and bfloat16 in float vectors; float64 one point at a time in double).
-#include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "../math/mixture.h"
@@ -26,20 +26,22 @@ class SetLanes {
  public:
   static constexpr int kWidth = Lanes<T>::kWidth;
 
-  explicit SetLanes(const MixtureArgs& a) : a_(a), terms_(2 * a.k + a.k * a.d), coords_(a.d) {}
+  explicit SetLanes(const MixtureArgs& a)
+      : a_(a), terms_(std::is_same_v<Scalar<T>, double> ? 0 : a.k + a.k * a.d), coords_(a.d) {}
 
-  // Set `set`, with its precomputed terms in the lanes' scalar type.
+  // Set `set`, with its precomputed terms in the lanes' scalar type (float copies for float
+  // lanes; double's are the caller's).
   math::MixtureSet<T, Scalar<T>> set(int64_t set) {
     const math::MixtureSet<T> given = math::mixture_set<T>(a_, set);
-    Scalar<T>* log_weight = terms_.data();
-    Scalar<T>* log_pi = log_weight + a_.k;
-    Scalar<T>* inv_scale = log_pi + a_.k;
-    for (int64_t j = 0; j < a_.k; ++j) {
-      log_weight[j] = Scalar<T>(given.log_weight[j]);
-      log_pi[j] = Scalar<T>(given.log_pi[j]);
+    if constexpr (std::is_same_v<Scalar<T>, double>) {
+      return given;
+    } else {
+      Scalar<T>* log_weight = terms_.data();
+      Scalar<T>* inv_scale = log_weight + a_.k;
+      for (int64_t j = 0; j < a_.k; ++j) log_weight[j] = Scalar<T>(given.log_weight[j]);
+      for (int64_t j = 0; j < a_.k * a_.d; ++j) inv_scale[j] = Scalar<T>(given.inv_scale[j]);
+      return {given.x, given.loc, log_weight, inv_scale, a_.n, a_.k, a_.d};
     }
-    for (int64_t j = 0; j < a_.k * a_.d; ++j) inv_scale[j] = Scalar<T>(given.inv_scale[j]);
-    return {given.x, given.loc, log_weight, log_pi, inv_scale, a_.n, a_.k, a_.d};
   }
 
   // Loads points [first, first + count) of x (N, D), coordinate c of point first + lane into
@@ -147,9 +149,7 @@ class BackwardWorker {
     write(out_.logits, 0, k);
     write(out_.loc, k, k * d);
     write(out_.scale, k + k * d, k * d);
-    for (int64_t j = 0; j < k && out_.logits; ++j) {
-      out_.logits[index * k + j] -= g * double(set.n) * std::exp(a_.log_pi[index * k + j]);  // - g N pi_j
-    }
+    if (out_.logits) math::subtract_expected_counts(a_, index, g, out_.logits + index * k);
   }
 
  private:

@@ -52,7 +52,7 @@ struct MixtureBackward {
       const auto x = [&](int64_t c) { return double(math::widen(s.x[i * d + c])); };
       s.template add_point_gradients<double>(x, g, grad_logits, grad_loc, grad_scale, add_to_x);
     }
-    for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] -= g * double(s.n) * ::exp(s.log_pi[j]);
+    if (grad_logits) math::subtract_expected_counts(a, set, g, grad_logits);
   }
 };
 

@@ -30,7 +30,6 @@ struct MixtureSet {
   const T* x;           // (N, D)
   const T* loc;         // (K, D)
   const S* log_weight;  // (K): log w_k
-  const S* log_pi;      // (K)
   const S* inv_scale;   // (K, D)
   int64_t n, k, d;
 
@@ -84,7 +83,7 @@ struct MixtureSet {
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
       const int64_t count = block_size(first);
       for (int64_t b = 0; b < count; ++b) {
-        const V a_j = k <= kMixtureBlock ? a[b] : log_joint<V>(x, first + b);  // one block: kept
+        const V a_j = first + kMixtureBlock >= k ? a[b] : log_joint<V>(x, first + b);  // the last block's: kept
         weights[b] = g * exp(a_j - lse);
         if (logits_sums) logits_sums[first + b] = logits_sums[first + b] + weights[b];
       }
@@ -110,7 +109,13 @@ struct MixtureSet {
 template <class T>
 FUSEDGAN_HOST_DEVICE MixtureSet<T> mixture_set(const MixtureArgs& a, int64_t set) {
   return {static_cast<const T*>(a.x) + set * a.n * a.d, static_cast<const T*>(a.loc) + set * a.k * a.d,
-          a.log_weight + set * a.k, a.log_pi + set * a.k, a.inv_scale + set * a.k * a.d, a.n, a.k, a.d};
+          a.log_weight + set * a.k, a.inv_scale + set * a.k * a.d, a.n, a.k, a.d};
+}
+
+// d/dlogits_k = g (sum_n r_nk - N pi_k): the second term, taken from grad_logits once it
+// holds the sums g sum_n r_nk of set `set`.
+FUSEDGAN_HOST_DEVICE void subtract_expected_counts(const MixtureArgs& a, int64_t set, double g, double* grad_logits) {
+  for (int64_t j = 0; j < a.k; ++j) grad_logits[j] -= g * double(a.n) * exp(a.log_pi[set * a.k + j]);
 }
 
 }  // namespace FUSEDGAN_ISA
