@@ -27,20 +27,24 @@ class SetLanes {
   static constexpr int kWidth = Lanes<T>::kWidth;
 
   explicit SetLanes(const MixtureArgs& a)
-      : a_(a), terms_(std::is_same_v<Scalar<T>, double> ? 0 : a.k + a.k * a.d), coords_(a.d) {}
+      : a_(a), terms_(std::is_same_v<Scalar<T>, double> ? 0 : a.k + 2 * a.k * a.d), coords_(a.d) {}
 
-  // Set `set`, with its precomputed terms in the lanes' scalar type (float copies for float
-  // lanes; double's are the caller's).
-  math::MixtureSet<T, Scalar<T>> set(int64_t set) {
+  // Set `set`, with loc and the precomputed terms in the lanes' scalar type (float copies
+  // for float lanes, so that no float16 is widened per use; float64's are the caller's).
+  math::MixtureSet<T, Scalar<T>, Scalar<T>> set(int64_t set) {
     const math::MixtureSet<T> given = math::mixture_set<T>(a_, set);
     if constexpr (std::is_same_v<Scalar<T>, double>) {
       return given;
     } else {
       Scalar<T>* log_weight = terms_.data();
       Scalar<T>* inv_scale = log_weight + a_.k;
+      Scalar<T>* loc = inv_scale + a_.k * a_.d;
       for (int64_t j = 0; j < a_.k; ++j) log_weight[j] = Scalar<T>(given.log_weight[j]);
-      for (int64_t j = 0; j < a_.k * a_.d; ++j) inv_scale[j] = Scalar<T>(given.inv_scale[j]);
-      return {given.x, given.loc, log_weight, inv_scale, a_.n, a_.k, a_.d};
+      for (int64_t j = 0; j < a_.k * a_.d; ++j) {
+        inv_scale[j] = Scalar<T>(given.inv_scale[j]);
+        loc[j] = math::widen(given.loc[j]);
+      }
+      return {given.x, loc, log_weight, inv_scale, a_.n, a_.k, a_.d};
     }
   }
 

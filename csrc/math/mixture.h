@@ -23,12 +23,12 @@ inline namespace FUSEDGAN_ISA {
 // Components are taken in blocks of this many, their terms kept in local arrays.
 inline constexpr int64_t kMixtureBlock = 32;
 
-// One data set: x and loc in the data's type T, the precomputed terms in S (double, or
-// float for the CPU's float vectors).
-template <class T, class S = double>
+// One data set: x in the data's type T, loc in L (T, or the CPU's float copy), the
+// precomputed terms in S (double, or float for the CPU's float vectors).
+template <class T, class S = double, class L = T>
 struct MixtureSet {
   const T* x;           // (N, D)
-  const T* loc;         // (K, D)
+  const L* loc;         // (K, D)
   const S* log_weight;  // (K): log w_k
   const S* inv_scale;   // (K, D)
   int64_t n, k, d;
