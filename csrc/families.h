@@ -1,35 +1,36 @@
-// The log-likelihood families by name: their parameters in order and which must be positive
-// (scales, rates, degrees of freedom). Shared by the torch operators and the numpy front-end.
+// The log-likelihood families by name, expanded from families.def: their parameters in order
+// with their supports, and their densities for the documentation. Host code only (the torch
+// op's checks, the Python module's list of families).
 #pragma once
 
+#include <iterator>
+#include <string>
 #include <string_view>
 
-#include "kernel_api.h"
+#include "math/loglik.h"
 
 namespace fusedgan {
 
 struct FamilyInfo {
   Family family;
   const char* name;
-  const char* params[kMaxParams];  // "" past the last
-  bool positive[kMaxParams];
+  const char* data;  // the data argument's name: x, or k for counts
+  const char* density;
+  int param_count;
+  const math::ParamSpec* params;
 };
 
 inline constexpr FamilyInfo kFamilies[] = {
-    {Family::Normal, "normal", {"loc", "scale", ""}, {false, true, false}},
-    {Family::Laplace, "laplace", {"loc", "scale", ""}, {false, true, false}},
-    {Family::Exponential, "exponential", {"rate", "", ""}, {true, false, false}},
-    {Family::Bernoulli, "bernoulli", {"logits", "", ""}, {false, false, false}},
-    {Family::Poisson, "poisson", {"rate", "", ""}, {true, false, false}},
-    {Family::StudentT, "student_t", {"df", "loc", "scale"}, {true, false, true}},
+#define FUSEDGAN_FAMILY(id, Formula)                                                                \
+  {Family::id, math::Formula::kName, math::Formula::kData, math::Formula::kDensity,                    \
+   int(std::size(math::Formula::kParams)),                                                            \
+   math::Formula::kParams},
+#include "families.def"
 };
-inline constexpr const char* kFamilyNames = "normal, laplace, exponential, bernoulli, poisson, student_t";
 
-inline int param_count(const FamilyInfo& info) {
-  int count = 0;
-  while (count < kMaxParams && info.params[count][0] != '\0') ++count;
-  return count;
-}
+#define FUSEDGAN_FAMILY(id, Formula) \
+  static_assert(std::size(math::Formula::kParams) <= kMaxParams, #Formula " has too many parameters");
+#include "families.def"
 
 // The family called `name`, or null.
 inline const FamilyInfo* find_family(std::string_view name) {
@@ -37,6 +38,13 @@ inline const FamilyInfo* find_family(std::string_view name) {
     if (name == info.name) return &info;
   }
   return nullptr;
+}
+
+// "normal, laplace, ...", for messages.
+inline std::string family_names() {
+  std::string names;
+  for (const auto& info : kFamilies) names += (names.empty() ? "" : ", ") + std::string(info.name);
+  return names;
 }
 
 }  // namespace fusedgan

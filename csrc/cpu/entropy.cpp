@@ -1,5 +1,5 @@
-// Entropy: of probability rows and of softmax rows (rows in parallel, each by the row
-// functions of csrc/math/entropy.h), and of sigmoids elementwise.
+// Entropy of probability rows and of softmax rows: rows in parallel, each by the row functions
+// of csrc/math/entropy.h. (The binary form is an elementwise loss: elementwise.cpp.)
 #include <atomic>
 
 #include "../math/entropy.h"
@@ -37,19 +37,6 @@ void entropy_with_logits(const RowArgs& a, void* out) { for_rows<math::EntropyWi
 
 void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input) {
   for_rows<math::EntropyWithLogitsRowsBackward>(a, grad, grad_input);
-}
-
-void binary_entropy_with_logits(const UnaryArgs& a, Reduction reduction, void* out) {
-  math::visit_dtype(a.dtype, [&](auto zero) {
-    map_reduce<decltype(zero)>(a.grid, reduction, out, math::BinaryEntropyWithLogits{a.scale}, a.input);
-  });
-}
-
-void binary_entropy_with_logits_backward(const UnaryArgs& a, Operand grad, double grad_scale, void* grad_input) {
-  math::visit_dtype(a.dtype, [&](auto zero) {
-    map_pair<decltype(zero)>(a.grid, grad_input, math::BinaryEntropyWithLogitsGrad{a.scale * grad_scale}, nullptr,
-                             math::BinaryEntropyWithLogitsGrad{0}, grad, a.input);
-  });
 }
 
 }  // namespace FUSEDGAN_ISA

@@ -1,27 +1,14 @@
+#include "../math/losses.h"
 #include "kernels.h"
 
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
-const KernelTable& kernel_table() {
-  static const KernelTable table{
-      &bce_with_logits_forward,
-      &bce_with_logits_backward,
-      &bce_forward,
-      &bce_backward,
-      &discriminator_cost,
-      &discriminator_stats,
-      &generator_cost,
-      &entropy,
-      &entropy_backward,
-      &entropy_with_logits,
-      &entropy_with_logits_backward,
-      &binary_entropy_with_logits,
-      &binary_entropy_with_logits_backward,
-      &log_likelihood,
-      &log_likelihood_backward,
-      &mixture_log_likelihood,
-      &mixture_log_likelihood_backward,
+const KernelTable<>& kernel_table() {
+  static const KernelTable<> table{
+#define FUSEDGAN_ELEMENTWISE(name, Formula) {&elementwise_forward<Formula>, &elementwise_backward<Formula>},
+#define FUSEDGAN_KERNEL(Return, name, ...) &name,
+#include "../kernels.def"
   };
   return table;
 }

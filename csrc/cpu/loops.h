@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "../kernel_api.h"
+#include "../kernel_args.h"
 #include "../math/storage.h"
 #include "parallel.h"
 #include "simd.h"

@@ -1,5 +1,5 @@
-// Entropy on CUDA: a thread per row for the row forms (probabilities are not checked, a
-// negative one gives NaN), one launch elementwise for the binary form.
+// Entropy of probability rows and of softmax rows on CUDA: a thread per row (probabilities are
+// not checked, a negative one gives NaN). (The binary form is an elementwise loss: elementwise.cu.)
 #include "../math/entropy.h"
 #include "loops.cuh"
 
@@ -16,7 +16,10 @@ void for_rows(const RowArgs& a, const void* grad, void* out, Launch launch) {
 
 }  // namespace
 
-void entropy(const RowArgs& a, void* out, Launch launch) { for_rows<math::EntropyRows>(a, nullptr, out, launch); }
+bool entropy(const RowArgs& a, void* out, Launch launch) {
+  for_rows<math::EntropyRows>(a, nullptr, out, launch);
+  return true;
+}
 
 void entropy_backward(const RowArgs& a, const void* grad, void* grad_input, Launch launch) {
   for_rows<math::EntropyRowsBackward>(a, grad, grad_input, launch);
@@ -28,20 +31,6 @@ void entropy_with_logits(const RowArgs& a, void* out, Launch launch) {
 
 void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input, Launch launch) {
   for_rows<math::EntropyWithLogitsRowsBackward>(a, grad, grad_input, launch);
-}
-
-void binary_entropy_with_logits(const UnaryArgs& a, Reduction reduction, void* out, Launch launch) {
-  math::visit_dtype(a.dtype, [&](auto zero) {
-    map_reduce<decltype(zero)>(a.grid, reduction, out, launch, math::BinaryEntropyWithLogits{a.scale}, a.input);
-  });
-}
-
-void binary_entropy_with_logits_backward(const UnaryArgs& a, Operand grad, double grad_scale, void* grad_input,
-                                         Launch launch) {
-  math::visit_dtype(a.dtype, [&](auto zero) {
-    map_pair<decltype(zero)>(a.grid, grad_input, math::BinaryEntropyWithLogitsGrad{a.scale * grad_scale}, nullptr,
-                             math::BinaryEntropyWithLogitsGrad{0}, launch, grad, a.input);
-  });
 }
 
 }  // namespace fusedgan::cuda

@@ -11,9 +11,9 @@
 #include <type_traits>
 #include <string>
 
-#include "../kernel_api.h"
 #include "../math/scalar.h"
 #include "../math/storage.h"
+#include "kernels.cuh"
 
 namespace fusedgan::cuda {
 

@@ -73,80 +73,60 @@ FUSEDGAN_HOST_DEVICE V bce_grad_target(V p, V w) {
   return w * (log1p(-p) - log(p));
 }
 
-// ---- The same formulas as the elementwise functions the CPU and CUDA loops apply.
-// Forward: (x, y, w, pw) -> loss; backward: (g, x, y, w, pw) -> g * scale * derivative;
-// forward with gradient: (x, y, w, pw) -> {loss, scale * dl/dx}, for a reduced loss whose
-// input gradient is computed in the forward pass (csrc/torch/bce.cpp says when).
-// The probability form's loss also names its domain, which the CPU checks.
+// ---- The two forms as the elementwise kernels take them (kernels.def): the operands in
+// order, the optional weights last (an absent one reads as 1); the loss, the loss with its
+// input gradient from one evaluation (a reduced loss computes its gradient in the forward
+// pass, csrc/torch/bce.cpp), and the derivatives by the first two operands. The probability
+// form also names its domain, which the CPU checks.
 
-struct BceWithLogitsLoss {
+struct BceWithLogits {
+  static constexpr int kOperands = 4;  // logits x, target y, weight w, pos_weight pw
+  static constexpr int kWeights = 2;
+  static constexpr int kGradients = 2;  // by x and by y
+  static constexpr bool kScaled = false;
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V y, V w, V pw) const {
+  FUSEDGAN_HOST_DEVICE static V loss(V x, V y, V w, V pw) {
     return bce_with_logits(x, y, w, pw);
   }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ValueAndGrad<V> loss_and_grad(V x, V y, V w, V pw) {
+    const V e = exp_minus(abs(x));
+    return {bce_with_logits_given(x, e, y, w, pw), bce_with_logits_grad_input_given(x, e, y, w, pw)};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V grad_input(V x, V y, V w, V pw) {
+    return bce_with_logits_grad_input(x, y, w, pw);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V grad_target(V x, V, V w, V pw) {
+    return bce_with_logits_grad_target(x, w, pw);
+  }
 };
 
-struct BceLoss {
+struct Bce {
+  static constexpr int kOperands = 3;  // probability p, target y, weight w
+  static constexpr int kWeights = 1;
+  static constexpr int kGradients = 2;
+  static constexpr bool kScaled = false;
   template <class V>
-  FUSEDGAN_HOST_DEVICE auto in_domain(V p) const {
+  FUSEDGAN_HOST_DEVICE static auto in_domain(V p) {
     return is_probability(p);
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V p, V y, V w) const {
+  FUSEDGAN_HOST_DEVICE static V loss(V p, V y, V w) {
     return bce(p, y, w);
   }
-};
-
-struct BceWithLogitsLossAndGradInput {
-  double scale;
   template <class V>
-  FUSEDGAN_HOST_DEVICE ValueAndGrad<V> operator()(V x, V y, V w, V pw) const {
-    const V e = exp_minus(abs(x));
-    return {bce_with_logits_given(x, e, y, w, pw), V(scale) * bce_with_logits_grad_input_given(x, e, y, w, pw)};
-  }
-};
-
-struct BceLossAndGradInput {
-  double scale;
-  template <class V>
-  FUSEDGAN_HOST_DEVICE auto in_domain(V p) const {
-    return is_probability(p);
+  FUSEDGAN_HOST_DEVICE static ValueAndGrad<V> loss_and_grad(V p, V y, V w) {
+    return {bce(p, y, w), bce_grad_input(p, y, w)};
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE ValueAndGrad<V> operator()(V p, V y, V w) const {
-    return {bce(p, y, w), V(scale) * bce_grad_input(p, y, w)};
+  FUSEDGAN_HOST_DEVICE static V grad_input(V p, V y, V w) {
+    return bce_grad_input(p, y, w);
   }
-};
-
-struct BceWithLogitsGradInput {
-  double scale;
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V g, V x, V y, V w, V pw) const {
-    return g * V(scale) * bce_with_logits_grad_input(x, y, w, pw);
-  }
-};
-
-struct BceWithLogitsGradTarget {
-  double scale;
-  template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V g, V x, V, V w, V pw) const {
-    return g * V(scale) * bce_with_logits_grad_target(x, w, pw);
-  }
-};
-
-struct BceGradInput {
-  double scale;
-  template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V g, V p, V y, V w) const {
-    return g * V(scale) * bce_grad_input(p, y, w);
-  }
-};
-
-struct BceGradTarget {
-  double scale;
-  template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V g, V p, V, V w) const {
-    return g * V(scale) * bce_grad_target(p, w);
+  FUSEDGAN_HOST_DEVICE static V grad_target(V p, V, V w) {
+    return bce_grad_target(p, w);
   }
 };
 

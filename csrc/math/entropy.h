@@ -78,6 +78,12 @@ FUSEDGAN_HOST_DEVICE double entropy_with_logits_row(const T* z, int64_t length, 
   return (log(row.s) - row.t / row.s) * scale;
 }
 
+// dH/dz_j = -p_j (log p_j + H), given p_j and log p_j + H = (z_j - m) - t / s; 0 where p_j = 0.
+template <class V>
+FUSEDGAN_HOST_DEVICE V entropy_with_logits_grad(V p, V log_p_plus_entropy) {
+  return -weighted(p, log_p_plus_entropy);
+}
+
 template <class T>
 FUSEDGAN_HOST_DEVICE void entropy_with_logits_row_backward(double grad, const T* z, int64_t length, double scale,
                                                            T* grad_z) {
@@ -86,7 +92,7 @@ FUSEDGAN_HOST_DEVICE void entropy_with_logits_row_backward(double grad, const T*
   for (int64_t i = 0; i < length; ++i) {
     const double shifted = double(widen(z[i])) - row.max;
     const double p = exp(shifted) / row.s;
-    narrow_into(grad_z + i, compute_t<T>(-grad * scale * weighted(p, shifted - mean_shifted)));
+    narrow_into(grad_z + i, compute_t<T>(grad * scale * entropy_with_logits_grad(p, shifted - mean_shifted)));
   }
 }
 
@@ -140,7 +146,7 @@ struct EntropyWithLogitsRowsBackward : Rows<T> {
   }
 };
 
-// ---- binary entropy, elementwise (the CPU and CUDA loops of bce.h apply these)
+// ---- binary entropy, elementwise
 
 template <class V>
 FUSEDGAN_HOST_DEVICE V binary_entropy_with_logits(V x) {
@@ -157,19 +163,24 @@ FUSEDGAN_HOST_DEVICE V binary_entropy_with_logits_grad(V x) {
   return -weighted(e * r * r, x);
 }
 
+// The binary form as the elementwise kernels take it (kernels.def): one operand, values and
+// gradients in units of the op's base (kScaled).
 struct BinaryEntropyWithLogits {
-  double scale;
+  static constexpr int kOperands = 1;
+  static constexpr int kWeights = 0;
+  static constexpr int kGradients = 1;
+  static constexpr bool kScaled = true;
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x) const {
-    return V(scale) * binary_entropy_with_logits(x);
+  FUSEDGAN_HOST_DEVICE static V loss(V x) {
+    return binary_entropy_with_logits(x);
   }
-};
-
-struct BinaryEntropyWithLogitsGrad {
-  double scale;
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V g, V x) const {
-    return g * V(scale) * binary_entropy_with_logits_grad(x);
+  FUSEDGAN_HOST_DEVICE static ValueAndGrad<V> loss_and_grad(V x) {
+    return {binary_entropy_with_logits(x), binary_entropy_with_logits_grad(x)};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V grad_input(V x) {
+    return binary_entropy_with_logits_grad(x);
   }
 };
 

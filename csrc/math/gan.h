@@ -27,22 +27,37 @@ struct DiscriminatorTerm {
   }
 };
 
-// J(G) per element and scale * its derivative.
+// J(G) per element and scale * its derivative. For the minimax and non-saturating kinds, with
+// z = x or -x: softplus(z) = max(z, 0) + log(1 + e^-|x|), and sigmoid(z) from the same e.
 template <GeneratorKind kind>
 struct GeneratorTerm {
   double scale;
   template <class V>
+  FUSEDGAN_HOST_DEVICE static V z_of(V x) {
+    return kind == GeneratorKind::Minimax ? x : -x;
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V derivative_given(V x, V e) {
+    if constexpr (kind == GeneratorKind::MaximumLikelihood) {
+      return V(-0.5) * exp(x);
+    } else {
+      return V(-0.5) * sigmoid_given(z_of(x), e);
+    }
+  }
+  // d/dx of J(G)'s term (unscaled).
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V derivative(V x) {
+    return derivative_given(x, exp_minus(abs(x)));
+  }
+  template <class V>
   FUSEDGAN_HOST_DEVICE ValueAndGrad<V> operator()(V x) const {
     if constexpr (kind == GeneratorKind::MaximumLikelihood) {
-      const V half_exp = V(0.5) * exp(x);
-      return {-half_exp, V(scale) * -half_exp};
+      const V value = derivative(x);  // -exp(x) / 2 is its own derivative
+      return {value, V(scale) * value};
     } else {
-      // softplus(+-x) = max(+-x, 0) + log(1 + e^-|x|); sigmoid(+-x) from the same e.
-      const V z = kind == GeneratorKind::Minimax ? x : -x;
       const V e = exp_minus(abs(x));
-      const V softplus_z = positive_part(z) + log1p_unit(e);
       const V half(kind == GeneratorKind::Minimax ? -0.5 : 0.5);
-      return {half * softplus_z, V(scale) * V(-0.5) * sigmoid_given(z, e)};
+      return {half * (positive_part(z_of(x)) + log1p_unit(e)), V(scale) * derivative_given(x, e)};
     }
   }
 };

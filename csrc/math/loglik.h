@@ -16,15 +16,25 @@
 //                                  d/dx = -w z/s, d/dm = w z/s, d/ds = (w z^2 - 1)/s,
 //                                  d/dn = (psi((n+1)/2) - psi(n/2) - 1/n - log(1 + z^2/n) + w z^2/n) / 2
 // Each functor takes (x, a, b, c) with the family's parameters in order; unused ones read as 1.
+// It also names its family, its data and parameters (with their supports), and its density
+// for the documentation: families.def lists the functors, and everything else about a family (the
+// Family enum, the torch op's checks, the Python functions) is expanded from that list.
 #pragma once
 
-#include "../kernel_api.h"
+#include "../kernel_args.h"
 #include "bce.h"
 
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
 
 inline constexpr double kLogPi = 1.14472988584940017414;
+
+// Where a parameter lives: anywhere, or above 0 (checked by the op on the CPU).
+enum class Support { Real, Positive };
+struct ParamSpec {
+  const char* name;
+  Support support;
+};
 
 // The partial derivatives of one element's log-density: by x, and by each parameter.
 template <class V>
@@ -35,6 +45,10 @@ struct Partials {
 
 // Split like StudentTLogPdf below: log s once per data set where s is constant along it.
 struct NormalLogPdf {
+  static constexpr const char* kName = "normal";
+  static constexpr const char* kData = "x";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"scale", Support::Positive}};
+  static constexpr const char* kDensity = "log N(x; loc, scale) = -z^2/2 - log(scale) - log(2 pi)/2, z = (x - loc) / scale";
   template <class V>
   FUSEDGAN_HOST_DEVICE static V normalizer(V, V scale, V) {
     return -log(scale) - V(kHalfLog2Pi);
@@ -58,6 +72,10 @@ struct NormalLogPdf {
 };
 
 struct LaplaceLogPdf {
+  static constexpr const char* kName = "laplace";
+  static constexpr const char* kData = "x";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"scale", Support::Positive}};
+  static constexpr const char* kDensity = "log Laplace(x; loc, scale) = -|x - loc| / scale - log(2 scale)";
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V x, V loc, V scale, V) const {
     return -abs(x - loc) / scale - log(V(2) * scale);
@@ -71,6 +89,10 @@ struct LaplaceLogPdf {
 };
 
 struct ExponentialLogPdf {
+  static constexpr const char* kName = "exponential";
+  static constexpr const char* kData = "x";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"rate", Support::Positive}};
+  static constexpr const char* kDensity = "log Exponential(x; rate) = log(rate) - rate x (-inf for x < 0)";
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V x, V rate, V, V) const {
     return select(x < V(0), V(-__builtin_inff()), log(rate) - rate * x);
@@ -83,6 +105,10 @@ struct ExponentialLogPdf {
 };
 
 struct BernoulliLogPmf {
+  static constexpr const char* kName = "bernoulli";
+  static constexpr const char* kData = "x";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"logits", Support::Real}};
+  static constexpr const char* kDensity = "log Bernoulli(x; sigmoid(logits)) = x logits - softplus(logits), stable for any logits (x may be soft, in [0, 1])";
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V x, V logits, V, V) const {
     return -bce_with_logits(logits, x, V(1), V(1));
@@ -94,6 +120,10 @@ struct BernoulliLogPmf {
 };
 
 struct PoissonLogPmf {
+  static constexpr const char* kName = "poisson";
+  static constexpr const char* kData = "k";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"rate", Support::Positive}};
+  static constexpr const char* kDensity = "log Poisson(k; rate) = k log(rate) - rate - lgamma(k + 1); k holds counts, and its gradient is the continuous extension log(rate) - digamma(k + 1), as torch.distributions.Poisson gives";
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V k, V rate, V, V) const {
     return weighted(k, log(rate)) - rate - lgamma(k + V(1));
@@ -108,6 +138,10 @@ struct PoissonLogPmf {
 // and the data's term, so that a data set whose parameters are constant along it takes the
 // first once (cpu/loglik.cpp; the normal above likewise).
 struct StudentTLogPdf {
+  static constexpr const char* kName = "student_t";
+  static constexpr const char* kData = "x";  // the data argument's name
+  static constexpr ParamSpec kParams[] = {{"df", Support::Positive}, {"loc", Support::Real}, {"scale", Support::Positive}};
+  static constexpr const char* kDensity = "log StudentT(x; df, loc, scale), with gradients for all four (digamma for df)";
   template <class V>
   FUSEDGAN_HOST_DEVICE static V normalizer(V df, V, V scale) {
     const V half_df = V(0.5) * df;
@@ -137,18 +171,10 @@ struct StudentTLogPdf {
 template <class Run>
 void with_log_pdf(Family family, const Run& run) {
   switch (family) {
-    case Family::Normal:
-      return run(NormalLogPdf{});
-    case Family::Laplace:
-      return run(LaplaceLogPdf{});
-    case Family::Exponential:
-      return run(ExponentialLogPdf{});
-    case Family::Bernoulli:
-      return run(BernoulliLogPmf{});
-    case Family::Poisson:
-      return run(PoissonLogPmf{});
-    case Family::StudentT:
-      return run(StudentTLogPdf{});
+#define FUSEDGAN_FAMILY(id, Formula) \
+  case Family::id:                   \
+    return run(Formula{});
+#include "../families.def"
   }
 }
 

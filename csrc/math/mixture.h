@@ -13,7 +13,7 @@
 
 #include <cmath>
 
-#include "../kernel_api.h"
+#include "../kernel_args.h"
 #include "scalar.h"
 #include "storage.h"
 

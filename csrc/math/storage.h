@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "../kernel_api.h"
+#include "../kernel_args.h"
 #include "config.h"
 
 namespace fusedgan::math {

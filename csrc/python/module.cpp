@@ -1,11 +1,29 @@
-// fusedgan._C: loading it registers the torch operators (csrc/torch); the functions here
-// are the pybind11 side: build information and the numpy front-end's kernels.
+// fusedgan._C: loading it registers the torch operators (csrc/torch). The functions here are
+// the pybind11 side: build information, and the list of log-likelihood families from which
+// the Python functions of each family are made (python/fusedgan/families.py).
 #include <pybind11/pybind11.h>
 
-#include "../kernel_api.h"
-#include "numpy_api.h"
+#include "../families.h"
+#include "../kernels.h"
 
 namespace py = pybind11;
+
+namespace {
+
+py::list log_likelihood_families() {
+  py::list families;
+  for (const auto& info : fusedgan::kFamilies) {
+    py::list params;
+    for (int k = 0; k < info.param_count; ++k) {
+      const bool positive = info.params[k].support == fusedgan::math::Support::Positive;
+      params.append(py::make_tuple(info.params[k].name, positive ? "positive" : "real"));
+    }
+    families.append(py::make_tuple(info.name, info.data, params, info.density));
+  }
+  return families;
+}
+
+}  // namespace
 
 PYBIND11_MODULE(_C, m) {
   m.doc() = "fusedgan's compiled kernels; the torch operators live under torch.ops.fusedgan";
@@ -23,5 +41,6 @@ PYBIND11_MODULE(_C, m) {
         return info;
       },
       "version, whether CUDA kernels were built, and the CPU instruction set in use");
-  fusedgan::add_numpy_api(m);
+  m.def("log_likelihood_families", &log_likelihood_families,
+        "the log-likelihood families in order: (name, data argument, [(parameter, 'real' | 'positive'), ...], density)");
 }

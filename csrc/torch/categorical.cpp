@@ -6,7 +6,7 @@
 
 #include <ATen/ExpandUtils.h>
 
-#include "common.h"
+#include "checks.h"
 
 namespace fusedgan {
 namespace {

@@ -1,15 +1,21 @@
 // The GAN costs as torch operators: fusedgan::discriminator_cost (J(D) over a real and a
 // fake batch of logits), fusedgan::generator_cost (J(G), three kinds) and
 // fusedgan::discriminator_stats (for logs, no gradient). Each cost has an _and_grad op that
-// returns the value with its gradients from the same pass, which the autograd formula
-// keeps for the backward (autograd_support.h); CPU, CUDA and Meta kernels.
+// returns the value with its gradients from the same pass, which autograd keeps for the
+// backward (autograd.h); the formulas are csrc/math/gan.h's.
 #include <torch/library.h>
 
 #include <string_view>
 #include <tuple>
 
-#include "common.h"
-#include "autograd_support.h"
+#include "../math/gan.h"
+#include "autograd.h"
+#include "checks.h"
+#include "device.h"
+#include "dispatch.h"
+#include "layout.h"
+#include "output.h"
+#include "tensor_math.h"
 
 namespace fusedgan {
 namespace {
@@ -90,11 +96,9 @@ std::tuple<Tensor, Tensor, Tensor> discriminator_cost_with_grad(const Tensor& re
   Tensor out = at::empty({}, real.options().dtype(dtype));
   Tensor grad_real = with_grad ? gradient_like(real, dtype) : Tensor();
   Tensor grad_fake = with_grad ? gradient_like(fake, dtype) : Tensor();
-  on_device(
-      real, [&] { cpu::kernels().discriminator_cost(args, out.data_ptr(), data_or_null(grad_real), data_or_null(grad_fake)); },
-      [&](cuda::Launch launch) {
-        cuda::discriminator_cost(args, out.data_ptr(), data_or_null(grad_real), data_or_null(grad_fake), launch);
-      });
+  on_device(real, [&](const auto& kernels, auto... launch) {
+    kernels.discriminator_cost(args, out.data_ptr(), data_or_null(grad_real), data_or_null(grad_fake), launch...);
+  });
   return {out, grad_real, grad_fake};
 }
 
@@ -112,9 +116,7 @@ Tensor discriminator_stats(const Tensor& real, const Tensor& fake) {
   const BatchView real_view(real, dtype), fake_view(fake, dtype);
   const DiscriminatorArgs args{kernel_dtype(dtype), real_view.batch(), fake_view.batch(), 1.0, 0.0};
   Tensor out = at::empty({3}, real.options().dtype(dtype));
-  on_device(
-      real, [&] { cpu::kernels().discriminator_stats(args, out.data_ptr()); },
-      [&](cuda::Launch launch) { cuda::discriminator_stats(args, out.data_ptr(), launch); });
+  on_device(real, [&](const auto& kernels, auto... launch) { kernels.discriminator_stats(args, out.data_ptr(), launch...); });
   return out;
 }
 
@@ -124,9 +126,9 @@ std::tuple<Tensor, Tensor> generator_cost_with_grad(const Tensor& fake, c10::str
   const GeneratorArgs args{kernel_dtype(dtype), view.batch(), generator_kind(kind)};
   Tensor out = at::empty({}, fake.options());
   Tensor grad = with_grad ? gradient_like(fake, dtype) : Tensor();
-  on_device(
-      fake, [&] { cpu::kernels().generator_cost(args, out.data_ptr(), data_or_null(grad)); },
-      [&](cuda::Launch launch) { cuda::generator_cost(args, out.data_ptr(), data_or_null(grad), launch); });
+  on_device(fake, [&](const auto& kernels, auto... launch) {
+    kernels.generator_cost(args, out.data_ptr(), data_or_null(grad), launch...);
+  });
   return {out, grad};
 }
 
@@ -166,81 +168,64 @@ std::tuple<Tensor, Tensor> generator_cost_and_grad_meta(const Tensor& fake, c10:
   return {at::empty({}, options), at::empty_symint(fake.sym_sizes(), options)};
 }
 
-// ---- calls through the dispatcher, so that tracing sees them
-
-template <class Signature>
-c10::TypedOperatorHandle<Signature> typed_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-}
+// ---- calls through the dispatcher
 
 Tensor call_discriminator_cost(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
-  static const auto op =
-      typed_op<Tensor(const Tensor&, const Tensor&, double, double)>("fusedgan::discriminator_cost");
-  return op.call(real, fake, real_label, fake_label);
+  return call_op<"fusedgan::discriminator_cost", Tensor>(real, fake, real_label, fake_label);
 }
 
 std::tuple<Tensor, Tensor, Tensor> call_discriminator_cost_and_grad(const Tensor& real, const Tensor& fake,
                                                                     double real_label, double fake_label) {
-  static const auto op = typed_op<std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Tensor&, double, double)>(
-      "fusedgan::_discriminator_cost_and_grad");
-  return op.call(real, fake, real_label, fake_label);
+  return call_op<"fusedgan::_discriminator_cost_and_grad", std::tuple<Tensor, Tensor, Tensor>>(real, fake, real_label,
+                                                                                               fake_label);
 }
 
 Tensor call_discriminator_stats(const Tensor& real, const Tensor& fake) {
-  static const auto op = typed_op<Tensor(const Tensor&, const Tensor&)>("fusedgan::discriminator_stats");
-  return op.call(real, fake);
+  return call_op<"fusedgan::discriminator_stats", Tensor>(real, fake);
 }
 
 Tensor call_generator_cost(const Tensor& fake, c10::string_view kind) {
-  static const auto op = typed_op<Tensor(const Tensor&, c10::string_view)>("fusedgan::generator_cost");
-  return op.call(fake, kind);
+  return call_op<"fusedgan::generator_cost", Tensor>(fake, kind);
 }
 
 std::tuple<Tensor, Tensor> call_generator_cost_and_grad(const Tensor& fake, c10::string_view kind) {
-  static const auto op =
-      typed_op<std::tuple<Tensor, Tensor>(const Tensor&, c10::string_view)>("fusedgan::_generator_cost_and_grad");
-  return op.call(fake, kind);
+  return call_op<"fusedgan::_generator_cost_and_grad", std::tuple<Tensor, Tensor>>(fake, kind);
 }
 
-// ---- Autograd: the gradients come from the forward pass (a KeptGradNode); a second
+// ---- Autograd: the gradients come from the forward pass (kept by the node); a second
 // backward (retained graph) runs the _and_grad op again, and a differentiable one
-// (create_graph) uses these formulas in ATen ops (d/dx of each element's term, times the
-// mean's 1/n).
+// (create_graph) takes the derivatives of csrc/math/gan.h in ATen ops (tensor_math.h), times
+// the means' 1/n.
 
-Tensor discriminator_grad(const Tensor& grad, const Tensor& logits, double label, double half_over_n) {
-  return grad * (half_over_n * (at::sigmoid(logits) - label));
+// d J(D) / d logits of one batch, times grad: 1/2 mean of bce(x, label)'s derivative.
+Tensor differentiable_discriminator_grad(const Tensor& grad, const Tensor& logits, double label) {
+  using tensor_math::Expr;
+  const Expr one(1.0);
+  const Tensor derivative = math::bce_with_logits_grad_input(Expr(logits), Expr(label), one, one).to_tensor(logits);
+  return grad * 0.5 / c10::Scalar(logits.sym_numel()) * derivative;
 }
 
-Tensor generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind kind) {
-  const double minus_half_over_n = -0.5 / double(logits.sym_numel().guard_int(__FILE__, __LINE__));
-  switch (kind) {
-    case GeneratorKind::Minimax:
-      return grad * (minus_half_over_n * at::sigmoid(logits));
-    case GeneratorKind::NonSaturating:
-      return grad * (minus_half_over_n * at::sigmoid(-logits));
-    case GeneratorKind::MaximumLikelihood:
-      break;
-  }
-  return grad * (minus_half_over_n * at::exp(logits));
+// d J(G) / d logits, times grad.
+Tensor differentiable_generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind kind) {
+  tensor_math::Expr derivative;
+  math::with_generator_term(kind, 1.0, [&](auto term) { derivative = term.derivative(tensor_math::Expr(logits)); });
+  return grad / c10::Scalar(logits.sym_numel()) * derivative.to_tensor(logits);
 }
 
 Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
   at::AutoDispatchBelowADInplaceOrView guard;
   if (!records_grad(real, fake)) return call_discriminator_cost(real, fake, real_label, fake_label);
   auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
-  record_kept_grads(cost, "DiscriminatorCostBackward", {real, fake}, {grad_real, grad_fake}, {real, fake},
-                    [real_label, fake_label](const variable_list& saved, const Tensor& grad) -> variable_list {
-                      if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
-                        auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label,
-                                                                                   fake_label);
-                        return {scale_forward_grad(real, grad), scale_forward_grad(fake, grad)};
-                      }
-                      const auto half_over_n = [](const Tensor& t) {
-                        return 0.5 / double(t.sym_numel().guard_int(__FILE__, __LINE__));
-                      };
-                      return {discriminator_grad(grad, saved[0], real_label, half_over_n(saved[0])),
-                              discriminator_grad(grad, saved[1], fake_label, half_over_n(saved[1]))};
-                    });
+  record_backward(cost, "DiscriminatorCostBackward", {real, fake}, {grad_real, grad_fake}, {real, fake},
+                  [real_label, fake_label](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
+                    if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
+                      auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label,
+                                                                                 fake_label);
+                      return variable_list{scale_forward_grad(real, grad), scale_forward_grad(fake, grad)};
+                    }
+                    return variable_list{differentiable_discriminator_grad(grad, saved[0], real_label),
+                                         differentiable_discriminator_grad(grad, saved[1], fake_label)};
+                  });
   return cost;
 }
 
@@ -249,14 +234,14 @@ Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind_name_vi
   if (!records_grad(fake)) return call_generator_cost(fake, kind_name_view);
   const GeneratorKind kind = generator_kind(kind_name_view);
   auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
-  record_kept_grads(cost, "GeneratorCostBackward", {fake}, {grad}, {fake},
-                    [kind](const variable_list& saved, const Tensor& grad_output) -> variable_list {
-                      if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
-                        auto [cost, grad] = call_generator_cost_and_grad(saved[0], kind_name(kind));
-                        return {scale_forward_grad(grad, grad_output)};
-                      }
-                      return {generator_grad(grad_output, saved[0], kind)};
-                    });
+  record_backward(cost, "GeneratorCostBackward", {fake}, {grad}, {fake},
+                  [kind](const variable_list& saved, const Tensor& grad_output, const std::vector<bool>&) {
+                    if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
+                      auto [cost, grad] = call_generator_cost_and_grad(saved[0], kind_name(kind));
+                      return variable_list{scale_forward_grad(grad, grad_output)};
+                    }
+                    return variable_list{differentiable_generator_grad(grad_output, saved[0], kind)};
+                  });
   return cost;
 }
 
@@ -284,6 +269,14 @@ std::tuple<Tensor, Tensor> generator_cost_and_grad_autograd(const Tensor& fake, 
   return call_generator_cost_and_grad(fake, kind);
 }
 
+void register_device_kernels(torch::Library& m) {
+  m.impl("discriminator_cost", discriminator_cost);
+  m.impl("_discriminator_cost_and_grad", discriminator_cost_and_grad);
+  m.impl("discriminator_stats", discriminator_stats);
+  m.impl("generator_cost", generator_cost);
+  m.impl("_generator_cost_and_grad", generator_cost_and_grad);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
@@ -296,16 +289,23 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def("_generator_cost_and_grad(Tensor fake_logits, str kind) -> (Tensor, Tensor)");
 }
 
-#define FUSEDGAN_REGISTER_GAN(m, SUFFIX)                                           \
-  m.impl("discriminator_cost", discriminator_cost##SUFFIX);                       \
-  m.impl("_discriminator_cost_and_grad", discriminator_cost_and_grad##SUFFIX);    \
-  m.impl("discriminator_stats", discriminator_stats##SUFFIX);                     \
-  m.impl("generator_cost", generator_cost##SUFFIX);                               \
-  m.impl("_generator_cost_and_grad", generator_cost_and_grad##SUFFIX)
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
 
-TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { FUSEDGAN_REGISTER_GAN(m, ); }
-TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { FUSEDGAN_REGISTER_GAN(m, ); }
-TORCH_LIBRARY_IMPL(fusedgan, Meta, m) { FUSEDGAN_REGISTER_GAN(m, _meta); }
-TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) { FUSEDGAN_REGISTER_GAN(m, _autograd); }
+TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
+  m.impl("discriminator_cost", discriminator_cost_meta);
+  m.impl("_discriminator_cost_and_grad", discriminator_cost_and_grad_meta);
+  m.impl("discriminator_stats", discriminator_stats_meta);
+  m.impl("generator_cost", generator_cost_meta);
+  m.impl("_generator_cost_and_grad", generator_cost_and_grad_meta);
+}
+
+TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
+  m.impl("discriminator_cost", discriminator_cost_autograd);
+  m.impl("_discriminator_cost_and_grad", discriminator_cost_and_grad_autograd);
+  m.impl("discriminator_stats", discriminator_stats_autograd);
+  m.impl("generator_cost", generator_cost_autograd);
+  m.impl("_generator_cost_and_grad", generator_cost_and_grad_autograd);
+}
 
 }  // namespace fusedgan

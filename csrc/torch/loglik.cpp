@@ -1,38 +1,46 @@
 // Batched log-likelihoods as torch operators: fusedgan::log_likelihood(family, x, a, b, c, dim)
-// is the sum over `dim` of log f(x; a, b, c) for the families of csrc/math/loglik.h, with
-// the parameters broadcast against x and every other dim a batch of independent data sets;
-// fusedgan::_log_likelihood_backward gives d/dx and the parameters' gradients. CPU, CUDA
-// and Meta kernels, autograd in C++.
-#include <torch/csrc/autograd/custom_function.h>
+// is the sum over `dim` of log f(x; a, b, c) for a family of families.def (its formula in
+// csrc/math/loglik.h), with the parameters broadcast against x and every other dim a batch of
+// independent data sets; fusedgan::_log_likelihood_backward gives d/dx and the parameters'
+// gradients.
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
-#include <ATen/WrapDimUtils.h>
 
 #include <string_view>
 
 #include "../families.h"
-#include "../math/scalar.h"
-#include "autograd_support.h"
-#include "common.h"
+#include "autograd.h"
+#include "checks.h"
+#include "device.h"
+#include "dispatch.h"
+#include "layout.h"
+#include "tensor_math.h"
 
 namespace fusedgan {
 namespace {
 
-using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using DimList = at::OptionalIntArrayRef;
 using OutputMask = std::array<bool, 4>;  // x, a, b, c
-
-constexpr const char* kOp = "log_likelihood";
+using Params = std::array<OptionalTensor, kMaxParams>;
+using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
 
 const FamilyInfo& family_info(c10::string_view name) {
   const FamilyInfo* info = find_family(std::string_view(name.data(), name.size()));
-  TORCH_CHECK_VALUE(info, kOp, ": unknown family '", name, "'; known: ", kFamilyNames);
+  TORCH_CHECK_VALUE(info, "log_likelihood: unknown family '", name, "'; known: ", family_names());
   return *info;
 }
 
-using Params = std::array<OptionalTensor, kMaxParams>;
+// "normal_log_likelihood": the public function, which the messages name.
+const char* function_name(const FamilyInfo& info) {
+  static const auto names = [] {
+    std::vector<std::string> all;
+    for (const auto& family : kFamilies) all.push_back(std::string(family.name) + "_log_likelihood");
+    return all;
+  }();
+  return names[size_t(info.family)].c_str();
+}
 
 // ---- checks and layout
 
@@ -45,13 +53,13 @@ struct Shapes {
 };
 
 // Broadcasts a parameter's shape into `full` (x's shape at first), naming it if it does not fit.
-void broadcast_into(std::vector<int64_t>& full, const char* name, const Tensor& t) {
+void broadcast_into(const char* op, std::vector<int64_t>& full, const char* name, const Tensor& t) {
   const int64_t rank = std::max<int64_t>(int64_t(full.size()), t.dim());
   std::vector<int64_t> merged(rank);
   for (int64_t i = 1; i <= rank; ++i) {
     const int64_t f = i <= int64_t(full.size()) ? full[full.size() - i] : 1;
     const int64_t n = i <= t.dim() ? t.size(-i) : 1;
-    TORCH_CHECK_VALUE(f == n || f == 1 || n == 1, kOp, ": ", name, " of shape ", t.sizes(),
+    TORCH_CHECK_VALUE(f == n || f == 1 || n == 1, op, ": ", name, " of shape ", t.sizes(),
                       " does not broadcast with the data's shape ", at::IntArrayRef(full));
     merged[rank - i] = f == 1 ? n : f;
   }
@@ -59,26 +67,27 @@ void broadcast_into(std::vector<int64_t>& full, const char* name, const Tensor& 
 }
 
 Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Params& params, DimList dim) {
-  check_floating(kOp, "x", x);
-  const int count = param_count(info);
+  const char* op = function_name(info);
+  check_floating(op, "x", x);
+  const int count = info.param_count;
   for (int k = 0; k < kMaxParams; ++k) {
-    TORCH_CHECK_VALUE(bool(params[k]) == (k < count), kOp, ": the ", info.name, " family takes ", count,
+    TORCH_CHECK_VALUE(bool(params[k]) == (k < count), op, ": the ", info.name, " family takes ", count,
                       count == 1 ? " parameter" : " parameters");
     if (!params[k]) continue;
-    check_floating(kOp, info.params[k], *params[k]);
-    check_same_device(kOp, info.params[k], *params[k], x);
+    check_floating(op, info.params[k].name, *params[k]);
+    check_same_device(op, info.params[k].name, *params[k], x);
   }
   Shapes s;
   s.full = x.sizes().vec();
-  for (int k = 0; k < count; ++k) broadcast_into(s.full, info.params[k], *params[k]);
+  for (int k = 0; k < count; ++k) broadcast_into(op, s.full, info.params[k].name, *params[k]);
   const int64_t rank = int64_t(s.full.size());
   std::vector<bool> summed(rank, !dim.has_value());
   if (dim) {
     for (int64_t d : *dim) {
-      TORCH_CHECK_VALUE(d >= -std::max<int64_t>(rank, 1) && d < std::max<int64_t>(rank, 1), kOp, ": dim ", d,
+      TORCH_CHECK_VALUE(d >= -std::max<int64_t>(rank, 1) && d < std::max<int64_t>(rank, 1), op, ": dim ", d,
                         " is out of range for data of ", rank, " dimensions");
       const int64_t wrapped = rank == 0 ? 0 : (d < 0 ? d + rank : d);
-      TORCH_CHECK_VALUE(rank == 0 || !summed[wrapped], kOp, ": dim ", d, " appears twice");
+      TORCH_CHECK_VALUE(rank == 0 || !summed[wrapped], op, ": dim ", d, " appears twice");
       if (rank > 0) summed[wrapped] = true;
     }
   }
@@ -102,25 +111,21 @@ at::ScalarType dtype_of(const Tensor& x, const Params& params) {
   return dtype;
 }
 
-// Scales and rates must be positive: checked on CPU (on CUDA it would cost a host
-// synchronisation; there a non-positive one gives NaN or -inf).
-void check_positive(const char* name, const Tensor& t) {
-  if (!t.is_cpu()) return;
-  TORCH_CHECK_VALUE(!at::le(t, 0).any().item<bool>(), kOp, ": ", name, " must be positive");
-}
-
 // A tensor broadcast to the full shape and permuted, as a view.
 OptionalTensor permuted_view(const OptionalTensor& t, const Shapes& s, at::ScalarType dtype) {
   if (!t) return std::nullopt;
   return cast(t, dtype)->expand(s.full).permute(s.order);
 }
 
-struct Call {
+// The data and parameters of a call as the kernels see them: broadcast, permuted (data sets
+// first), cast to dtype and planned as rows.
+struct LogLikelihoodCall {
   OptionalTensor x;
   Params params;
   Plan plan;
   LogLikelihoodArgs args;
-  Call(const FamilyInfo& info, const Shapes& s, at::ScalarType dtype, const Tensor& x_, const Params& params_)
+  LogLikelihoodCall(const FamilyInfo& info, const Shapes& s, at::ScalarType dtype, const Tensor& x_,
+                    const Params& params_)
       : x(permuted_view(x_, s, dtype)),
         params{permuted_view(params_[0], s, dtype), permuted_view(params_[1], s, dtype),
                permuted_view(params_[2], s, dtype)},
@@ -136,15 +141,15 @@ Tensor forward(c10::string_view family, const Tensor& x, const Tensor& a, const 
   const FamilyInfo& info = family_info(family);
   const Params params{a, b, c};
   const Shapes s = shapes_of(info, x, params, dim);
-  for (int k = 0; k < kMaxParams; ++k) {
-    if (info.positive[k]) check_positive(info.params[k], *params[k]);
+  for (int k = 0; k < info.param_count; ++k) {
+    if (info.params[k].support == math::Support::Positive) {
+      check_positive(function_name(info), info.params[k].name, *params[k]);
+    }
   }
   const auto dtype = dtype_of(x, params);
-  const Call call(info, s, dtype, x, params);
+  const LogLikelihoodCall call(info, s, dtype, x, params);
   Tensor out = at::empty(s.output, x.options().dtype(dtype));
-  on_device(
-      x, [&] { cpu::kernels().log_likelihood(call.args, out.data_ptr()); },
-      [&](cuda::Launch launch) { cuda::log_likelihood(call.args, out.data_ptr(), launch); });
+  on_device(x, [&](const auto& kernels, auto... launch) { kernels.log_likelihood(call.args, out.data_ptr(), launch...); });
   return out;
 }
 
@@ -156,19 +161,18 @@ Tensor to_argument(const Tensor& permuted, const Shapes& s, const Tensor& argume
   return at::sum_to(permuted.permute(inverse), argument.sizes()).contiguous();
 }
 
-using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+void check_backward_grad(const FamilyInfo& info, const Tensor& grad, const Tensor& x, const Shapes& s) {
+  check_grad(function_name(info), grad, x, c10::fromIntArrayRefSlow(s.output));
+}
 
 Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                    const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
   const FamilyInfo& info = family_info(family);
   const Params params{a, b, c};
   const Shapes s = shapes_of(info, x, params, dim);
+  check_backward_grad(info, grad, x, s);
   const auto dtype = dtype_of(x, params);
-  check_floating(kOp, "grad", grad);
-  check_same_device(kOp, "grad", grad, x);
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(s.output), kOp, ": grad of shape ", grad.sizes(),
-              " does not match the output's shape ", at::IntArrayRef(s.output));
-  const Call call(info, s, dtype, x, params);
+  const LogLikelihoodCall call(info, s, dtype, x, params);
   const Tensor grad_rows = cast(grad, dtype)->contiguous();
   const auto options = x.options().dtype(dtype);
   // A parameter constant along the summed dims gets its gradient summed per data set.
@@ -182,9 +186,9 @@ Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x,
     gp[k] = grads.per_row[k] ? at::empty({call.args.grid.rows}, options) : at::empty(s.permuted, options);
     grads.params[k] = gp[k].data_ptr();
   }
-  on_device(
-      x, [&] { cpu::kernels().log_likelihood_backward(call.args, grad_rows.data_ptr(), grads); },
-      [&](cuda::Launch launch) { cuda::log_likelihood_backward(call.args, grad_rows.data_ptr(), grads, launch); });
+  on_device(x, [&](const auto& kernels, auto... launch) {
+    kernels.log_likelihood_backward(call.args, grad_rows.data_ptr(), grads, launch...);
+  });
   // Per-row gradients as the permuted shape with the summed dims of size 1.
   std::vector<int64_t> kept(s.permuted.begin(), s.permuted.begin() + s.split);
   kept.resize(s.permuted.size(), 1);
@@ -206,10 +210,9 @@ Tensor forward_meta(c10::string_view family, const Tensor& x, const Tensor& a, c
 
 Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                         const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
+  const FamilyInfo& info = family_info(family);
   const Params params{a, b, c};
-  shapes_of(family_info(family), x, params, dim);
-  check_floating(kOp, "grad", grad);
-  check_same_device(kOp, "grad", grad, x);
+  check_backward_grad(info, grad, x, shapes_of(info, x, params, dim));
   const auto options = x.options().dtype(dtype_of(x, params));
   const auto like = [&](bool wanted, const OptionalTensor& t) { return wanted && t ? at::empty(t->sizes(), options) : Tensor(); };
   return {like(mask[0], x), like(mask[1], a), like(mask[2], b), like(mask[3], c)};
@@ -218,109 +221,75 @@ Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tenso
 // ---- calls through the dispatcher
 
 Tensor call_forward(c10::string_view family, const Tensor& x, const Params& p, DimList dim) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fusedgan::log_likelihood", "")
-                             .typed<Tensor(c10::string_view, const Tensor&, const Tensor&, const OptionalTensor&,
-                                           const OptionalTensor&, DimList)>();
-  return op.call(family, x, *p[0], p[1], p[2], dim);
+  return call_op<"fusedgan::log_likelihood", Tensor>(family, x, *p[0], p[1], p[2], dim);
 }
 
 Gradients call_backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Params& p, DimList dim,
                         OutputMask mask) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fusedgan::_log_likelihood_backward", "")
-                             .typed<Gradients(const Tensor&, c10::string_view, const Tensor&, const Tensor&,
-                                              const OptionalTensor&, const OptionalTensor&, DimList, OutputMask)>();
-  return op.call(grad, family, x, *p[0], p[1], p[2], dim, mask);
+  return call_op<"fusedgan::_log_likelihood_backward", Gradients>(grad, family, x, *p[0], p[1], p[2], dim, mask);
 }
 
 // ---- Autograd
 
-// log f in ATen ops (differentiable again), for create_graph.
-Tensor log_pdf_in_aten(Family family, const Tensor& x, const std::vector<Tensor>& p) {
-  switch (family) {
-    case Family::Normal: {
-      const Tensor z = (x - p[0]) / p[1];
-      return -0.5 * z * z - at::log(p[1]) - math::kHalfLog2Pi;
-    }
-    case Family::Laplace:
-      return -at::abs(x - p[0]) / p[1] - at::log(2 * p[1]);
-    case Family::Exponential:
-      return at::where(x < 0, -std::numeric_limits<double>::infinity(), at::log(p[0]) - p[0] * x);
-    case Family::Bernoulli:
-      return x * p[0] - at::softplus(p[0]);
-    case Family::Poisson:
-      return at::xlogy(x, p[0]) - p[0] - at::lgamma(x + 1);
-    case Family::StudentT:
-      break;
-  }
-  const Tensor z = (x - p[1]) / p[2];
-  return at::lgamma((p[0] + 1) / 2) - at::lgamma(p[0] / 2) - 0.5 * at::log(p[0] * M_PI) - at::log(p[2]) -
-         (p[0] + 1) / 2 * at::log1p(z * z / p[0]);
+// The gradients in ATen ops on the family's partial derivatives (csrc/math/loglik.h on
+// tensors, tensor_math.h), differentiable again: for create_graph.
+Gradients differentiable_backward(const FamilyInfo& info, const Tensor& grad, const Tensor& x, const Params& params,
+                                  DimList dim, OutputMask mask) {
+  using tensor_math::Expr;
+  const Shapes s = shapes_of(info, x, params, dim);
+  check_backward_grad(info, grad, x, s);
+  // grad has a value per data set: in the full layout, with size 1 where the summed dims were.
+  std::vector<int64_t> per_set(s.full.size(), 1);
+  for (size_t i = 0; i < s.split; ++i) per_set[s.order[i]] = s.full[s.order[i]];
+  const Tensor g = grad.reshape(per_set);
+  const auto expr = [](const OptionalTensor& t) { return t ? Expr(*t) : Expr(1.0); };
+  math::Partials<Expr> partials;
+  math::with_log_pdf(info.family, [&](auto log_pdf) {
+    partials = log_pdf.partials(Expr(x), expr(params[0]), expr(params[1]), expr(params[2]));
+  });
+  const auto gradient = [&](bool wanted, const Expr& partial, const OptionalTensor& argument) {
+    if (!wanted || !argument) return Tensor();
+    return at::sum_to((g * partial.to_tensor(x)).expand(s.full), argument->sizes());
+  };
+  return {gradient(mask[0], partials.x, x), gradient(mask[1], partials.params[0], params[0]),
+          gradient(mask[2], partials.params[1], params[1]), gradient(mask[3], partials.params[2], params[2])};
 }
-
-std::optional<std::vector<int64_t>> dims_of(DimList dim) {
-  return dim ? std::optional<std::vector<int64_t>>(dim->vec()) : std::nullopt;
-}
-DimList dim_list(const std::optional<std::vector<int64_t>>& dims) { return dims ? DimList(*dims) : DimList(); }
-
-class LogLikelihoodFunction : public torch::autograd::Function<LogLikelihoodFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const std::string& family, const Tensor& x, const Tensor& a,
-                        const OptionalTensor& b, const OptionalTensor& c, std::optional<std::vector<int64_t>> dim) {
-    ctx->save_for_backward({x, a, b.value_or(Tensor()), c.value_or(Tensor())});
-    ctx->saved_data["family"] = family;
-    ctx->saved_data["dim"] = dim ? c10::IValue(*dim) : c10::IValue();
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(family, x, Params{a, b, c}, dim_list(dim));
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const std::string family = ctx->saved_data["family"].toStringRef();
-    const auto& dim_value = ctx->saved_data["dim"];
-    const std::optional<std::vector<int64_t>> dim =
-        dim_value.isNone() ? std::nullopt : std::optional<std::vector<int64_t>>(dim_value.toIntVector());
-    const auto optional = [](const Tensor& t) { return t.defined() ? OptionalTensor(t) : std::nullopt; };
-    const Params params{saved[1], optional(saved[2]), optional(saved[3])};
-    OutputMask mask{};
-    for (int i = 0; i < 4; ++i) mask[i] = saved[i].defined() && ctx->needs_input_grad(i);  // edges: x, a, b, c
-    if (!at::GradMode::is_enabled()) {
-      auto [gx, ga, gb, gc] = call_backward(grads[0], family, saved[0], params, dim_list(dim), mask);
-      return {Tensor(), gx, ga, gb, gc, Tensor()};
-    }
-    // create_graph: differentiate log f written in ATen ops, keeping the graph.
-    const FamilyInfo& info = family_info(family);
-    const Shapes s = shapes_of(info, saved[0], params, dim_list(dim));
-    std::vector<Tensor> defined_params;
-    for (const auto& p : params) {
-      if (p) defined_params.push_back(*p);
-    }
-    const Tensor log_f = log_pdf_in_aten(info.family, saved[0], defined_params);
-    std::vector<int64_t> summed(s.order.begin() + s.split, s.order.end());
-    const Tensor per_set = summed.empty() ? log_f.expand(s.full) : log_f.expand(s.full).sum(summed);  // sum({}) sums all
-    const Tensor weighted = (per_set * grads[0]).sum();
-    const auto results = differentiable_gradients(weighted, {saved[0], saved[1], saved[2], saved[3]},
-                                                  {mask[0], mask[1], mask[2], mask[3]});
-    return {Tensor(), results[0], results[1], results[2], results[3], Tensor()};
-  }
-};
 
 Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
                         const OptionalTensor& c, DimList dim) {
-  if (!records_grad(x, a, b, c)) {
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(family, x, Params{a, b, c}, dim);
+  at::AutoDispatchBelowADInplaceOrView guard;
+  Tensor out = call_forward(family, x, Params{a, b, c}, dim);
+  if (records_grad(x, a, b, c)) {
+    const std::optional<std::vector<int64_t>> dims = dim ? std::optional(dim->vec()) : std::nullopt;
+    record_backward(out, "LogLikelihoodBackward", {x, a, b.value_or(Tensor()), c.value_or(Tensor())}, {},
+                    {x, a, b.value_or(Tensor()), c.value_or(Tensor())},
+                    [name = std::string(family.data(), family.size()), dims](
+                        const variable_list& saved, const Tensor& grad, const std::vector<bool>& wanted) {
+                      const auto optional = [](const Tensor& t) { return t.defined() ? OptionalTensor(t) : std::nullopt; };
+                      OutputMask mask{};
+                      for (int i = 0; i < 4; ++i) mask[i] = wanted[i] && saved[i].defined();
+                      auto [gx, ga, gb, gc] = call_backward(grad, name, saved[0],
+                                                            Params{saved[1], optional(saved[2]), optional(saved[3])},
+                                                            dims ? DimList(*dims) : DimList(), mask);
+                      return variable_list{gx, ga, gb, gc};
+                    });
   }
-  return LogLikelihoodFunction::apply(std::string(family.data(), family.size()), x, a, b, c, dims_of(dim));
+  return out;
 }
 
+// Where a graph must be recorded, the gradients are the family's partials in ATen ops.
 Gradients backward_autograd(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                             const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
-  TORCH_CHECK(!records_grad(grad, x, a, b, c),
-              "_log_likelihood_backward is not differentiable; differentiate log_likelihood with create_graph=True");
-  at::AutoDispatchBelowADInplaceOrView guard;
-  return call_backward(grad, family, x, Params{a, b, c}, dim, mask);
+  if (!records_grad(grad, x, a, b, c)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_backward(grad, family, x, Params{a, b, c}, dim, mask);
+  }
+  return differentiable_backward(family_info(family), grad, x, Params{a, b, c}, dim, mask);
+}
+
+void register_device_kernels(torch::Library& m) {
+  m.impl("log_likelihood", forward);
+  m.impl("_log_likelihood_backward", backward);
 }
 
 }  // namespace
@@ -332,18 +301,14 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
       "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(fusedgan, CPU, m) {
-  m.impl("log_likelihood", forward);
-  m.impl("_log_likelihood_backward", backward);
-}
-TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) {
-  m.impl("log_likelihood", forward);
-  m.impl("_log_likelihood_backward", backward);
-}
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
+
 TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("log_likelihood", forward_meta);
   m.impl("_log_likelihood_backward", backward_meta);
 }
+
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("log_likelihood", forward_autograd);
   m.impl("_log_likelihood_backward", backward_autograd);

@@ -2,19 +2,20 @@
 // sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)), with x (*B, N, D),
 // logits (*B, K), loc and scale (*B, K, D), the batch dims broadcast. Nothing of size
 // N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients.
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
 
-#include "autograd_support.h"
 #include "../math/scalar.h"
-#include "common.h"
+#include "autograd.h"
+#include "checks.h"
+#include "device.h"
+#include "dispatch.h"
+#include "layout.h"
 
 namespace fusedgan {
 namespace {
 
-using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
 using OutputMask = std::array<bool, 4>;
@@ -58,10 +59,10 @@ Tensor laid_out(const Tensor& t, const std::vector<int64_t>& batch, int64_t tail
 
 // The kernels' inputs: x and loc laid out in dtype, and the per-component terms in double
 // (parameter-sized, computed here once instead of per point).
-struct Call {
+struct MixtureCall {
   Tensor x, loc, log_pi, log_weight, inv_scale;
   MixtureArgs args;
-  Call(const std::vector<int64_t>& batch, at::ScalarType dtype, const Tensor& x_, const Tensor& logits,
+  MixtureCall(const std::vector<int64_t>& batch, at::ScalarType dtype, const Tensor& x_, const Tensor& logits,
        const Tensor& loc_, const Tensor& scale)
       : x(laid_out(x_, batch, 2, dtype)),
         loc(laid_out(loc_, batch, 2, dtype)),
@@ -76,25 +77,22 @@ struct Call {
 
 Tensor forward(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
   const auto batch = check_and_batch(x, logits, loc, scale);
-  if (scale.is_cpu()) TORCH_CHECK_VALUE(!at::le(scale, 0).any().item<bool>(), kOp, ": scale must be positive");
+  check_positive(kOp, "scale", scale);
   const auto dtype = dtype_of(x, logits, loc, scale);
-  const Call call(batch, dtype, x, logits, loc, scale);
+  const MixtureCall call(batch, dtype, x, logits, loc, scale);
   Tensor out = at::empty(batch, x.options().dtype(dtype));
-  on_device(
-      x, [&] { cpu::kernels().mixture_log_likelihood(call.args, out.data_ptr()); },
-      [&](cuda::Launch launch) { cuda::mixture_log_likelihood(call.args, out.data_ptr(), launch); });
+  on_device(x, [&](const auto& kernels, auto... launch) {
+    kernels.mixture_log_likelihood(call.args, out.data_ptr(), launch...);
+  });
   return out;
 }
 
 Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale,
                    OutputMask mask) {
   const auto batch = check_and_batch(x, logits, loc, scale);
-  check_floating(kOp, "grad", grad);
-  check_same_device(kOp, "grad", grad, x);
-  TORCH_CHECK(grad.sizes() == at::IntArrayRef(batch), kOp, ": grad of shape ", grad.sizes(),
-              " does not match the output's shape ", at::IntArrayRef(batch));
+  check_grad(kOp, grad, x, c10::fromIntArrayRefSlow(batch));
   const auto dtype = dtype_of(x, logits, loc, scale);
-  const Call call(batch, dtype, x, logits, loc, scale);
+  const MixtureCall call(batch, dtype, x, logits, loc, scale);
   const Tensor grad_sets = cast(grad, dtype)->contiguous();
   const auto doubles = x.options().dtype(at::kDouble);
   Tensor gx = mask[0] ? at::empty_like(call.x) : Tensor();
@@ -103,11 +101,9 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   Tensor gscale = mask[3] ? at::empty(call.inv_scale.sizes(), doubles) : Tensor();
   const auto data = [](const Tensor& t) { return t.defined() ? t.data_ptr<double>() : nullptr; };
   const MixtureGrads grads{gx.defined() ? gx.data_ptr() : nullptr, data(glogits), data(gloc), data(gscale)};
-  on_device(
-      x, [&] { cpu::kernels().mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads); },
-      [&](cuda::Launch launch) {
-        cuda::mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads, launch);
-      });
+  on_device(x, [&](const auto& kernels, auto... launch) {
+    kernels.mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads, launch...);
+  });
   const auto finish = [&](const Tensor& g, const Tensor& argument) {
     return g.defined() ? at::sum_to(g.to(dtype), argument.sizes()).contiguous() : Tensor();
   };
@@ -120,72 +116,61 @@ Tensor forward_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, co
 
 Gradients backward_meta(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
                         const Tensor& scale, OutputMask mask) {
-  check_and_batch(x, logits, loc, scale);
-  check_floating(kOp, "grad", grad);
-  check_same_device(kOp, "grad", grad, x);
+  check_grad(kOp, grad, x, c10::fromIntArrayRefSlow(check_and_batch(x, logits, loc, scale)));
   const auto options = x.options().dtype(dtype_of(x, logits, loc, scale));
   const auto like = [&](bool wanted, const Tensor& t) { return wanted ? at::empty(t.sizes(), options) : Tensor(); };
   return {like(mask[0], x), like(mask[1], logits), like(mask[2], loc), like(mask[3], scale)};
 }
 
 Tensor call_forward(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  static const auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("fusedgan::normal_mixture_log_likelihood", "")
-                             .typed<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&)>();
-  return op.call(x, logits, loc, scale);
+  return call_op<"fusedgan::normal_mixture_log_likelihood", Tensor>(x, logits, loc, scale);
 }
 
 Gradients call_backward(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
                         const Tensor& scale, OutputMask mask) {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("fusedgan::_normal_mixture_log_likelihood_backward", "")
-          .typed<Gradients(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&, OutputMask)>();
-  return op.call(grad, x, logits, loc, scale, mask);
+  return call_op<"fusedgan::_normal_mixture_log_likelihood_backward", Gradients>(grad, x, logits, loc, scale, mask);
 }
 
-// The log-likelihood in ATen ops (forming N x K x D), differentiable again: for create_graph.
-Tensor in_aten(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+// ---- Autograd
+
+// The reference: the log-likelihood in ATen ops, forming N x K x D. Its derivatives are the
+// differentiable backward (create_graph); the tests hold the kernels' gradients to them.
+Tensor reference_in_aten(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
   const Tensor z = (x.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3);  // (*B, N, K, D)
   const Tensor log_normal = (-0.5 * z * z - at::log(scale.unsqueeze(-3)) - math::kHalfLog2Pi).sum(-1);
   return at::logsumexp(at::log_softmax(logits, -1).unsqueeze(-2) + log_normal, -1).sum(-1);
 }
 
-class MixtureFunction : public torch::autograd::Function<MixtureFunction> {
- public:
-  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& logits, const Tensor& loc,
-                        const Tensor& scale) {
-    ctx->save_for_backward({x, logits, loc, scale});
-    at::AutoDispatchBelowADInplaceOrView guard;
-    return call_forward(x, logits, loc, scale);
-  }
-
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto s = ctx->get_saved_variables();
-    OutputMask mask{};
-    for (int i = 0; i < 4; ++i) mask[i] = ctx->needs_input_grad(i);
-    if (!at::GradMode::is_enabled()) {
-      auto [gx, gl, gm, gs] = call_backward(grads[0], s[0], s[1], s[2], s[3], mask);
-      return {gx, gl, gm, gs};
-    }
-    const Tensor weighted = (in_aten(s[0], s[1], s[2], s[3]) * grads[0]).sum();
-    return differentiable_gradients(weighted, {s[0], s[1], s[2], s[3]}, {mask[0], mask[1], mask[2], mask[3]});
-  }
-};
-
 Tensor forward_autograd(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  if (records_grad(x, logits, loc, scale)) return MixtureFunction::apply(x, logits, loc, scale);
   at::AutoDispatchBelowADInplaceOrView guard;
-  return call_forward(x, logits, loc, scale);
+  Tensor out = call_forward(x, logits, loc, scale);
+  if (records_grad(x, logits, loc, scale)) {
+    record_backward(out, "NormalMixtureLogLikelihoodBackward", {x, logits, loc, scale}, {}, {x, logits, loc, scale},
+                    [](const variable_list& s, const Tensor& grad, const std::vector<bool>& wanted) {
+                      auto [gx, gl, gm, gs] =
+                          call_backward(grad, s[0], s[1], s[2], s[3], {wanted[0], wanted[1], wanted[2], wanted[3]});
+                      return variable_list{gx, gl, gm, gs};
+                    });
+  }
+  return out;
 }
 
+// Where a graph must be recorded, the gradients are the reference's, differentiated by autograd.
 Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
                             const Tensor& scale, OutputMask mask) {
-  TORCH_CHECK(!records_grad(grad, x, logits, loc, scale),
-              "_normal_mixture_log_likelihood_backward is not differentiable; differentiate "
-              "normal_mixture_log_likelihood with create_graph=True");
-  at::AutoDispatchBelowADInplaceOrView guard;
-  return call_backward(grad, x, logits, loc, scale, mask);
+  if (!records_grad(grad, x, logits, loc, scale)) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return call_backward(grad, x, logits, loc, scale, mask);
+  }
+  check_grad(kOp, grad, x, c10::fromIntArrayRefSlow(check_and_batch(x, logits, loc, scale)));
+  const Tensor weighted = (reference_in_aten(x, logits, loc, scale) * grad).sum();
+  const auto g = differentiable_gradients(weighted, {x, logits, loc, scale}, {mask[0], mask[1], mask[2], mask[3]});
+  return {g[0], g[1], g[2], g[3]};
+}
+
+void register_device_kernels(torch::Library& m) {
+  m.impl("normal_mixture_log_likelihood", forward);
+  m.impl("_normal_mixture_log_likelihood_backward", backward);
 }
 
 }  // namespace
@@ -197,18 +182,14 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
       "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(fusedgan, CPU, m) {
-  m.impl("normal_mixture_log_likelihood", forward);
-  m.impl("_normal_mixture_log_likelihood_backward", backward);
-}
-TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) {
-  m.impl("normal_mixture_log_likelihood", forward);
-  m.impl("_normal_mixture_log_likelihood_backward", backward);
-}
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
+
 TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("normal_mixture_log_likelihood", forward_meta);
   m.impl("_normal_mixture_log_likelihood_backward", backward_meta);
 }
+
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("normal_mixture_log_likelihood", forward_autograd);
   m.impl("_normal_mixture_log_likelihood_backward", backward_autograd);

@@ -9,6 +9,8 @@ import torch
 from torch import Tensor
 from torch.nn import _reduction
 
+from .families import define_functions
+
 __all__ = [
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
@@ -18,12 +20,6 @@ __all__ = [
     "entropy",
     "entropy_with_logits",
     "binary_entropy_with_logits",
-    "normal_log_likelihood",
-    "laplace_log_likelihood",
-    "exponential_log_likelihood",
-    "bernoulli_log_likelihood",
-    "poisson_log_likelihood",
-    "student_t_log_likelihood",
     "categorical_log_likelihood",
     "normal_mixture_log_likelihood",
 ]
@@ -153,46 +149,23 @@ def _dims(dim: Dims) -> Optional[list[int]]:
     return [dim] if isinstance(dim, int) else list(dim)
 
 
-def normal_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` (an int, a tuple, or None for all) of log N(x; loc, scale).
+# One function per family of the compiled list (families.py): normal_log_likelihood(x, loc,
+# scale, *, dim=-1) and the others, each in the form below.
+_LOG_LIKELIHOOD_SOURCE = """
+def {function}({data}, {params}, *, dim=-1):
+    return _log_likelihood("{name}", {data}, {params_padded}, _dims(dim))
+"""
+_LOG_LIKELIHOOD_DOC = """Sum over ``dim`` (an int, a tuple, or None for all) of {density}.
 
-    ``loc`` and ``scale`` broadcast against ``x``; the dims not summed are a batch of
-    independent data sets, so one call gives the log-likelihood of each. One pass over ``x``,
-    no temporaries of its size when the summed dims are contiguous in memory (otherwise ``x``
-    is copied once); gradients for ``x``, ``loc`` and ``scale`` (a parameter that
-    is constant along ``dim`` gets its gradient summed per data set in the same pass).
-    ``scale`` <= 0 raises ValueError on CPU.
+    The parameters ({params}) broadcast against ``{data}``; the dims not summed are a batch of
+    independent data sets, so one call gives the log-likelihood of each. One pass over
+    ``{data}``, no temporaries of its size when the summed dims are contiguous in memory
+    (otherwise ``{data}`` is copied once); gradients for ``{data}`` and every parameter (a
+    parameter that is constant along ``dim`` gets its gradient summed per data set in the same
+    pass). Values of {positive} that are not positive raise ValueError on CPU.
     """
-    return _log_likelihood("normal", x, loc, scale, None, _dims(dim))
-
-
-def laplace_log_likelihood(x: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` of log Laplace(x; loc, scale) = -|x - loc| / scale - log(2 scale)."""
-    return _log_likelihood("laplace", x, loc, scale, None, _dims(dim))
-
-
-def exponential_log_likelihood(x: Tensor, rate: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` of log Exponential(x; rate) = log rate - rate x (-inf for x < 0)."""
-    return _log_likelihood("exponential", x, rate, None, None, _dims(dim))
-
-
-def bernoulli_log_likelihood(x: Tensor, logits: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` of log Bernoulli(x; sigmoid(logits)) = x logits - softplus(logits),
-    stable for any logits (x may be soft, in [0, 1])."""
-    return _log_likelihood("bernoulli", x, logits, None, None, _dims(dim))
-
-
-def poisson_log_likelihood(k: Tensor, rate: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` of log Poisson(k; rate) = k log rate - rate - lgamma(k + 1); ``k``
-    holds counts (its gradient is the continuous extension, log rate - digamma(k + 1), as
-    torch.distributions.Poisson gives)."""
-    return _log_likelihood("poisson", k, rate, None, None, _dims(dim))
-
-
-def student_t_log_likelihood(x: Tensor, df: Tensor, loc: Tensor, scale: Tensor, *, dim: Dims = -1) -> Tensor:
-    """Sum over ``dim`` of log StudentT(x; df, loc, scale), with gradients for all four
-    (digamma for ``df``)."""
-    return _log_likelihood("student_t", x, df, loc, scale, _dims(dim))
+LOG_LIKELIHOOD_FUNCTIONS = define_functions(globals(), _LOG_LIKELIHOOD_SOURCE, _LOG_LIKELIHOOD_DOC)
+__all__ += LOG_LIKELIHOOD_FUNCTIONS
 
 
 def categorical_log_likelihood(labels: Tensor, logits: Tensor, *, dim: Dims = -1) -> Tensor:

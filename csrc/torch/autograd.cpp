@@ -1,4 +1,4 @@
-#include "autograd_support.h"
+#include "autograd.h"
 
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/functions/utils.h>
@@ -26,7 +26,7 @@ at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
   return grad;
 }
 
-torch::autograd::variable_list KeptGradNode::apply(torch::autograd::variable_list&& grads) {
+torch::autograd::variable_list LossNode::apply(torch::autograd::variable_list&& grads) {
   const at::Tensor& grad = grads[0];
   if (!grad.defined()) return torch::autograd::variable_list(num_outputs());  // a zero gradient
   if (!at::GradMode::is_enabled() && !kept.empty()) {
@@ -39,10 +39,12 @@ torch::autograd::variable_list KeptGradNode::apply(torch::autograd::variable_lis
   }
   torch::autograd::variable_list unpacked;
   for (auto& s : saved) unpacked.push_back(s.unpack(getptr()));
-  return recompute(unpacked, grad);
+  std::vector<bool> wanted(num_outputs());
+  for (size_t i = 0; i < wanted.size(); ++i) wanted[i] = should_compute_output(i);
+  return recompute(unpacked, grad, wanted);
 }
 
-void KeptGradNode::release_variables() {
+void LossNode::release_variables() {
   saved.clear();
   kept.clear();
 }
@@ -60,10 +62,10 @@ auto make_node() {
 }
 }  // namespace
 
-void record_kept_grads(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
+void record_backward(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
                        std::vector<at::Tensor> kept, const torch::autograd::variable_list& to_save,
-                       KeptGradNode::Recompute recompute) {
-  auto node = make_node<KeptGradNode>();
+                       LossNode::Recompute recompute) {
+  auto node = make_node<LossNode>();
   node->node_name = name;
   node->set_next_edges(torch::autograd::collect_next_edges(inputs));
   node->kept = std::move(kept);

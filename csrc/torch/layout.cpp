@@ -1,43 +1,8 @@
-#include "common.h"
+#include "layout.h"
 
 #include <ATen/ExpandUtils.h>
 
-#if defined(__linux__)
-#include <sys/mman.h>
-#endif
-
 namespace fusedgan {
-
-void check_floating(const char* op, const char* name, const Tensor& t) {
-  const auto type = t.scalar_type();
-  TORCH_CHECK(type == at::kHalf || type == at::kBFloat16 || type == at::kFloat || type == at::kDouble, op,
-              ": expected ", name, " to be a floating point tensor (float16, bfloat16, float32 or float64), got ",
-              type);
-}
-
-void check_same_device(const char* op, const char* name, const Tensor& t, const Tensor& input) {
-  TORCH_CHECK(t.device() == input.device(), op, ": expected ", name, " on ", input.device(),
-              " like input, got ", t.device());
-}
-
-void check_broadcastable(const char* op, const char* name, const OptionalTensor& t, const Tensor& input) {
-  if (!t) return;
-  check_floating(op, name, *t);
-  check_same_device(op, name, *t, input);
-  TORCH_CHECK(at::is_expandable_to(t->sym_sizes(), input.sym_sizes()), op, ": ", name, " of shape ",
-              t->sym_sizes(), " cannot be broadcast to the input's shape ", input.sym_sizes());
-}
-
-void check_same_shape(const char* op, const char* name, const Tensor& t, const Tensor& input) {
-  TORCH_CHECK_VALUE(t.sym_sizes() == input.sym_sizes(), op, ": ", name, " size ", t.sym_sizes(),
-                    " must be the same as input size ", input.sym_sizes());
-}
-
-Reduction check_reduction(const char* op, int64_t reduction) {
-  TORCH_CHECK_VALUE(reduction >= 0 && reduction <= 2, op, ": reduction must be 0 (none), 1 (mean) or 2 (sum), got ",
-                    reduction);
-  return static_cast<Reduction>(reduction);
-}
 
 DType kernel_dtype(at::ScalarType type) {
   switch (type) {
@@ -50,20 +15,6 @@ DType kernel_dtype(at::ScalarType type) {
     default:
       return DType::Float64;
   }
-}
-
-Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
-  Tensor out = at::empty(sizes, options);
-#if defined(__linux__) && defined(MADV_HUGEPAGE)
-  constexpr uintptr_t kHugePage = uintptr_t(2) << 20;
-  if (out.is_cpu() && out.nbytes() >= 2 * kHugePage) {
-    const auto begin = reinterpret_cast<uintptr_t>(out.data_ptr());
-    const uintptr_t first = (begin + kHugePage - 1) & ~(kHugePage - 1);
-    const uintptr_t last = (begin + out.nbytes()) & ~(kHugePage - 1);
-    madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);  // a hint: failure is harmless
-  }
-#endif
-  return out;
 }
 
 OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype) {
@@ -123,8 +74,6 @@ std::optional<Operand> describe(const Broadcast& view, at::IntArrayRef shape, si
 // Below this many columns, copying a broadcast operand beats running short rows.
 constexpr int64_t kMinColumns = 64;
 
-}  // namespace
-
 // The common case, tensors that are contiguous and of the full shape, without the search.
 bool all_dense(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors) {
   for (const OptionalTensor* t : tensors) {
@@ -132,6 +81,8 @@ bool all_dense(at::IntArrayRef shape, std::initializer_list<const OptionalTensor
   }
   return true;
 }
+
+}  // namespace
 
 Plan plan(at::IntArrayRef shape, std::initializer_list<const OptionalTensor*> tensors) {
   Plan result;

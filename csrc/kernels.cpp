@@ -1,14 +1,14 @@
-// Chooses, once, the kernel build for the best instruction set this CPU has.
+// The CPU kernel table: chosen once, the build for the best instruction set this CPU has.
 #include <cstdlib>
 #include <cstring>
 
-#include "../kernel_api.h"
+#include "kernels.h"
 
 namespace fusedgan::cpu {
 
 #define FUSEDGAN_DECLARE_TABLE(isa) \
   namespace isa {                   \
-  const KernelTable& kernel_table(); \
+  const KernelTable<>& kernel_table(); \
   }
 FUSEDGAN_DECLARE_TABLE(generic)
 #if defined(__x86_64__)
@@ -21,7 +21,7 @@ namespace {
 
 struct Choice {
   const char* name;
-  const KernelTable* table;
+  const KernelTable<>* table;
 };
 
 bool allowed(const char* level) {
@@ -58,7 +58,7 @@ const Choice& choice() {
 
 }  // namespace
 
-const KernelTable& kernels() { return *choice().table; }
+const KernelTable<>& kernels() { return *choice().table; }
 const char* simd_level() { return choice().name; }
 
 }  // namespace fusedgan::cpu

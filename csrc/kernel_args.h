@@ -1,0 +1,146 @@
+// What the torch layer (csrc/torch) hands the kernels (csrc/cpu, csrc/cuda): plain structs of
+// pointers and sizes, no torch types, so that the kernels compile without torch headers.
+#pragma once
+
+#include <cstdint>
+
+#include "math/config.h"
+
+namespace fusedgan {
+
+enum class DType { Float16, BFloat16, Float32, Float64 };
+
+// torch's numbering (at::Reduction).
+enum class Reduction : int64_t { None = 0, Mean = 1, Sum = 2 };
+
+// The n elements of a call as rows x cols, row-major. Every input is read through an
+// Operand: element (row, col) of it is data[row * row_stride + (broadcast_col ? 0 : col)],
+// which covers full tensors, scalars, per-column (pos_weight of shape (C,)) and per-row
+// weights without copies. A null data pointer reads as 1.
+struct Grid {
+  int64_t rows = 0;
+  int64_t cols = 0;
+  FUSEDGAN_HOST_DEVICE int64_t numel() const { return rows * cols; }
+};
+
+struct Operand {
+  const void* data = nullptr;
+  int64_t row_stride = 0;
+  bool broadcast_col = false;
+};
+
+// What a reduction multiplies the sum by: 1/n for the mean.
+inline double reduction_scale(Grid grid, Reduction reduction) {
+  return reduction == Reduction::Mean ? 1.0 / double(grid.numel()) : 1.0;
+}
+
+// ---- elementwise losses (BCE, binary entropy): a formula of csrc/math over up to
+// kMaxOperands operands, in the formula's order. Outputs are dense, row-major over the grid.
+
+inline constexpr int kMaxOperands = 4;
+
+struct ElementwiseArgs {
+  DType dtype;
+  Grid grid;
+  Operand operands[kMaxOperands];
+  double scale = 1;  // multiplies values and gradients of a formula that takes one (a unit's 1/log(base))
+};
+
+struct ElementwiseBackwardArgs {
+  ElementwiseArgs forward;
+  Operand grad;         // the incoming gradient: per element, or one value for mean/sum
+  double grad_scale;    // 1/n for mean, else 1
+  void* grads[2];       // d/d(operand 0) and d/d(operand 1); null when not wanted
+};
+
+// ---- the GAN costs: batches of discriminator logits
+
+struct Batch {
+  Grid grid;
+  Operand logits;
+};
+
+struct DiscriminatorArgs {
+  DType dtype;
+  Batch real;
+  Batch fake;
+  double real_label;  // the targets of J(D): 1 and 0, or smoothed (0.9 for real)
+  double fake_label;
+};
+
+enum class GeneratorKind { Minimax, NonSaturating, MaximumLikelihood };
+
+struct GeneratorArgs {
+  DType dtype;
+  Batch fake;
+  GeneratorKind kind;
+};
+
+// ---- row forms (the entropies over one dim): `rows` rows of `length` contiguous elements.
+// Values and gradients are multiplied by scale (1 / log(base)).
+struct RowArgs {
+  DType dtype;
+  int64_t rows;
+  int64_t length;
+  const void* input;
+  double scale;
+};
+
+// ---- log-likelihoods: sum over the data of log f(x; a, b, c)
+
+// One enumerator per row of families.def.
+enum class Family {
+#define FUSEDGAN_FAMILY(id, Formula) id,
+#include "families.def"
+};
+
+// rows = data sets (the output's elements), cols = the points of each (the summed dims).
+// Up to three parameters, in the family's order; unused ones are null Operands (reading as 1).
+inline constexpr int kMaxParams = 3;
+struct LogLikelihoodArgs {
+  DType dtype;
+  Family family;
+  Grid grid;
+  Operand x;
+  Operand params[kMaxParams];
+};
+
+// Where the backward writes: d/dx per element; each parameter's gradient per element, or
+// per row (summed over the row) where that parameter is constant along the row. Null: not
+// wanted.
+struct LogLikelihoodGrads {
+  void* x;
+  void* params[kMaxParams];
+  bool per_row[kMaxParams];
+};
+
+// A diagonal normal mixture's log-likelihood over `sets` data sets, all contiguous:
+// x (sets, n, d) and loc (sets, k, d) in dtype; per component, in double, log pi_k, log w_k =
+// log pi_k - sum_d log s_kd - d log(2 pi)/2 (sets, k) and 1/s_kd (sets, k, d).
+struct MixtureArgs {
+  DType dtype;
+  int64_t sets, n, k, d;
+  const void* x;
+  const void* loc;
+  const double* log_pi;
+  const double* log_weight;
+  const double* inv_scale;
+};
+
+// The backward's outputs (null: not wanted): grad_x like x; the parameters' in double.
+struct MixtureGrads {
+  void* x;
+  double* logits;
+  double* loc;
+  double* scale;
+};
+
+// Where a CUDA launch runs: the stream (a cudaStream_t) and, for reductions, a device scratch
+// buffer of kWorkspaceBytes that the kernel zeroes itself. All launches are asynchronous.
+inline constexpr int64_t kWorkspaceBytes = 4 * 1024 * sizeof(double) + 64;
+struct Launch {
+  void* stream;
+  void* workspace;
+};
+
+}  // namespace fusedgan
