@@ -16,8 +16,31 @@ TOLERANCES = {
 }
 
 
+# Looser for the entropies, whose float32 kernels round each row's sum once more.
+ENTROPY_TOLERANCES = {
+    torch.float64: dict(rtol=1e-10, atol=1e-12),
+    torch.float32: dict(rtol=2e-5, atol=2e-6),
+    torch.float16: dict(rtol=4e-3, atol=4e-3),
+    torch.bfloat16: dict(rtol=3e-2, atol=3e-2),
+}
+
+
 def assert_close(actual, expected, dtype, tolerances=TOLERANCES):
     torch.testing.assert_close(actual.double().cpu(), expected.double().cpu(), **tolerances[dtype])
+
+
+def random_logits(shape, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(shape, generator=g, dtype=torch.float64) * scale
+
+
+def value_and_grad(fn, x, grad_seed=1):
+    """fn(x) and its gradient times a random incoming gradient (float64, seeded)."""
+    x = x.detach().requires_grad_()
+    value = fn(x)
+    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=torch.float64)
+    (grad,) = torch.autograd.grad(value, x, grad_output.to(value.device, value.dtype))
+    return value, grad
 
 
 # Every device-parametrised test runs on CPU and, where a GPU and a CUDA build exist, on CUDA.

@@ -1,5 +1,5 @@
-"""Entropy of probabilities, of a softmax and of sigmoids, against scipy.stats.entropy,
-torch.distributions and float64 formulas."""
+"""The entropy of probabilities and of a softmax along a dim (csrc/torch/entropy.cpp), against
+scipy.stats.entropy, torch.distributions and float64 formulas."""
 
 import math
 
@@ -8,16 +8,11 @@ import pytest
 import scipy.stats
 import torch
 import helpers
-from helpers import DEVICES, opcheck_tests
+from helpers import DEVICES, ENTROPY_TOLERANCES, opcheck_tests, random_logits, value_and_grad
 
 from fusedgan import functional as F
 
-TOLERANCES = {
-    torch.float64: dict(rtol=1e-10, atol=1e-12),
-    torch.float32: dict(rtol=2e-5, atol=2e-6),
-    torch.float16: dict(rtol=4e-3, atol=4e-3),
-    torch.bfloat16: dict(rtol=3e-2, atol=3e-2),
-}
+TOLERANCES = ENTROPY_TOLERANCES
 
 
 def random_probs(shape, dim=-1, seed=0):
@@ -25,21 +20,8 @@ def random_probs(shape, dim=-1, seed=0):
     return torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64) * 2, dim)
 
 
-def random_logits(shape, seed=0, scale=3.0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(shape, generator=g, dtype=torch.float64) * scale
-
-
 def assert_close(actual, expected, dtype):
     helpers.assert_close(actual, expected, dtype, TOLERANCES)
-
-
-def value_and_grad(fn, x, grad_seed=1):
-    x = x.detach().requires_grad_()
-    value = fn(x)
-    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(grad_seed), dtype=torch.float64)
-    (grad,) = torch.autograd.grad(value, x, grad_output.to(value.device, value.dtype))
-    return value, grad
 
 
 # ---- values against scipy and torch.distributions
@@ -48,7 +30,6 @@ def test_the_notes_two_class_examples_in_bits():
     """A certain outcome carries 0 bits; a fair coin 1 bit (0 log 0 = 0)."""
     q = torch.tensor([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
     assert F.entropy(q, base=2).tolist() == [0.0, 1.0, 0.0]
-    assert F.binary_entropy_with_logits(torch.tensor([0.0, math.inf, -math.inf]), base=2).tolist() == [1.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize("base", [None, 2, 10])
@@ -86,22 +67,9 @@ def test_entropy_with_logits_matches_categorical(dim, dtype, device):
     assert_close(grad, expected_grad, dtype)
 
 
-@pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("dtype", list(TOLERANCES))
-@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
-def test_binary_entropy_matches_bernoulli(reduction, dtype, device):
-    x = random_logits((5, 40), seed=4)
-    value, grad = value_and_grad(lambda x: F.binary_entropy_with_logits(x, reduction=reduction), x.to(device, dtype))
-    reduce = {"none": lambda h: h, "mean": torch.mean, "sum": torch.sum}[reduction]
-    expected, expected_grad = value_and_grad(lambda x: reduce(torch.distributions.Bernoulli(logits=x).entropy()), x)
-    assert value.dtype == dtype and value.shape == expected.shape
-    assert_close(value, expected, dtype)
-    assert_close(grad, expected_grad, dtype)
-
-
 def test_base_divides_by_its_log():
     z = random_logits((4, 6), seed=5)
-    for fn, x in ((F.entropy, random_probs((4, 6))), (F.entropy_with_logits, z), (F.binary_entropy_with_logits, z)):
+    for fn, x in ((F.entropy, random_probs((4, 6))), (F.entropy_with_logits, z)):
         torch.testing.assert_close(fn(x, base=2), fn(x) / math.log(2))
 
 
@@ -113,25 +81,20 @@ def test_minus_infinite_logits_are_classes_of_probability_zero(device):
     value, grad = value_and_grad(lambda z: F.entropy_with_logits(z), z)
     expected = torch.distributions.Categorical(logits=torch.tensor([0.3, 1.2])).entropy()
     torch.testing.assert_close(value.cpu(), torch.stack([expected, torch.tensor(0.0)]))
-    assert torch.isfinite(grad).all() and (grad[z == -math.inf] == 0).all()
-
-
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_binary_entropy_of_large_logits_is_exact(dtype):
-    """H = e^-|x| (1 + |x|) to first order at large |x|: no cancellation in 1 - sigmoid."""
-    x = torch.tensor([-80.0, -30.0, 17.0, 30.0, 80.0, 1e4], dtype=dtype)
-    e = torch.exp(-x.double().abs())
-    expected = torch.log1p(e) + x.double().abs() * e / (1 + e)
-    value, grad = value_and_grad(F.binary_entropy_with_logits, x)
-    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=0)
-    assert torch.isfinite(grad).all()
+    finite_logits = torch.tensor([0.3, 1.2], requires_grad=True)
+    grad_output = torch.randn(2, generator=torch.Generator().manual_seed(1))
+    entropy = torch.distributions.Categorical(logits=finite_logits).entropy()
+    (expected_grad,) = torch.autograd.grad(entropy, finite_logits, grad_output[0])
+    assert (grad[z == -math.inf] == 0).all() and (grad[1] == 0).all()  # a certain row has entropy 0 for any logits
+    torch.testing.assert_close(grad[0, [0, 2]].cpu(), expected_grad)
 
 
 def test_probabilities_zero_and_one_and_their_gradient():
     q = torch.tensor([0.0, 1.0, 0.25])
     value, grad = value_and_grad(lambda q: F.entropy(q, 0), q, grad_seed=7)
     torch.testing.assert_close(value, -torch.tensor(0.25) * torch.log(torch.tensor(0.25)))
-    assert grad[0].isinf() and torch.isfinite(grad[1:]).all()  # -(log 0 + 1), as torch.special.entr
+    _, expected_grad = value_and_grad(lambda q: torch.special.entr(q).sum(0), q, grad_seed=7)
+    torch.testing.assert_close(grad, expected_grad)  # -(log 0 + 1) = inf at 0, as torch.special.entr
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -143,14 +106,12 @@ def test_views_and_empty_and_scalar_inputs(device):
     assert F.entropy(torch.empty(0, 3, device=device)).shape == (0,)
     assert F.entropy(torch.empty(3, 0, device=device)).tolist() == [0.0, 0.0, 0.0]  # a sum of nothing
     assert F.entropy_with_logits(torch.empty(4, 0, 3, device=device), 0).shape == (0, 3)
-    assert F.binary_entropy_with_logits(torch.empty(0, device=device), reduction="sum").item() == 0.0
     assert F.entropy(torch.tensor(1.0, device=device)).item() == 0.0
     assert F.entropy_with_logits(torch.tensor(3.0, device=device)).item() == 0.0
 
 
 def test_nan_propagates():
     assert F.entropy_with_logits(torch.tensor([0.0, math.nan])).isnan()
-    assert F.binary_entropy_with_logits(torch.tensor([math.nan])).isnan().all()
 
 
 # ---- gradients
@@ -162,13 +123,23 @@ def test_gradcheck_and_gradgradcheck(base):
     cases = [
         (lambda q: F.entropy(q, 0, base=base), q),
         (lambda z: F.entropy_with_logits(z, -1, base=base), z),
-        (lambda z: F.binary_entropy_with_logits(z, base=base), z),
-        (lambda z: F.binary_entropy_with_logits(z, reduction="mean", base=base), z),
-        (lambda z: F.binary_entropy_with_logits(z, reduction="sum", base=base), z),
     ]
     for fn, x in cases:
         assert torch.autograd.gradcheck(fn, (x,))
         assert torch.autograd.gradgradcheck(fn, (x,))
+
+
+def test_differentiable_backward_matches_the_kernels():
+    """With create_graph the gradients are csrc/math's formulas in ATen ops; without, the
+    kernels': the two must agree."""
+    q = random_probs((5, 7), seed=11).requires_grad_()
+    z = random_logits((5, 7), seed=12).requires_grad_()
+    for fn, x in ((lambda q: F.entropy(q, 0, base=2.0), q), (lambda z: F.entropy_with_logits(z, -1), z)):
+        value = fn(x)
+        grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+        kernels = torch.autograd.grad(value, x, grad_output, retain_graph=True)[0]
+        in_aten = torch.autograd.grad(value, x, grad_output, create_graph=True)[0]
+        torch.testing.assert_close(in_aten, kernels, **TOLERANCES[torch.float64])
 
 
 # ---- bad input
@@ -184,20 +155,18 @@ def test_dim_out_of_range_is_named(fn):
         fn(torch.rand(3, 4), 2)
 
 
-@pytest.mark.parametrize("fn", [F.entropy, F.entropy_with_logits, F.binary_entropy_with_logits])
+@pytest.mark.parametrize("fn", [F.entropy, F.entropy_with_logits])
 @pytest.mark.parametrize("base", [0.0, 1.0, -2.0, math.inf])
 def test_bad_base_is_named(fn, base):
     with pytest.raises(ValueError, match="base must be positive, finite and not 1"):
         fn(torch.rand(3), base=base)
 
 
-def test_integer_inputs_and_unknown_reductions_are_named():
+def test_integer_inputs_are_named():
     with pytest.raises(RuntimeError, match="expected probs to be a floating point tensor"):
         F.entropy(torch.ones(3, dtype=torch.int64))
     with pytest.raises(RuntimeError, match="expected logits to be a floating point tensor"):
         F.entropy_with_logits(torch.ones(3, dtype=torch.int64))
-    with pytest.raises(ValueError, match="not a valid value for reduction"):
-        F.binary_entropy_with_logits(torch.rand(3), reduction="max")
 
 
 # ---- registration
@@ -212,19 +181,15 @@ def opcheck_samples():
         grad = torch.rand(5 if dim == 0 else 3)
         yield ops._entropy_backward.default, (grad, q, dim, None)
         yield ops._entropy_with_logits_backward.default, (grad, z, dim, None)
-    for reduction in (0, 1, 2):
-        grad = torch.rand(3, 5) if reduction == 0 else torch.rand(())
-        yield ops.binary_entropy_with_logits.default, (z.clone().requires_grad_(), reduction, None)
-        yield ops._binary_entropy_with_logits_backward.default, (grad, z, reduction, 2.0)
 
 
-test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "entropy" in name and "cross" not in name)
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: name.removeprefix("fusedgan::_").removeprefix("fusedgan::").startswith("entropy"))
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_torch_compile_fullgraph(dynamic):
     def fn(z):
-        return F.entropy_with_logits(z).sum() + F.binary_entropy_with_logits(z, reduction="mean", base=2) + F.entropy(z.softmax(0), 0).sum()
+        return F.entropy_with_logits(z, base=2).sum() + F.entropy(z.softmax(0), 0).sum()
 
     compiled = torch.compile(fn, fullgraph=True, dynamic=dynamic, backend="aot_eager")
     for rows in (4, 6):

@@ -5,6 +5,8 @@ import pytest
 import scipy.stats
 import torch
 
+from references import REFERENCES
+
 from fusedgan import functional as F
 from fusedgan import mle
 
@@ -119,3 +121,27 @@ def test_unknown_families_and_out_of_support_data_are_refused():
         mle.fit("exponential", torch.tensor([1.0, -1.0]))
     with pytest.raises(ValueError, match="dim is out of range"):
         mle.fit("normal", torch.rand(5), dim=1)
+
+
+def fit_data(family: str) -> tuple[torch.Tensor, dict]:
+    """float64 data for `family`'s fit (4 data sets) and the options it needs."""
+    if family == "categorical":
+        return torch.randint(0, 4, (4, 200), generator=torch.Generator().manual_seed(1)).double(), {"num_classes": 4}
+    if family == "normal_mixture":
+        g = torch.Generator().manual_seed(2)
+        centers = torch.tensor([[-4.0, 0.0], [4.0, 1.0]], dtype=torch.float64)
+        x = centers[torch.randint(0, 2, (4, 200), generator=g)] + torch.randn(4, 200, 2, generator=g, dtype=torch.float64)
+        return x, {"k": 2, "seed": 0}
+    if family == "student_t":  # heavy tails, so that df stays finite (normal data sends it to the normal limit)
+        return sample(scipy.stats.t, (4, 300), seed=3, df=4.0, loc=1.0, scale=2.0), {}
+    return REFERENCES[family].data((4, 300), 3), {}
+
+
+@pytest.mark.parametrize("family", list(mle.FAMILIES))
+def test_float32_data_fits_like_float64(family):
+    x, options = fit_data(family)
+    fitted32, fitted64 = mle.fit(family, x.float(), **options), mle.fit(family, x, **options)
+    assert fitted32.keys() == fitted64.keys()
+    for name, value in fitted32.items():
+        assert value.dtype == torch.float32 and value.shape == fitted64[name].shape
+        torch.testing.assert_close(value.double(), fitted64[name], rtol=1e-4, atol=1e-4)

@@ -5,37 +5,52 @@ import pytest
 import scipy.stats
 import torch
 
+from references import REFERENCES
+
 import fusedgan.numpy as fnp
 from fusedgan import functional as F
+from fusedgan.families import FAMILIES
 
 RNG = np.random.default_rng(0)
 
-CASES = {
-    "normal": (fnp.normal_log_likelihood, lambda x, loc, scale: scipy.stats.norm.logpdf(x, loc, scale), (RNG.normal(size=(5, 1)), RNG.uniform(0.5, 2, size=(5, 1)))),
-    "laplace": (fnp.laplace_log_likelihood, lambda x, loc, scale: scipy.stats.laplace.logpdf(x, loc, scale), (0.3, RNG.uniform(0.5, 2, size=(1, 40)))),
-    "exponential": (fnp.exponential_log_likelihood, lambda x, rate: scipy.stats.expon.logpdf(x, scale=1 / rate), (RNG.uniform(0.5, 2, size=(5, 1)),)),
-    "poisson": (fnp.poisson_log_likelihood, lambda k, rate: scipy.stats.poisson.logpmf(k, rate), (RNG.uniform(1, 5, size=(5, 1)),)),
-    "student_t": (fnp.student_t_log_likelihood, lambda x, df, loc, scale: scipy.stats.t.logpdf(x, df, loc, scale), (3.0, RNG.normal(size=(5, 1)), 2.0)),
-}
-
-
-def data_for(family, shape):
-    if family == "poisson":
-        return RNG.poisson(3.0, size=shape).astype(np.float64)
-    if family == "exponential":
-        return RNG.exponential(size=shape)
-    return RNG.normal(size=shape) * 2
-
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("family", list(CASES))
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_log_likelihoods_match_scipy(family, dtype):
-    fn, logpdf, params = CASES[family]
-    x = data_for(family, (5, 40))
-    expected = logpdf(x, *params).sum(-1)
-    actual = fn(x.astype(dtype), *[np.asarray(p, dtype=dtype) for p in params])
+    reference = REFERENCES[family]
+    x = reference.scipy_data(reference.data((5, 40), 3)).numpy()
+    params = [make((5, 1)).numpy() for make in reference.params]
+    expected = reference.scipy_logpdf(x, *params).sum(-1)
+    actual = getattr(fnp, FAMILIES[family].function_name)(x.astype(dtype), *[p.astype(dtype) for p in params])
     assert isinstance(actual, np.ndarray) and actual.dtype == dtype and actual.shape == (5,)
     np.testing.assert_allclose(actual, expected, rtol=1e-12 if dtype == np.float64 else 2e-5)
+
+
+def test_float16_and_integer_arrays_compute_in_float64():
+    x = RNG.normal(size=(3, 20)).astype(np.float16)
+    actual = fnp.normal_log_likelihood(x, np.float16(0.5), np.float16(2.0))
+    assert actual.dtype == np.float64
+    np.testing.assert_allclose(actual, scipy.stats.norm.logpdf(x.astype(np.float64), 0.5, 2.0).sum(-1), rtol=1e-12)
+    h = fnp.entropy(np.array([[0.25, 0.75]], dtype=np.float16))
+    assert h.dtype == np.float64 and h[0] == pytest.approx(scipy.stats.entropy([0.25, 0.75]), rel=1e-12)
+
+
+def test_reversed_strided_and_read_only_arrays():
+    x = RNG.normal(size=(6, 40))
+    views = {
+        "reversed": x[::-1, ::-1],
+        "strided": x[::2, 1::3],
+        "transposed": x.T,
+        "broadcast (read-only)": np.broadcast_to(x[:1], (6, 40)),
+    }
+    for name, view in views.items():
+        expected = scipy.stats.norm.logpdf(view, 0.3, 1.7).sum(-1)
+        np.testing.assert_allclose(fnp.normal_log_likelihood(view, 0.3, 1.7), expected, rtol=1e-12, err_msg=name)
+        np.testing.assert_allclose(fnp.entropy_with_logits(view), scipy.stats.entropy(scipy.special.softmax(view, -1), axis=-1),
+                                   rtol=1e-12, err_msg=name)
+    assert fnp.binary_cross_entropy_with_logits(x[::-1], x[::-1] > 0, reduction="sum") == pytest.approx(
+        torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(x), torch.from_numpy((x > 0) * 1.0),
+                                                             reduction="sum").item(), rel=1e-12)
 
 
 def test_axes_tuples_and_all():

@@ -19,30 +19,49 @@ from . import functional as F
 
 __all__ = ["fit", "FAMILIES"]
 
+# The fit routine of each family: those of the compiled list (fusedgan.families), and the
+# categorical and normal mixture, whose log-likelihoods are ops of their own.
+FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {}
 
+
+def _fits(family: str):
+    """Registers the decorated function as the fit routine of `family`."""
+
+    def register(routine):
+        FAMILIES[family] = routine
+        return routine
+
+    return register
+
+
+@_fits("normal")
 def _normal(x: Tensor, dim: int) -> dict[str, Tensor]:
     loc = x.mean(dim)
     return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()}  # biased, as scipy.stats.norm.fit
 
 
+@_fits("exponential")
 def _exponential(x: Tensor, dim: int) -> dict[str, Tensor]:
     if (x < 0).any():
         raise ValueError("fit: exponential data must not be negative")
     return {"rate": 1 / x.mean(dim)}  # location fixed at 0
 
 
+@_fits("poisson")
 def _poisson(x: Tensor, dim: int) -> dict[str, Tensor]:
     if (x < 0).any():
         raise ValueError("fit: poisson data (counts) must not be negative")
     return {"rate": x.mean(dim)}
 
 
+@_fits("bernoulli")
 def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
     if ((x < 0) | (x > 1)).any():
         raise ValueError("fit: bernoulli data must lie in [0, 1]")
     return {"logits": torch.logit(x.mean(dim))}  # +-inf for all-ones or all-zeros sets
 
 
+@_fits("categorical")
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict[str, Tensor]:
     if num_classes is None:
         raise ValueError("fit: the categorical family needs num_classes=")
@@ -53,6 +72,7 @@ def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict
     return {"logits": torch.log(counts / labels.shape[-1])}  # -inf for classes never seen
 
 
+@_fits("laplace")
 def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
     loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
     return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
@@ -95,6 +115,7 @@ def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tenso
     return gradient, hessian
 
 
+@_fits("student_t")
 def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> dict[str, Tensor]:
     """Numerical: Newton's method for every data set at once, over unconstrained
     theta = (log df, loc, log scale). Each iteration takes the sets' gradients and 3x3
@@ -147,6 +168,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     return {"df": theta[..., 0].exp().to(x.dtype), "loc": theta[..., 1].to(x.dtype), "scale": theta[..., 2].exp().to(x.dtype)}
 
 
+@_fits("normal_mixture")
 def _normal_mixture(
     x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
     min_scale: float = 1e-6,
@@ -188,18 +210,6 @@ def _normal_mixture(
             break
         previous = value
     return {"logits": logits.to(x.dtype), "loc": loc.to(x.dtype), "scale": scale.to(x.dtype)}
-
-
-FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {
-    "normal": _normal,
-    "exponential": _exponential,
-    "poisson": _poisson,
-    "bernoulli": _bernoulli,
-    "laplace": _laplace,
-    "categorical": _categorical,
-    "student_t": _student_t,
-    "normal_mixture": _normal_mixture,
-}
 
 
 def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[str, Tensor]:

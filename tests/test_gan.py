@@ -133,8 +133,11 @@ def test_repeated_backward_through_a_retained_graph_gives_the_same_bits():
 
 @pytest.mark.parametrize("labels", [(1.0, 0.0), (0.9, 0.1)])
 def test_discriminator_cost_gradcheck_and_gradgradcheck(labels):
-    real = logits((5, 3), torch.float64, seed=12).requires_grad_()
-    fake = logits((4,), torch.float64, seed=13).requires_grad_()
+    real = logits((5, 3), torch.float64, seed=12)
+    fake = logits((4,), torch.float64, seed=13)
+    real[0, 0] = fake[0] = 0.0  # logits of exactly 0: the derivatives must hold there too
+    real.requires_grad_()
+    fake.requires_grad_()
     fn = lambda r, f: F.discriminator_cost(r, f, real_label=labels[0], fake_label=labels[1])
     assert torch.autograd.gradcheck(fn, (real, fake))
     assert torch.autograd.gradgradcheck(fn, (real, fake))
@@ -142,21 +145,45 @@ def test_discriminator_cost_gradcheck_and_gradgradcheck(labels):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_generator_cost_gradcheck_and_gradgradcheck(kind):
-    fake = logits((6,), torch.float64, seed=14, scale=1.0).requires_grad_()
+    fake = logits((6,), torch.float64, seed=14, scale=1.0)
+    fake[0] = 0.0
+    fake.requires_grad_()
     fn = lambda f: F.generator_cost(f, kind=kind)
     assert torch.autograd.gradcheck(fn, (fake,))
     assert torch.autograd.gradgradcheck(fn, (fake,))
 
 
+def stable_costs(kind, fake, real=None):
+    """The costs in float64 from softplus (torch's stable BCE with logits): exact where the
+    probability form's logs of sigmoids would round to log(0)."""
+    fake = fake.double()
+    if kind == "discriminator":
+        real = real.double()
+        return 0.5 * (TF.binary_cross_entropy_with_logits(real, torch.full_like(real, 0.9))
+                      + TF.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
+    return {
+        "minimax": -0.5 * TF.softplus(fake).mean(),
+        "non_saturating": 0.5 * TF.softplus(-fake).mean(),
+        "maximum_likelihood": -0.5 * torch.exp(fake).mean(),
+    }[kind]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_costs_are_finite_for_logits_from_minus_200_to_50(dtype, device):
+@pytest.mark.parametrize("kind", ["discriminator", *KINDS])
+def test_costs_match_float64_for_logits_from_minus_200_to_50(kind, dtype, device):
     x = torch.linspace(-200, 50, 2001, dtype=dtype, device=device)
-    for fn in [lambda f: F.discriminator_cost(x.flip(0), f, real_label=0.9)] + [
-        (lambda k: lambda f: F.generator_cost(f, kind=k))(kind) for kind in KINDS
-    ]:
-        cost, (grad,) = grads_of(fn, x, grad_output=1.0)
-        assert torch.isfinite(cost) and torch.isfinite(grad).all()
+    real = x.flip(0)
+    if kind == "discriminator":
+        fn = lambda f: F.discriminator_cost(real, f, real_label=0.9)
+    else:
+        fn = lambda f: F.generator_cost(f, kind=kind)
+    cost, (grad,) = grads_of(fn, x, grad_output=1.0)
+    expected, (expected_grad,) = grads_of(lambda f: stable_costs(kind, f, real), x.cpu(), grad_output=1.0, in_float64=True)
+    # float32: e^-a below the smallest normal float (a > 87.3) is flushed to 0
+    tolerance = TOLERANCES[torch.float64] if dtype == torch.float64 else dict(rtol=2e-5, atol=1.2e-38)
+    torch.testing.assert_close(cost.double().cpu(), expected, **tolerance)
+    torch.testing.assert_close(grad.double().cpu(), expected_grad, **tolerance)
 
 
 def test_costs_at_extreme_logits_match_float64():
@@ -178,6 +205,23 @@ def test_costs_at_extreme_logits_match_float64():
         torch.testing.assert_close(grad.double(), expected_grad, rtol=2e-5, atol=1.2e-38)
     cost = F.discriminator_cost(torch.tensor([1e4, -1e4]), torch.tensor([-1e4]))
     assert cost.item() == pytest.approx(0.25 * 1e4)
+
+
+def test_differentiable_backward_matches_the_kernels():
+    """With create_graph the gradients are csrc/math's derivatives in ATen ops; without, the
+    kernels': the two must agree."""
+    real, fake = logits((40,), torch.float64, seed=19), logits((30,), torch.float64, seed=20)
+    costs = [lambda r, f: F.discriminator_cost(r, f, real_label=0.9, fake_label=0.05)]
+    costs += [(lambda k: lambda r, f: F.generator_cost(f, kind=k))(kind) for kind in KINDS]
+    for cost in costs:
+        inputs = [real.clone().requires_grad_(), fake.clone().requires_grad_()]
+        value = 1.7 * cost(*inputs)
+        kernels = torch.autograd.grad(value, inputs, retain_graph=True, allow_unused=True)
+        in_aten = torch.autograd.grad(value, inputs, create_graph=True, allow_unused=True)
+        for a, b in zip(in_aten, kernels):
+            assert (a is None) == (b is None)
+            if a is not None:
+                torch.testing.assert_close(a, b, **TOLERANCES[torch.float64])
 
 
 @pytest.mark.parametrize("device", DEVICES)
