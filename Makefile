@@ -33,6 +33,7 @@ bench: install
 	$(PY) benchmarks/bench_loglik.py
 	$(PY) benchmarks/bench_entropy.py
 	$(PY) benchmarks/bench_trainer.py
+	$(PY) benchmarks/report.py
 
 # Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
 cuda-check:
