@@ -4,9 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 NVCC ?= nvcc
-CUDA_FLAGS := -std=c++17 -O3 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+CUDA_FLAGS := -std=c++17 -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
-.PHONY: install demo test bench cuda-check clean
+.PHONY: install demo test bench docs cuda-check clean
 
 $(VENV)/.requirements: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,18 +24,21 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
+# Every benchmark script, the plots of two of them, then docs/benchmarks.md and the README's
+# headline figures from the results.
 bench: install
 	$(PY) -m pip install -q matplotlib
-	$(PY) benchmarks/bench_bce.py
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 	$(PY) benchmarks/plot_results.py bce
-	$(PY) benchmarks/bench_gan_costs.py
 	$(PY) benchmarks/plot_results.py gan_costs
-	$(PY) benchmarks/bench_loglik.py
-	$(PY) benchmarks/bench_entropy.py
-	$(PY) benchmarks/bench_trainer.py
 	$(PY) benchmarks/report.py
 
-# Compiles every CUDA kernel for sm_90 plus a PTX target: needs nvcc only, no GPU, no CUDA torch.
+# The parts of docs/api.md that come from the code (the families, the fit routines).
+docs: install
+	$(PY) docs/generate.py
+
+# Compiles every CUDA kernel for sm_80 and sm_90 (as the build does) plus a PTX target: needs nvcc
+# only, no GPU, no CUDA torch.
 cuda-check:
 	@for f in csrc/cuda/*.cu; do \
 	  echo "nvcc $$f"; $(NVCC) $(CUDA_FLAGS) -c $$f -o /dev/null || exit 1; \

@@ -33,7 +33,10 @@ class Reference:
     data: Callable[[tuple, int], torch.Tensor]  # (shape, seed) -> float64 data in the support
     params: tuple[Callable[[tuple], torch.Tensor], ...]  # one per parameter: shape -> float64 values
     scipy_fit: Optional[Callable[[np.ndarray], tuple]] = None  # 1-D data -> the parameters, in order
-    scipy_data: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # data as scipy's pmf takes it
+    # The data of the comparisons with scipy, for both sides: bernoulli's soft x as the 0/1 that
+    # scipy's pmf takes. (A different convention, such as scipy counting trials where the
+    # family counts failures, goes into scipy_logpdf instead.)
+    scipy_data: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
 
 
 REFERENCES: dict[str, Reference] = {

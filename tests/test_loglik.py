@@ -105,9 +105,11 @@ def test_non_contiguous_data_and_dim_tuples(family, view, params_per):
 def test_gradcheck_and_gradgradcheck(family):
     reference = REFERENCES[family]
     x = reference.data((3, 4), 8).requires_grad_(family != "poisson")
-    params = [make((3, 1)).requires_grad_() for make in reference.params]
-    if family == "bernoulli":
-        params[0].data[0] = 0.0  # logits of exactly 0: the derivatives must hold there too
+    params = [make((3, 1)) for make in reference.params]
+    for name, p in zip(FAMILIES[family].params, params):
+        if name not in FAMILIES[family].positive:
+            p[0] = 0.0  # exactly 0 (logits, locations): the derivatives must hold there too
+    params = [p.requires_grad_() for p in params]
     fn = function(family)
     assert torch.autograd.gradcheck(lambda x, *p: fn(x, *p), (x, *params))
     assert torch.autograd.gradgradcheck(lambda x, *p: fn(x, *p), (x, *params))

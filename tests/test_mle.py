@@ -9,6 +9,7 @@ from references import REFERENCES
 
 from fusedgan import functional as F
 from fusedgan import mle
+from fusedgan.families import FAMILIES
 
 
 def sample(distribution, shape, seed=0, **kwargs):
@@ -145,3 +146,18 @@ def test_float32_data_fits_like_float64(family):
     for name, value in fitted32.items():
         assert value.dtype == torch.float32 and value.shape == fitted64[name].shape
         torch.testing.assert_close(value.double(), fitted64[name], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("family", [name for name, reference in REFERENCES.items() if reference.scipy_fit])
+def test_fits_reach_at_least_scipys_log_likelihood(family):
+    """Per data set, the fitted log-likelihood is at least that of scipy's fit (or of the
+    reference's closed form where scipy has no fit)."""
+    reference = REFERENCES[family]
+    x = fit_data(family)[0]
+    fitted = mle.fit(family, x)
+    log_likelihood = getattr(F, FAMILIES[family].function_name)
+    ours = log_likelihood(x, *(fitted[name].unsqueeze(-1) for name in FAMILIES[family].params))
+    for i in range(x.shape[0]):
+        theirs = [torch.tensor(float(p), dtype=torch.float64) for p in reference.scipy_fit(x[i].numpy())]
+        best = log_likelihood(x[i], *theirs).item()
+        assert ours[i].item() >= best - 1e-9 * abs(best)

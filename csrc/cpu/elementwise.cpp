@@ -65,9 +65,11 @@ bool elementwise_forward(const ElementwiseArgs& a, Reduction reduction, void* ou
   return math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     return with_operands<F>(a.operands, [&](auto wrap, const auto&... operands) {
-      if (grad_input) {
-        const math::LossAndGrad<F> f{{unit}, unit * reduction_scale(a.grid, reduction)};
-        return reduce<T>(a.grid, reduction, out, grad_input, wrap(f), operands...);
+      if constexpr (math::kHasLossAndGrad<F>) {
+        if (grad_input) {
+          const math::LossAndGrad<F> f{{unit}, unit * reduction_scale(a.grid, reduction)};
+          return reduce<T>(a.grid, reduction, out, grad_input, wrap(f), operands...);
+        }
       }
       return map_reduce<T>(a.grid, reduction, out, wrap(math::Loss<F>{unit}), operands...);
     });

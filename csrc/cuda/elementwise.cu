@@ -27,12 +27,13 @@ bool elementwise_forward(const ElementwiseArgs& a, Reduction reduction, void* ou
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     with_operands<F>(a.operands, [&](const auto&... operands) {
-      if (grad_input) {
-        const math::LossAndGrad<F> f{{unit}, unit * reduction_scale(a.grid, reduction)};
-        reduce<T>(a.grid, reduction, out, grad_input, launch, f, operands...);
-      } else {
-        map_reduce<T>(a.grid, reduction, out, launch, math::Loss<F>{unit}, operands...);
+      if constexpr (math::kHasLossAndGrad<F>) {
+        if (grad_input) {
+          const math::LossAndGrad<F> f{{unit}, unit * reduction_scale(a.grid, reduction)};
+          return reduce<T>(a.grid, reduction, out, grad_input, launch, f, operands...);
+        }
       }
+      map_reduce<T>(a.grid, reduction, out, launch, math::Loss<F>{unit}, operands...);
     });
   });
   return true;

@@ -163,26 +163,5 @@ FUSEDGAN_HOST_DEVICE V binary_entropy_with_logits_grad(V x) {
   return -weighted(e * r * r, x);
 }
 
-// The binary form as the elementwise kernels take it (kernels.def): one operand, values and
-// gradients in units of the op's base (kScaled).
-struct BinaryEntropyWithLogits {
-  static constexpr int kOperands = 1;
-  static constexpr int kWeights = 0;
-  static constexpr int kGradients = 1;
-  static constexpr bool kScaled = true;
-  template <class V>
-  FUSEDGAN_HOST_DEVICE static V loss(V x) {
-    return binary_entropy_with_logits(x);
-  }
-  template <class V>
-  FUSEDGAN_HOST_DEVICE static ValueAndGrad<V> loss_and_grad(V x) {
-    return {binary_entropy_with_logits(x), binary_entropy_with_logits_grad(x)};
-  }
-  template <class V>
-  FUSEDGAN_HOST_DEVICE static V grad_input(V x) {
-    return binary_entropy_with_logits_grad(x);
-  }
-};
-
 }  // namespace FUSEDGAN_ISA
 }  // namespace fusedgan::math

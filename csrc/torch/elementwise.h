@@ -1,12 +1,29 @@
-// What the elementwise losses' torch glue shares (bce.cpp, binary_entropy.cpp): their tensors
-// as the kernels see them, the runs of their two kernels (kernels.def), and their backward in
-// ATen ops on the same formula, for create_graph.
+// The elementwise losses' torch glue (bce.cpp, binary_entropy.cpp), written once: checks,
+// kernels for CPU and CUDA, Meta and Autograd, for any op that a description struct Op states:
+//   kName, kNode              the op, for messages, and its backward node's name
+//   kOperands                 the operands' names, in the formula's order
+//   Formula                   the op's formula, a struct of csrc/math/losses.h
+//   kernels                   [](const auto& table) -> const auto& { return table.<its row>; }
+//   dtype(arguments)          the dtype the op computes in, after the checks only it has
+//   call_forward(arguments), call_backward(grad, arguments, mask): its ops, through the dispatcher
+// and optionally
+//   call_and_grad(arguments)  its _and_grad op (the reduced loss with its input gradient from one
+//                             pass, which autograd keeps; Formula then has loss_and_grad)
+//   kOutsideDomain            the message for a first operand outside Formula's domain
+// The op's own file maps its schemas' arguments onto ElementwiseArguments and registers the
+// functions of Elementwise<Op>.
 #pragma once
+
+#include <torch/csrc/autograd/function.h>
+
+#include <ATen/ExpandUtils.h>
 
 #include <array>
 #include <utility>
 
 #include "../math/losses.h"
+#include "autograd.h"
+#include "checks.h"
 #include "device.h"
 #include "layout.h"
 #include "output.h"
@@ -14,18 +31,27 @@
 
 namespace fusedgan {
 
-// The operands of a call in its formula's order (absent weights: nullopt) and the incoming
-// gradient, cast to the compute dtype and planned over the input's shape.
+using GradientMask = std::array<bool, 2>;  // by operand 0, by operand 1
+
+// A call's arguments, whatever its schema: the operands in the formula's order (absent
+// weights: nullopt), the reduction, and the entropy's base where the op has one.
+struct ElementwiseArguments {
+  std::array<OptionalTensor, kMaxOperands> operands;
+  int64_t reduction;
+  std::optional<double> base = std::nullopt;
+  const Tensor& input() const { return *operands[0]; }
+};
+
+// The operands and the incoming gradient of a call, cast to the compute dtype and planned over
+// the input's shape (layout.h).
 class ElementwiseCall {
  public:
-  using Operands = std::array<OptionalTensor, kMaxOperands>;
-
-  ElementwiseCall(at::ScalarType dtype, const Tensor& input, const Operands& operands, double unit,
+  ElementwiseCall(at::ScalarType dtype, const ElementwiseArguments& a, double unit,
                   const OptionalTensor& grad = std::nullopt)
-      : options_(input.options().dtype(dtype)),
-        cast_{cast(operands[0], dtype), cast(operands[1], dtype), cast(operands[2], dtype), cast(operands[3], dtype),
-              cast(grad, dtype)},
-        plan_(plan(input.sizes(), {&cast_[0], &cast_[1], &cast_[2], &cast_[3], &cast_[4]})),
+      : options_(a.input().options().dtype(dtype)),
+        cast_{cast(a.operands[0], dtype), cast(a.operands[1], dtype), cast(a.operands[2], dtype),
+              cast(a.operands[3], dtype), cast(grad, dtype)},
+        plan_(plan(a.input().sizes(), {&cast_[0], &cast_[1], &cast_[2], &cast_[3], &cast_[4]})),
         args_{kernel_dtype(dtype), plan_.grid, {plan_.operands[0], plan_.operands[1], plan_.operands[2], plan_.operands[3]},
               unit} {}
 
@@ -40,69 +66,215 @@ class ElementwiseCall {
   ElementwiseArgs args_;
 };
 
-struct ElementwiseForward {
-  Tensor loss;
-  Tensor grad_input;  // defined when asked for
-  bool in_domain;     // whether the first operand stayed in the formula's domain (CPU)
+template <class Op>
+struct Elementwise {
+  using Formula = typename Op::Formula;
+  static constexpr int kLeading = Formula::kOperands - Formula::kWeights;  // input (and target)
+
+  // ---- checks: every one names the op and the argument
+
+  // Checks the arguments; returns the compute dtype and the unit (1 / log(base), or 1).
+  static std::pair<at::ScalarType, double> check(const ElementwiseArguments& a) {
+    const Tensor& input = a.input();
+    check_floating(Op::kName, Op::kOperands[0], input);
+    for (int k = 1; k < kLeading; ++k) {  // the target: input's shape
+      check_floating(Op::kName, Op::kOperands[k], *a.operands[k]);
+      check_same_device(Op::kName, Op::kOperands[k], *a.operands[k], input);
+      check_same_shape(Op::kName, Op::kOperands[k], *a.operands[k], input);
+    }
+    for (int k = kLeading; k < Formula::kOperands; ++k) check_broadcastable(Op::kName, Op::kOperands[k], a.operands[k], input);
+    check_reduction(Op::kName, a.reduction);
+    const double unit = check_base(Op::kName, a.base);
+    return {Op::dtype(a), unit};
+  }
+
+  // The incoming gradient: broadcastable to the input for reduction none, one element otherwise.
+  static void check_backward_grad(const Tensor& grad, const ElementwiseArguments& a) {
+    check_floating(Op::kName, "grad", grad);
+    check_same_device(Op::kName, "grad", grad, a.input());
+    if (a.reduction == int64_t(Reduction::None)) {
+      TORCH_CHECK(at::is_expandable_to(grad.sym_sizes(), a.input().sym_sizes()), Op::kName, ": grad of shape ",
+                  grad.sym_sizes(), " cannot be broadcast to the input's shape ", a.input().sym_sizes());
+    } else {
+      TORCH_CHECK(grad.sym_numel() == 1, Op::kName, ": grad of a reduced loss must have one element, got shape ",
+                  grad.sym_sizes());
+    }
+  }
+
+  static void check_reduced(const ElementwiseArguments& a) {
+    TORCH_CHECK_VALUE(a.reduction != int64_t(Reduction::None), "_", Op::kName,
+                      "_and_grad: reduction must be 1 (mean) or 2 (sum), got 0 (none)");
+  }
+
+  // ---- CPU and CUDA
+
+  // The loss (of the input's shape for reduction none, else one value) and, with_grad, its
+  // input gradient at grad = 1 from the same pass.
+  static std::tuple<Tensor, Tensor> forward_with_grad(const ElementwiseArguments& a, bool with_grad) {
+    const auto [dtype, unit] = check(a);
+    const ElementwiseCall call(dtype, a, unit);
+    const Tensor& input = a.input();
+    const auto reduction = Reduction(a.reduction);
+    Tensor loss = reduction == Reduction::None ? new_output(input.sizes(), call.options()) : at::empty({}, call.options());
+    Tensor grad_input = with_grad ? new_output(input.sizes(), call.options()) : Tensor();
+    const bool in_domain = on_device(input, [&](const auto& kernels, auto... launch) {
+      return Op::kernels(kernels).forward(call.args(), reduction, loss.data_ptr(),
+                                          with_grad ? grad_input.data_ptr() : nullptr, launch...);
+    });
+    if constexpr (requires { Op::kOutsideDomain; }) {
+      TORCH_CHECK(in_domain, Op::kName, ": ", Op::kOutsideDomain);
+    }
+    return {loss, grad_input};
+  }
+
+  static Tensor forward(const ElementwiseArguments& a) { return std::get<0>(forward_with_grad(a, false)); }
+
+  static std::tuple<Tensor, Tensor> and_grad(const ElementwiseArguments& a) {
+    check_reduced(a);
+    return forward_with_grad(a, true);
+  }
+
+  // grad times the gradients by the first two operands, where wanted.
+  static std::array<Tensor, 2> backward(const Tensor& grad, const ElementwiseArguments& a, GradientMask wanted) {
+    const auto [dtype, unit] = check(a);
+    check_backward_grad(grad, a);
+    const ElementwiseCall call(dtype, a, unit, grad);
+    const Tensor& input = a.input();
+    std::array<Tensor, 2> grads;
+    void* outputs[2] = {nullptr, nullptr};
+    for (int k = 0; k < Formula::kGradients; ++k) {
+      if (!wanted[k]) continue;
+      grads[k] = new_output(input.sizes(), call.options());
+      outputs[k] = grads[k].data_ptr();
+    }
+    const ElementwiseBackwardArgs args{call.args(), call.grad(), reduction_scale(call.args().grid, Reduction(a.reduction)),
+                                       {outputs[0], outputs[1]}};
+    if (input.numel() > 0) {
+      on_device(input, [&](const auto& kernels, auto... launch) { Op::kernels(kernels).backward(args, launch...); });
+    }
+    return grads;
+  }
+
+  // ---- Meta: shapes and dtypes only, symbolic sizes welcome
+
+  static at::TensorOptions options_meta(const ElementwiseArguments& a) {
+    return a.input().options().dtype(check(a).first);
+  }
+
+  static Tensor forward_meta(const ElementwiseArguments& a) {
+    const auto options = options_meta(a);
+    return a.reduction == int64_t(Reduction::None) ? at::empty_symint(a.input().sym_sizes(), options)
+                                                   : at::empty({}, options);
+  }
+
+  static std::tuple<Tensor, Tensor> and_grad_meta(const ElementwiseArguments& a) {
+    check_reduced(a);
+    const auto options = options_meta(a);
+    return {at::empty({}, options), at::empty_symint(a.input().sym_sizes(), options)};
+  }
+
+  static std::array<Tensor, 2> backward_meta(const Tensor& grad, const ElementwiseArguments& a, GradientMask wanted) {
+    const auto options = options_meta(a);
+    check_backward_grad(grad, a);
+    std::array<Tensor, 2> grads;
+    for (int k = 0; k < Formula::kGradients; ++k) {
+      if (wanted[k]) grads[k] = at::empty_symint(a.input().sym_sizes(), options);
+    }
+    return grads;
+  }
+
+  // ---- Autograd
+
+  // The differentiable inputs (the first kGradients operands) as autograd's edges.
+  static torch::autograd::variable_list differentiable(const ElementwiseArguments& a) {
+    torch::autograd::variable_list inputs;
+    for (int k = 0; k < Formula::kGradients; ++k) inputs.push_back(*a.operands[k]);
+    return inputs;
+  }
+
+  // Whether autograd must record a call: grad mode, and a differentiable input requiring grad.
+  static bool records(const ElementwiseArguments& a) {
+    bool any = false;
+    for (int k = 0; k < Formula::kGradients; ++k) any = any || a.operands[k]->requires_grad();
+    return at::GradMode::is_enabled() && any;
+  }
+
+  static Tensor forward_autograd(const ElementwiseArguments& a) {
+    if (at::GradMode::is_enabled()) {
+      for (int k = Formula::kGradients; k < Formula::kOperands; ++k) {
+        TORCH_CHECK(!(a.operands[k] && a.operands[k]->requires_grad()), Op::kName,
+                    " is not differentiable with respect to ", Op::kOperands[k], ", which must not require grad (as in torch)");
+      }
+    }
+    at::AutoDispatchBelowADInplaceOrView guard;
+    if (!records(a)) return Op::call_forward(a);
+    // A reduced loss with an _and_grad op, of which only the input needs a gradient, computes
+    // that gradient in the forward pass and keeps it; other calls compute theirs in the backward op.
+    Tensor loss;
+    std::vector<Tensor> kept;  // none, or one per differentiable input
+    if constexpr (requires { Op::call_and_grad(a); }) {
+      if (a.reduction != int64_t(Reduction::None) && (Formula::kGradients == 1 || !a.operands[1]->requires_grad())) {
+        kept.resize(Formula::kGradients);
+        std::tie(loss, kept[0]) = Op::call_and_grad(a);
+      }
+    }
+    if (!loss.defined()) loss = Op::call_forward(a);
+    torch::autograd::variable_list saved;
+    for (const auto& operand : a.operands) saved.push_back(operand.value_or(Tensor()));
+    record_backward(loss, Op::kNode, differentiable(a), std::move(kept), saved,
+                    [reduction = a.reduction, base = a.base](const torch::autograd::variable_list& saved,
+                                                               const Tensor& grad, const std::vector<bool>& wanted) {
+                      // Through the dispatcher: with create_graph the backward op's autograd kernel records it.
+                      ElementwiseArguments again{{}, reduction, base};
+                      for (size_t k = 0; k < saved.size(); ++k) {
+                        if (saved[k].defined()) again.operands[k] = saved[k];
+                      }
+                      const auto grads = Op::call_backward(grad, again, {wanted[0], wanted.size() > 1 && wanted[1]});
+                      return torch::autograd::variable_list(grads.begin(), grads.begin() + Formula::kGradients);
+                    });
+    return loss;
+  }
+
+  // The backward op's own derivative: where a graph must be recorded, the gradients are the
+  // formula's in ATen ops (tensor_math.h), which autograd differentiates again.
+  static std::array<Tensor, 2> backward_autograd(const Tensor& grad, const ElementwiseArguments& a, GradientMask wanted) {
+    if (!records(a) && !records_grad(grad)) {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      return Op::call_backward(grad, a, wanted);
+    }
+    const double unit = check(a).second;
+    check_backward_grad(grad, a);
+    return differentiable_backward(grad, a, unit, wanted);
+  }
+
+  // The _and_grad op is the first-order pass of the loss's autograd, not differentiable itself.
+  static std::tuple<Tensor, Tensor> and_grad_autograd(const ElementwiseArguments& a) {
+    TORCH_CHECK(!records(a), "_", Op::kName, "_and_grad is not differentiable; call ", Op::kName,
+                " for a differentiable loss");
+    at::AutoDispatchBelowADInplaceOrView guard;
+    return Op::call_and_grad(a);
+  }
+
+  static std::array<Tensor, 2> differentiable_backward(const Tensor& grad, const ElementwiseArguments& a, double unit,
+                                                       GradientMask wanted) {
+    using tensor_math::Expr;
+    Tensor g = grad * math::unit_of<Formula>(unit);
+    if (a.reduction == int64_t(Reduction::Mean)) g = g / c10::Scalar(a.input().sym_numel());
+    const auto apply = [&](const auto& derivative) {
+      const auto expr = [](const OptionalTensor& t) { return t ? Expr(*t) : Expr(1.0); };
+      return [&]<size_t... I>(std::index_sequence<I...>) {
+        return derivative(expr(a.operands[I])...);
+      }(std::make_index_sequence<Formula::kOperands>{});
+    };
+    std::array<Tensor, 2> grads;
+    if (wanted[0]) {
+      grads[0] = g * apply([](const auto&... v) { return Formula::grad_input(v...); }).to_tensor(a.input());
+    }
+    if constexpr (Formula::kGradients == 2) {
+      if (wanted[1]) grads[1] = g * apply([](const auto&... v) { return Formula::grad_target(v...); }).to_tensor(a.input());
+    }
+    return grads;
+  }
 };
-
-// The forward kernel of the loss that select(kernel table) names: the loss, of the input's
-// shape for reduction none and one value otherwise, and with_grad (mean or sum only) the input
-// gradient at grad = 1 from the same pass.
-template <class Select>
-ElementwiseForward run_forward(const Select& select, const Tensor& input, const ElementwiseCall& call,
-                               Reduction reduction, bool with_grad) {
-  Tensor loss = reduction == Reduction::None ? new_output(input.sizes(), call.options()) : at::empty({}, call.options());
-  Tensor grad_input = with_grad ? new_output(input.sizes(), call.options()) : Tensor();
-  const bool in_domain = on_device(input, [&](const auto& kernels, auto... launch) {
-    return select(kernels).forward(call.args(), reduction, loss.data_ptr(),
-                                   with_grad ? grad_input.data_ptr() : nullptr, launch...);
-  });
-  return {loss, grad_input, in_domain};
-}
-
-// The backward kernel: grad times the gradients by the first two operands, where wanted.
-template <class Select>
-std::array<Tensor, 2> run_backward(const Select& select, const Tensor& input, const ElementwiseCall& call,
-                                   Reduction reduction, std::array<bool, 2> wanted) {
-  std::array<Tensor, 2> grads;
-  void* outputs[2] = {nullptr, nullptr};
-  for (int k = 0; k < 2; ++k) {
-    if (!wanted[k]) continue;
-    grads[k] = new_output(input.sizes(), call.options());
-    outputs[k] = grads[k].data_ptr();
-  }
-  const ElementwiseBackwardArgs args{call.args(), call.grad(), reduction_scale(call.args().grid, reduction),
-                                     {outputs[0], outputs[1]}};
-  if (input.numel() > 0) {
-    on_device(input, [&](const auto& kernels, auto... launch) { select(kernels).backward(args, launch...); });
-  }
-  return grads;
-}
-
-// The same gradients in ATen ops on Formula (tensor_math.h), differentiable again: for
-// create_graph. `operands` are the call's in the formula's order (absent weights read as 1).
-template <class Formula>
-std::array<Tensor, 2> differentiable_backward(const Tensor& grad, const Tensor& input,
-                                              const ElementwiseCall::Operands& operands, Reduction reduction,
-                                              double unit, std::array<bool, 2> wanted) {
-  using tensor_math::Expr;
-  Tensor g = grad * math::unit_of<Formula>(unit);
-  if (reduction == Reduction::Mean) g = g / c10::Scalar(input.sym_numel());
-  const auto expr = [](const OptionalTensor& t) { return t ? Expr(*t) : Expr(1.0); };
-  const auto apply = [&](const auto& derivative) {
-    return [&]<size_t... I>(std::index_sequence<I...>) {
-      return derivative(expr(operands[I])...);
-    }(std::make_index_sequence<Formula::kOperands>{});
-  };
-  std::array<Tensor, 2> grads;
-  if (wanted[0]) {
-    grads[0] = g * apply([](const auto&... v) { return Formula::grad_input(v...); }).to_tensor(input);
-  }
-  if constexpr (Formula::kGradients == 2) {
-    if (wanted[1]) grads[1] = g * apply([](const auto&... v) { return Formula::grad_target(v...); }).to_tensor(input);
-  }
-  return grads;
-}
 
 }  // namespace fusedgan

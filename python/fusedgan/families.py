@@ -36,7 +36,8 @@ def define_functions(namespace: dict, source: str, doc: str) -> list[str]:
     """Defines one function per family in `namespace` (a module's globals) from `source`, a
     template of its code, and `doc`, one of its docstring; both are formatted with the family's
     fields: name, function, data, params (their names, comma-separated), params_padded (the same
-    padded with None to three), density, positive. Real functions with the family's own
+    padded with None to three), density, positive_rule (the sentence on the parameters that must
+    be positive, or nothing). Real functions with the family's own
     signature, so that help(), keyword arguments and torch.compile see them as written out.
     Returns their names."""
     names = []
@@ -48,7 +49,8 @@ def define_functions(namespace: dict, source: str, doc: str) -> list[str]:
             params=", ".join(family.params),
             params_padded=", ".join([*family.params, *["None"] * (3 - len(family.params))]),
             density=family.density,
-            positive=", ".join(f"``{p}``" for p in family.positive) or "nothing",
+            positive_rule=(f"Values of {', '.join(f'``{p}``' for p in family.positive)} that are not positive (or "
+                           "NaN) raise ValueError on CPU." if family.positive else ""),
         )
         exec(source.format(**fields), namespace)  # noqa: S102 - the template is ours, the fields the compiled list's
         function = namespace[family.function_name]

@@ -162,7 +162,7 @@ _LOG_LIKELIHOOD_DOC = """Sum over ``dim`` (an int, a tuple, or None for all) of 
     ``{data}``, no temporaries of its size when the summed dims are contiguous in memory
     (otherwise ``{data}`` is copied once); gradients for ``{data}`` and every parameter (a
     parameter that is constant along ``dim`` gets its gradient summed per data set in the same
-    pass). Values of {positive} that are not positive raise ValueError on CPU.
+    pass). {positive_rule}
     """
 LOG_LIKELIHOOD_FUNCTIONS = define_functions(globals(), _LOG_LIKELIHOOD_SOURCE, _LOG_LIKELIHOOD_DOC)
 __all__ += LOG_LIKELIHOOD_FUNCTIONS

@@ -36,12 +36,14 @@ def _fits(family: str):
 
 @_fits("normal")
 def _normal(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
     loc = x.mean(dim)
     return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()}  # biased, as scipy.stats.norm.fit
 
 
 @_fits("exponential")
 def _exponential(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: 1 / mean, location 0; the data must not be negative."""
     if (x < 0).any():
         raise ValueError("fit: exponential data must not be negative")
     return {"rate": 1 / x.mean(dim)}  # location fixed at 0
@@ -49,6 +51,7 @@ def _exponential(x: Tensor, dim: int) -> dict[str, Tensor]:
 
 @_fits("poisson")
 def _poisson(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: the mean; the counts must not be negative."""
     if (x < 0).any():
         raise ValueError("fit: poisson data (counts) must not be negative")
     return {"rate": x.mean(dim)}
@@ -56,6 +59,8 @@ def _poisson(x: Tensor, dim: int) -> dict[str, Tensor]:
 
 @_fits("bernoulli")
 def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets); the data must
+    lie in [0, 1]."""
     if ((x < 0) | (x > 1)).any():
         raise ValueError("fit: bernoulli data must lie in [0, 1]")
     return {"logits": torch.logit(x.mean(dim))}  # +-inf for all-ones or all-zeros sets
@@ -63,6 +68,8 @@ def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
 
 @_fits("categorical")
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict[str, Tensor]:
+    """Closed form: log frequencies (−inf for classes never seen), of shape
+    `(..., num_classes)`; `x` holds integer labels in [0, num_classes) as floats."""
     if num_classes is None:
         raise ValueError("fit: the categorical family needs num_classes=")
     labels = x.movedim(dim, -1).long()
@@ -74,6 +81,7 @@ def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict
 
 @_fits("laplace")
 def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
     loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
     return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
 
@@ -117,8 +125,11 @@ def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tenso
 
 @_fits("student_t")
 def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> dict[str, Tensor]:
-    """Numerical: Newton's method for every data set at once, over unconstrained
-    theta = (log df, loc, log scale). Each iteration takes the sets' gradients and 3x3
+    """Newton's method on (log df, loc, log scale), every set at once, from the median, the
+    scaled median absolute deviation and df = 5; gradients and 3 × 3 Hessians in closed form,
+    step halving per set; df beyond 10⁶ is taken as the normal limit.
+
+    Each iteration takes the sets' gradients and 3x3
     Hessians in closed form (_student_t_newton_system), a Newton step where the Hessian
     is negative definite and a gradient step elsewhere, and halves the step per set until the
     fused log-likelihood does not decrease; a set stops when its gradient is below ``tolerance`` or
@@ -173,12 +184,12 @@ def _normal_mixture(
     x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
     min_scale: float = 1e-6,
 ) -> dict[str, Tensor]:
-    """EM for a diagonal normal mixture of ``k`` components, every data set at once. ``x`` is
-    (..., N, D) with the points along ``dim`` (default -2 for this family) and the
-    coordinates last. Starts from k distinct points of each set chosen with ``seed``, equal
-    weights and the set's spread; stops when no set's log-likelihood rises by more than
-    ``tolerance`` relative. Scales are kept at least ``min_scale`` (a component that collapses
-    on one point would otherwise drive the likelihood to infinity)."""
+    """EM for a diagonal mixture of `k` components, every set at once; `x` is `(..., N, D)`
+    with the points along `dim` (default -2 for this family) and the coordinates last; starts
+    from `k` distinct points per set chosen with `seed`, equal weights and the set's spread;
+    stops when no set's log-likelihood rises by more than `tolerance` relative; scales are
+    kept at least `min_scale` (a component that collapses on one point would otherwise drive
+    the likelihood to infinity)."""
     if k is None or k < 1:
         raise ValueError("fit: the normal_mixture family needs k= (the number of components, at least 1)")
     if x.dim() < 2:
@@ -215,14 +226,10 @@ def _normal_mixture(
 def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[str, Tensor]:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
 
-    Closed form for normal (biased scale, as ``scipy.stats.norm.fit``), exponential (rate =
-    1/mean, location 0), poisson (rate = mean), bernoulli (logits of the mean) and laplace
-    (median, mean absolute deviation from it) and categorical (log frequencies, shape
-    ``(..., num_classes)``; ``x`` holds labels as floats, ``num_classes=`` is required); numerical (batched Newton) for student_t,
-    whose ``options`` are ``max_iter`` and ``tolerance`` (on the gradient), and EM for
-    normal_mixture (``k=`` components, ``seed=`` for the initial means; points along
-    ``dim``, -2 by default, coordinates last), returning logits, loc and scale. Empty data sets, NaN data and
-    infinite values and unknown families raise ValueError.
+    Returns a dict keyed like the family's log-likelihood function, each parameter with ``dim``
+    removed. Each family's method and ``options`` are those of its fit routine in
+    ``FAMILIES`` (see its docstring; docs/api.md tabulates them). Unknown families, empty data
+    sets, NaN and infinite data, and data outside the family's support raise ValueError.
     """
     if family not in FAMILIES:
         raise ValueError(f"fit: unknown family {family!r}; known: {', '.join(FAMILIES)}")
