@@ -219,9 +219,9 @@ struct Elementwise {
       }
     }
     if (!loss.defined()) loss = Op::call_forward(a);
-    torch::autograd::variable_list saved;
-    for (const auto& operand : a.operands) saved.push_back(operand.value_or(Tensor()));
-    record_backward(loss, Op::kNode, differentiable(a), std::move(kept), saved,
+    torch::autograd::variable_list to_save;
+    for (const auto& operand : a.operands) to_save.push_back(operand.value_or(Tensor()));
+    record_backward(loss, Op::kNode, differentiable(a), std::move(kept), to_save,
                     [reduction = a.reduction, base = a.base](const torch::autograd::variable_list& saved,
                                                                const Tensor& grad, const std::vector<bool>& wanted) {
                       // Through the dispatcher: with create_graph the backward op's autograd kernel records it.

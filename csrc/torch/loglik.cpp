@@ -68,7 +68,7 @@ void broadcast_into(const char* op, std::vector<int64_t>& full, const char* name
 
 Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Params& params, DimList dim) {
   const char* op = function_name(info);
-  check_floating(op, "x", x);
+  check_floating(op, info.data, x);
   const int count = info.param_count;
   for (int k = 0; k < kMaxParams; ++k) {
     TORCH_CHECK_VALUE(bool(params[k]) == (k < count), op, ": the ", info.name, " family takes ", count,
