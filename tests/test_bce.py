@@ -173,6 +173,18 @@ def test_differentiable_backward_matches_the_kernels(form, reduction):
         torch.testing.assert_close(a, b, **TOLERANCES[torch.float64])
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_differentiable_backward_computes_16_bit_types_in_float32(dtype):
+    """As the kernels do: with create_graph, p in {0, 1} with y = p keeps torch's 1e-12 guard
+    (which float16 cannot hold) and gives 0, not 0/0."""
+    p = torch.tensor([0.0, 1.0, 0.5, 0.25], dtype=dtype, requires_grad=True)
+    y = torch.tensor([0.0, 1.0, 1.0, 0.0], dtype=dtype)
+    kernels = torch.autograd.grad(F.binary_cross_entropy(p, y, reduction="sum"), p)[0]
+    in_aten = torch.autograd.grad(F.binary_cross_entropy(p, y, reduction="sum"), p, create_graph=True)[0]
+    assert in_aten.dtype == dtype
+    torch.testing.assert_close(in_aten, kernels)
+
+
 @pytest.mark.parametrize("form", list(FORMS))
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
 def test_gradient_from_the_forward_pass_survives_repeated_backward(form, reduction):

@@ -42,6 +42,7 @@ def test_reversed_strided_and_read_only_arrays():
         "strided": x[::2, 1::3],
         "transposed": x.T,
         "broadcast (read-only)": np.broadcast_to(x[:1], (6, 40)),
+        "structured field": np.rec.fromarrays([x, np.zeros((6, 40), np.int32)])["f0"],
     }
     for name, view in views.items():
         expected = scipy.stats.norm.logpdf(view, 0.3, 1.7).sum(-1)
@@ -141,6 +142,14 @@ def test_categorical_matches_scipy_and_the_torch_op(logits_shape):
     via_torch = F.categorical_log_likelihood(torch.from_numpy(labels), torch.from_numpy(logits)).numpy()
     np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits), via_torch, rtol=1e-13)
     np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits, axis=None), expected.sum(), rtol=1e-12)
+
+
+def test_empty_axes_sum_nothing():
+    labels, logits = RNG.integers(0, 3, size=(2, 5)), RNG.normal(size=(2, 5, 3))
+    per_point = np.log(np.take_along_axis(scipy.special.softmax(logits, -1), labels[..., None], -1)[..., 0])
+    np.testing.assert_allclose(fnp.categorical_log_likelihood(labels, logits, axis=()), per_point, rtol=1e-12)
+    x = RNG.normal(size=(2, 5))
+    np.testing.assert_allclose(fnp.normal_log_likelihood(x, 0.0, 1.0, axis=()), scipy.stats.norm.logpdf(x), rtol=1e-12)
 
 
 def test_categorical_bad_input():

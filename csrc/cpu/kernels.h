@@ -1,6 +1,6 @@
 // The CPU kernels of one instruction set (the namespace FUSEDGAN_ISA), declared from
-// kernels.def; kernel_table.cpp collects them into the table that dispatch.cpp chooses from
-// at run time.
+// kernels.def; kernel_table.cpp collects them into the table that csrc/kernels.cpp chooses
+// from at run time.
 #pragma once
 
 #include "../kernels.h"

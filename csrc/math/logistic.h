@@ -1,5 +1,6 @@
 // The logistic function and its logs, stable for every finite and infinite logit.
-// Templates over V: a scalar (float, double) or the CPU's SIMD vector.
+// Templates over V: a scalar (float, double), the CPU's SIMD vector, or a tensor expression
+// (csrc/torch/tensor_math.h).
 #pragma once
 
 #include "scalar.h"

@@ -2,9 +2,10 @@
 //
 // Each differentiable op has a _backward op (or, for the GAN costs, an _and_grad op) that
 // computes its gradients with the kernels. The forward's autograd kernel records a LossNode
-// whose backward calls it through the dispatcher; the _backward op's own autograd kernel, when
-// a graph must be recorded (create_graph, double backward), computes the same formulas in ATen
-// ops instead (tensor_math.h), which autograd differentiates again.
+// whose backward calls it through the dispatcher. When a graph must be recorded (create_graph,
+// double backward), the gradients are computed in ATen ops instead, which autograd
+// differentiates again: csrc/math's derivative formulas on tensors (tensor_math.h), or for the
+// mixture its reference in ATen ops.
 //
 // Gradients computed in the forward pass: a reduced loss (mean or sum) can give its input
 // gradient at grad = 1 in the same pass as its value, sharing the exp/log work; the node

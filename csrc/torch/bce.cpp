@@ -15,7 +15,7 @@ using Result = std::tuple<Tensor, Tensor>;
 
 struct WithLogits {
   static constexpr const char* kName = "binary_cross_entropy_with_logits";
-  static constexpr const char* kNode = "BinaryCrossEntropyWithLogitsBackward";
+  static constexpr const char* kNode = "BceWithLogitsBackward";
   static constexpr const char* kOperands[] = {"input", "target", "weight", "pos_weight"};
   using Formula = math::BceWithLogits;
   static constexpr auto kernels = [](const auto& table) -> const auto& { return table.bce_with_logits; };
@@ -44,7 +44,7 @@ struct WithLogits {
 
 struct Probabilities {
   static constexpr const char* kName = "binary_cross_entropy";
-  static constexpr const char* kNode = "BinaryCrossEntropyBackward";
+  static constexpr const char* kNode = "BceBackward";
   static constexpr const char* kOperands[] = {"input", "target", "weight"};
   static constexpr const char* kOutsideDomain =
       "all elements of input should be between 0 and 1 (input holds probabilities; "

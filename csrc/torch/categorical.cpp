@@ -35,6 +35,7 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   const Tensor picked =
       log_p.expand_symint(expanded).gather(-1, labels.expand_symint(shape).unsqueeze(-1)).squeeze(-1);
   if (!dim) return picked.sum();
+  if (dim->empty()) return picked;  // a sum over no dims, as the other log-likelihoods take it
   for (int64_t d : *dim) {
     const int64_t rank = std::max<int64_t>(picked.dim(), 1);
     TORCH_CHECK_VALUE(d >= -rank && d < rank, kOp, ": dim ", d, " is out of range for the broadcast labels of ",

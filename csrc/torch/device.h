@@ -8,7 +8,7 @@
 
 namespace fusedgan {
 
-void* current_cuda_stream(const at::Tensor& like);  // defined in CUDA builds only (cuda_stream.cpp)
+void* current_cuda_stream(const at::Tensor& like);  // defined in CUDA builds only (cuda/stream.cpp)
 
 // call(kernels) with the CPU's kernel table for CPU tensors, or call(kernels, launch) with
 // CUDA's for CUDA tensors, on like's device with its current stream and a scratch buffer

@@ -242,9 +242,9 @@ struct Elementwise {
       at::AutoDispatchBelowADInplaceOrView guard;
       return Op::call_backward(grad, a, wanted);
     }
-    const double unit = check(a).second;
+    const auto [dtype, unit] = check(a);
     check_backward_grad(grad, a);
-    return differentiable_backward(grad, a, unit, wanted);
+    return differentiable_backward(grad, a, dtype, unit, wanted);
   }
 
   // The _and_grad op is the first-order pass of the loss's autograd, not differentiable itself.
@@ -255,23 +255,21 @@ struct Elementwise {
     return Op::call_and_grad(a);
   }
 
-  static std::array<Tensor, 2> differentiable_backward(const Tensor& grad, const ElementwiseArguments& a, double unit,
-                                                       GradientMask wanted) {
-    using tensor_math::Expr;
-    Tensor g = grad * math::unit_of<Formula>(unit);
+  static std::array<Tensor, 2> differentiable_backward(const Tensor& grad, const ElementwiseArguments& a,
+                                                       at::ScalarType dtype, double unit, GradientMask wanted) {
+    using tensor_math::computed_in;
+    Tensor g = grad.to(tensor_math::computation_dtype(dtype)) * math::unit_of<Formula>(unit);
     if (a.reduction == int64_t(Reduction::Mean)) g = g / c10::Scalar(a.input().sym_numel());
     const auto apply = [&](const auto& derivative) {
-      const auto expr = [](const OptionalTensor& t) { return t ? Expr(*t) : Expr(1.0); };
+      const Tensor& like = a.input();
       return [&]<size_t... I>(std::index_sequence<I...>) {
-        return derivative(expr(a.operands[I])...);
-      }(std::make_index_sequence<Formula::kOperands>{});
+        return derivative(computed_in(a.operands[I], dtype)...);
+      }(std::make_index_sequence<Formula::kOperands>{}).to_tensor(like);
     };
     std::array<Tensor, 2> grads;
-    if (wanted[0]) {
-      grads[0] = g * apply([](const auto&... v) { return Formula::grad_input(v...); }).to_tensor(a.input());
-    }
+    if (wanted[0]) grads[0] = (g * apply([](const auto&... v) { return Formula::grad_input(v...); })).to(dtype);
     if constexpr (Formula::kGradients == 2) {
-      if (wanted[1]) grads[1] = g * apply([](const auto&... v) { return Formula::grad_target(v...); }).to_tensor(a.input());
+      if (wanted[1]) grads[1] = (g * apply([](const auto&... v) { return Formula::grad_target(v...); })).to(dtype);
     }
     return grads;
   }

@@ -147,20 +147,22 @@ Tensor call_backward(const Tensor& grad, const Tensor& input, int64_t dim, const
 template <class Form>
 Tensor differentiable_backward(const Tensor& grad, const Tensor& input, int64_t dim, double unit) {
   using tensor_math::Expr;
+  const auto compute = tensor_math::computation_dtype(input.scalar_type());
   const bool scalar = input.dim() == 0;
   const int64_t wrapped = checked_dim<Form>(input, dim);
-  const Tensor g = (scalar ? grad : grad.unsqueeze(wrapped)) * unit;
+  const Tensor g = (scalar ? grad : grad.unsqueeze(wrapped)).to(compute) * unit;
+  Tensor d;
   if constexpr (std::is_same_v<Form, OfProbabilities>) {
-    return g * math::entr_grad(Expr(input)).to_tensor(input);
+    d = math::entr_grad(Expr(input.to(compute))).to_tensor(input);
   } else {
-    const Tensor rows = scalar ? input.reshape({1}) : input;
     const int64_t along = scalar ? 0 : wrapped;
-    const Tensor log_p = at::log_softmax(rows, along);
+    const Tensor log_p = at::log_softmax((scalar ? input.reshape({1}) : input).to(compute), along);
     const Tensor p = at::exp(log_p);
     const Tensor entropy = -at::where(p > 0, p * log_p, at::zeros_like(p)).sum(along, /*keepdim=*/true);
-    const Tensor d = math::entropy_with_logits_grad(Expr(p), Expr(log_p + entropy)).to_tensor(p);
-    return g * (scalar ? d.reshape({}) : d);
+    d = math::entropy_with_logits_grad(Expr(p), Expr(log_p + entropy)).to_tensor(p);
+    if (scalar) d = d.reshape({});
   }
+  return (g * d).to(input.scalar_type());
 }
 
 template <class Form>

@@ -200,16 +200,17 @@ std::tuple<Tensor, Tensor> call_generator_cost_and_grad(const Tensor& fake, c10:
 // d J(D) / d logits of one batch, times grad: 1/2 mean of bce(x, label)'s derivative.
 Tensor differentiable_discriminator_grad(const Tensor& grad, const Tensor& logits, double label) {
   using tensor_math::Expr;
-  const Expr one(1.0);
-  const Tensor derivative = math::bce_with_logits_grad_input(Expr(logits), Expr(label), one, one).to_tensor(logits);
-  return grad * 0.5 / c10::Scalar(logits.sym_numel()) * derivative;
+  const Expr x(logits.to(tensor_math::computation_dtype(logits.scalar_type()))), one(1.0);
+  const Tensor derivative = math::bce_with_logits_grad_input(x, Expr(label), one, one).to_tensor(logits);
+  return (grad * 0.5 / c10::Scalar(logits.sym_numel()) * derivative).to(logits.scalar_type());
 }
 
 // d J(G) / d logits, times grad.
 Tensor differentiable_generator_grad(const Tensor& grad, const Tensor& logits, GeneratorKind kind) {
+  const tensor_math::Expr x(logits.to(tensor_math::computation_dtype(logits.scalar_type())));
   tensor_math::Expr derivative;
-  math::with_generator_term(kind, 1.0, [&](auto term) { derivative = term.derivative(tensor_math::Expr(logits)); });
-  return grad / c10::Scalar(logits.sym_numel()) * derivative.to_tensor(logits);
+  math::with_generator_term(kind, 1.0, [&](auto term) { derivative = term.derivative(x); });
+  return (grad / c10::Scalar(logits.sym_numel()) * derivative.to_tensor(logits)).to(logits.scalar_type());
 }
 
 Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {

@@ -241,15 +241,17 @@ Gradients differentiable_backward(const FamilyInfo& info, const Tensor& grad, co
   // grad has a value per data set: in the full layout, with size 1 where the summed dims were.
   std::vector<int64_t> per_set(s.full.size(), 1);
   for (size_t i = 0; i < s.split; ++i) per_set[s.order[i]] = s.full[s.order[i]];
-  const Tensor g = grad.reshape(per_set);
-  const auto expr = [](const OptionalTensor& t) { return t ? Expr(*t) : Expr(1.0); };
+  const auto dtype = dtype_of(x, params);
+  const Tensor g = grad.reshape(per_set).to(tensor_math::computation_dtype(dtype));
+  using tensor_math::computed_in;
   math::Partials<Expr> partials;
   math::with_log_pdf(info.family, [&](auto log_pdf) {
-    partials = log_pdf.partials(Expr(x), expr(params[0]), expr(params[1]), expr(params[2]));
+    partials = log_pdf.partials(computed_in(x, dtype), computed_in(params[0], dtype), computed_in(params[1], dtype),
+                                computed_in(params[2], dtype));
   });
   const auto gradient = [&](bool wanted, const Expr& partial, const OptionalTensor& argument) {
     if (!wanted || !argument) return Tensor();
-    return at::sum_to((g * partial.to_tensor(x)).expand(s.full), argument->sizes());
+    return at::sum_to((g * partial.to_tensor(g)).expand(s.full), argument->sizes()).to(dtype);
   };
   return {gradient(mask[0], partials.x, x), gradient(mask[1], partials.params[0], params[0]),
           gradient(mask[2], partials.params[1], params[1]), gradient(mask[3], partials.params[2], params[2])};

@@ -35,6 +35,18 @@ class Expr {
   double number_ = 0;
 };
 
+// The dtype the formulas compute in for an op's dtype: float for the 16-bit ones, as the
+// kernels do (math/storage.h), so that constants such as BCE's 1e-12 guard and the ranges of
+// exp and log are the kernels' too.
+inline at::ScalarType computation_dtype(at::ScalarType dtype) {
+  return dtype == at::kHalf || dtype == at::kBFloat16 ? at::kFloat : dtype;
+}
+
+// A tensor in the computation dtype of `dtype`, or 1 where there is none (an absent weight).
+inline Expr computed_in(const std::optional<at::Tensor>& t, at::ScalarType dtype) {
+  return t ? Expr(t->to(computation_dtype(dtype))) : Expr(1.0);
+}
+
 // op(a, b) on numbers, on tensors, or on one of each, in the tensor's dtype.
 template <class Op>
 Expr combine(const Expr& a, const Expr& b, const Op& op) {

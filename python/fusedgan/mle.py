@@ -66,6 +66,13 @@ def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
     return {"logits": torch.logit(x.mean(dim))}  # +-inf for all-ones or all-zeros sets
 
 
+@_fits("laplace")
+def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
+    """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
+    loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
+    return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
+
+
 @_fits("categorical")
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict[str, Tensor]:
     """Closed form: log frequencies (−inf for classes never seen), of shape
@@ -77,13 +84,6 @@ def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict
         raise ValueError(f"fit: categorical data must be integer labels in [0, {num_classes})")
     counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).to(x.dtype)
     return {"logits": torch.log(counts / labels.shape[-1])}  # -inf for classes never seen
-
-
-@_fits("laplace")
-def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
-    """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
-    loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
-    return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
 
 
 _LOG_DF_LIMIT = math.log(1e6)
@@ -129,12 +129,10 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     scaled median absolute deviation and df = 5; gradients and 3 × 3 Hessians in closed form,
     step halving per set; df beyond 10⁶ is taken as the normal limit.
 
-    Each iteration takes the sets' gradients and 3x3
-    Hessians in closed form (_student_t_newton_system), a Newton step where the Hessian
-    is negative definite and a gradient step elsewhere, and halves the step per set until the
-    fused log-likelihood does not decrease; a set stops when its gradient is below ``tolerance`` or
-    its log-likelihood stops rising. Starts from the median, the scaled median absolute
-    deviation and df = 5."""
+    Each iteration takes the sets' gradients and Hessians (_student_t_newton_system), a Newton
+    step where the Hessian is negative definite and a gradient step elsewhere, and halves the
+    step per set until the fused log-likelihood does not decrease; a set stops when its
+    gradient is below ``tolerance`` or its log-likelihood stops rising."""
     data = x.movedim(dim, -1).double()
     median = data.median(-1, keepdim=True).values
     mad = (data - median).abs().median(-1, keepdim=True).values * 1.4826

@@ -43,9 +43,10 @@ def _float_arrays(*arrays) -> list[np.ndarray]:
 
 
 def _tensor(a: np.ndarray) -> torch.Tensor:
-    """A tensor on a's memory (read only by the ops). torch has no negative strides: a reversed
-    view is copied."""
-    if any(stride < 0 for stride in a.strides):
+    """A tensor on a's memory (read only by the ops). torch's strides count elements and are not
+    negative: a reversed view, or one whose strides are not whole elements (a field of a
+    structured array), is copied."""
+    if any(stride < 0 or stride % a.itemsize for stride in a.strides):
         a = np.ascontiguousarray(a)
     if a.flags.writeable:
         return torch.from_numpy(a)
@@ -58,15 +59,16 @@ def _tensors(*arrays) -> list[torch.Tensor]:
     return [_tensor(a) for a in _float_arrays(*arrays)]
 
 
-def _log_likelihood(family: str, arrays, axis: Axes) -> np.ndarray:
-    x, *params = _tensors(*arrays)
-    return _ops.log_likelihood.default(family, x, *params, *[None] * (3 - len(params)), _dims(axis)).numpy()
+def _log_likelihood(family: str, x, a, b, c, axis: Axes) -> np.ndarray:
+    tensors = _tensors(*(array for array in (x, a, b, c) if array is not None))
+    tensors += [None] * (4 - len(tensors))
+    return _ops.log_likelihood.default(family, *tensors, _dims(axis)).numpy()
 
 
 # One function per family of the compiled list (families.py), as in fusedgan.functional.
 _LOG_LIKELIHOOD_SOURCE = """
 def {function}({data}, {params}, *, axis=-1):
-    return _log_likelihood("{name}", ({data}, {params}), axis)
+    return _log_likelihood("{name}", {data}, {params_padded}, axis)
 """
 _LOG_LIKELIHOOD_DOC = """Sum over ``axis`` (an int, a tuple, or None for all) of {density}; see
     fusedgan.functional.{function}. Returns a numpy array.
@@ -89,11 +91,11 @@ def categorical_log_likelihood(labels, logits, *, axis: Axes = -1) -> np.ndarray
 def normal_mixture_log_likelihood(x, logits, loc, scale) -> np.ndarray:
     """Per data set, sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)): ``x``
     (*B, N, D), ``logits`` (*B, K), ``loc`` and ``scale`` (*B, K, D), batch axes broadcast;
-    returns (*B,) in the dtype of the data (``x`` and ``loc``), to which the parameters are
-    converted."""
-    x, loc = _float_arrays(x, loc)
-    logits, scale = (np.asarray(a).astype(x.dtype, copy=False) for a in (logits, scale))
-    return _ops.normal_mixture_log_likelihood.default(*map(_tensor, (x, logits, loc, scale))).numpy()
+    returns (*B,) in the dtype of the data (``x`` and ``loc``). The op computes in the common
+    dtype of all four, so that float64 weights and scales keep their precision."""
+    data_dtype = _float_arrays(x, loc)[0].dtype
+    tensors = _tensors(x, logits, loc, scale)
+    return _ops.normal_mixture_log_likelihood.default(*tensors).numpy().astype(data_dtype, copy=False)
 
 
 def entropy(probs, axis: int = -1, *, base: Optional[float] = None) -> np.ndarray:
