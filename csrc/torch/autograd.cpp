@@ -1,19 +1,28 @@
 #include "autograd.h"
 
-#include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/functions/utils.h>
 
 namespace fusedgan {
+
+void set_tangent(const at::Tensor& output, const at::Tensor& tangent) {
+  output._set_fw_grad(tangent.to(output.scalar_type()), /*level=*/0, /*is_inplace_op=*/false);
+}
+
+bool transformed(const at::Tensor& t) {
+  return t.key_set().has_any(
+      c10::DispatchKeySet({c10::DispatchKey::FuncTorchGradWrapper, c10::DispatchKey::FuncTorchBatched}));
+}
+
 namespace {
 
 // A plain float32/float64 CPU tensor holding 1, read directly (item() would cost a
 // dispatch). Tensors being traced (fake, functional, functorch wrappers) are never read:
 // they get the multiplication, which tracing records.
 bool is_plain_cpu_one(const at::Tensor& t) {
-  const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize,
-                                           c10::DispatchKey::FuncTorchGradWrapper,
-                                           c10::DispatchKey::FuncTorchBatched});
-  if (!t.is_cpu() || t.key_set().has_any(traced) || t.numel() != 1 || t.is_conj() || t.is_neg()) return false;
+  const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize});
+  if (!t.is_cpu() || transformed(t) || t.key_set().has_any(traced) || t.numel() != 1 || t.is_conj() || t.is_neg()) {
+    return false;
+  }
   if (t.scalar_type() == at::kFloat) return *t.const_data_ptr<float>() == 1.0f;
   if (t.scalar_type() == at::kDouble) return *t.const_data_ptr<double>() == 1.0;
   return false;
@@ -29,7 +38,7 @@ at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
 torch::autograd::variable_list LossNode::apply(torch::autograd::variable_list&& grads) {
   const at::Tensor& grad = grads[0];
   if (!grad.defined()) return torch::autograd::variable_list(num_outputs());  // a zero gradient
-  if (!at::GradMode::is_enabled() && !kept.empty()) {
+  if (!at::GradMode::is_enabled() && !kept.empty() && !tangent_of(grad).defined()) {
     torch::autograd::variable_list result = std::move(kept);  // ours alone now: scaled in place
     kept.clear();
     for (auto& g : result) {
@@ -72,23 +81,6 @@ void record_backward(const at::Tensor& output, const char* name, const torch::au
   for (const auto& t : to_save) node->saved.emplace_back(t, /*is_output=*/false);
   node->recompute = std::move(recompute);
   torch::autograd::set_history(output, node);
-}
-
-torch::autograd::variable_list differentiable_gradients(const at::Tensor& objective,
-                                                        const torch::autograd::variable_list& inputs,
-                                                        const std::vector<bool>& wanted) {
-  torch::autograd::variable_list chosen, results(inputs.size());
-  std::vector<size_t> slots;
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    if (wanted[i]) {
-      chosen.push_back(inputs[i]);
-      slots.push_back(i);
-    }
-  }
-  const auto d = torch::autograd::grad({objective}, chosen, {}, /*retain_graph=*/true, /*create_graph=*/true,
-                                       /*allow_unused=*/true);
-  for (size_t k = 0; k < slots.size(); ++k) results[slots[k]] = d[k].defined() ? d[k] : at::zeros_like(chosen[k]);
-  return results;
 }
 
 }  // namespace fusedgan

@@ -5,13 +5,14 @@
 // whose backward calls it through the dispatcher. When a graph must be recorded (create_graph,
 // double backward), the gradients are computed in ATen ops instead, which autograd
 // differentiates again: csrc/math's derivative formulas on tensors (tensor_math.h), or for the
-// mixture its reference in ATen ops.
+// mixture the same formulas written in ATen ops over whole tensors.
 //
 // Gradients computed in the forward pass: a reduced loss (mean or sum) can give its input
 // gradient at grad = 1 in the same pass as its value, sharing the exp/log work; the node
 // keeps it and its first backward only scales it by the incoming gradient, or hands it on as
-// it is when that is 1, as for loss.backward(). A second backward (retain_graph) or a
-// differentiable one computes the gradients again from the saved inputs.
+// it is when that is 1, as for loss.backward(). A second backward (retain_graph), a
+// differentiable one, or one whose incoming gradient has a tangent computes the gradients
+// again from the saved inputs.
 #pragma once
 
 #include <torch/csrc/autograd/function.h>
@@ -31,6 +32,29 @@ template <class... Inputs>
 bool records_grad(const Inputs&... inputs) {
   return at::GradMode::is_enabled() && (input_requires_grad(inputs) || ...);
 }
+
+// ---- forward-mode AD (torch.autograd.forward_ad, torch.func.jvp and jacfwd): an op's
+// autograd kernel computes its output's tangent from its inputs' tangents at level 0, as
+// torch's own kernels do, from the primals (the values without their tangents).
+
+inline at::Tensor tangent_of(const at::Tensor& t) { return t.defined() ? t._fw_grad(/*level=*/0) : at::Tensor(); }
+inline at::Tensor tangent_of(const std::optional<at::Tensor>& t) { return t ? tangent_of(*t) : at::Tensor(); }
+inline at::Tensor primal_of(const at::Tensor& t) { return tangent_of(t).defined() ? t._fw_primal(/*level=*/0) : t; }
+inline std::optional<at::Tensor> primal_of(const std::optional<at::Tensor>& t) {
+  return t ? std::optional<at::Tensor>(primal_of(*t)) : std::nullopt;
+}
+template <class... Inputs>
+bool has_tangents(const Inputs&... inputs) {
+  return (tangent_of(inputs).defined() || ...);
+}
+
+// Gives output its tangent, in output's dtype.
+void set_tangent(const at::Tensor& output, const at::Tensor& tangent);
+
+// Whether a torch.func transform (grad, vmap, jvp) wraps t: gradients kept from the forward
+// pass would be computed for nothing there, since those transforms differentiate with
+// create_graph.
+bool transformed(const at::Tensor& t);
 
 // A gradient at grad = 1 (ours alone) times grad_output, in place, or as it is when
 // grad_output is a plain 1; a repeated backward that recomputes the gradient and scales it
@@ -60,13 +84,5 @@ struct LossNode : torch::autograd::Node {
 void record_backward(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
                      std::vector<at::Tensor> kept, const torch::autograd::variable_list& to_save,
                      LossNode::Recompute recompute);
-
-// For create_graph through a reference written in ATen ops (the mixture's): the gradients of
-// `objective` with respect to the inputs that `wanted` marks, keeping the graph so that they
-// can be differentiated again; zeros where an input does not reach it, undefined where not
-// wanted.
-torch::autograd::variable_list differentiable_gradients(const at::Tensor& objective,
-                                                        const torch::autograd::variable_list& inputs,
-                                                        const std::vector<bool>& wanted);
 
 }  // namespace fusedgan

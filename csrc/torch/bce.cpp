@@ -5,6 +5,7 @@
 // here are what the forms differ in, their schemas and their registrations.
 #include <torch/library.h>
 
+#include "autocast.h"
 #include "dispatch.h"
 #include "elementwise.h"
 
@@ -150,5 +151,8 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("_binary_cross_entropy_and_grad", probabilities<Probs::and_grad_autograd>);
   m.impl("_binary_cross_entropy_backward", probabilities_backward<Probs::backward_autograd>);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCPU, m) { register_float32_autocast(m, {"binary_cross_entropy_with_logits", "binary_cross_entropy"}); }
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"binary_cross_entropy_with_logits", "binary_cross_entropy"}); }
 
 }  // namespace fusedgan

@@ -4,6 +4,7 @@
 // here are its description, its schemas and its registrations.
 #include <torch/library.h>
 
+#include "autocast.h"
 #include "dispatch.h"
 #include "elementwise.h"
 
@@ -66,5 +67,8 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("binary_entropy_with_logits", entropy<Op::forward_autograd>);
   m.impl("_binary_entropy_with_logits_backward", entropy_backward<Op::backward_autograd>);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCPU, m) { register_float32_autocast(m, {"binary_entropy_with_logits"}); }
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"binary_entropy_with_logits"}); }
 
 }  // namespace fusedgan

@@ -1,11 +1,12 @@
 // fusedgan::categorical_log_likelihood(labels, logits, dim): the sum over `dim` of
 // log softmax(logits)[label], the class axis being logits' last. Written with ATen ops
-// (log_softmax, gather), registered CompositeImplicitAutograd: its autograd, Meta and CUDA
-// support come from those ops. Labels out of range raise on CPU.
+// (log_softmax, gather), registered CompositeImplicitAutograd: its autograd, Meta, CUDA and
+// torch.func support come from those ops. Labels out of range raise on CPU.
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
 
+#include "autograd.h"
 #include "checks.h"
 
 namespace fusedgan {
@@ -21,9 +22,9 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   check_same_device(kOp, "logits", logits, labels);
   TORCH_CHECK_VALUE(logits.dim() >= 1, kOp, ": logits needs a class dimension (its last)");
   const c10::SymInt classes = logits.sym_size(-1);
-  // Checked where the labels are real numbers on the CPU (not while being traced).
+  // Checked where the labels are real numbers on the CPU (not while traced or transformed).
   const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize});
-  if (labels.is_cpu() && !labels.key_set().has_any(traced) && labels.numel() > 0) {
+  if (labels.is_cpu() && !labels.key_set().has_any(traced) && !transformed(labels) && labels.numel() > 0) {
     TORCH_CHECK_VALUE(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < classes, kOp,
                       ": labels must lie in [0, ", classes, ") for logits of ", classes, " classes");
   }
@@ -51,6 +52,11 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CompositeImplicitAutograd, m) {
+  m.impl("categorical_log_likelihood", categorical_log_likelihood);
+}
+
+// Under torch.func.vmap too, decomposed into the ATen ops, which have batching rules.
+TORCH_LIBRARY_IMPL(fusedgan, FuncTorchBatchedDecomposition, m) {
   m.impl("categorical_log_likelihood", categorical_log_likelihood);
 }
 

@@ -199,32 +199,49 @@ struct Elementwise {
     return at::GradMode::is_enabled() && any;
   }
 
+  static bool has_input_tangents(const ElementwiseArguments& a) {
+    bool any = false;
+    for (int k = 0; k < Formula::kGradients; ++k) any = any || tangent_of(a.operands[k]).defined();
+    return any;
+  }
+
   static Tensor forward_autograd(const ElementwiseArguments& a) {
-    if (at::GradMode::is_enabled()) {
-      for (int k = Formula::kGradients; k < Formula::kOperands; ++k) {
-        TORCH_CHECK(!(a.operands[k] && a.operands[k]->requires_grad()), Op::kName,
-                    " is not differentiable with respect to ", Op::kOperands[k], ", which must not require grad (as in torch)");
-      }
+    for (int k = Formula::kGradients; k < Formula::kOperands; ++k) {
+      const bool differentiated = a.operands[k] && ((at::GradMode::is_enabled() && a.operands[k]->requires_grad()) ||
+                                                    tangent_of(a.operands[k]).defined());
+      TORCH_CHECK(!differentiated, Op::kName, " is not differentiable with respect to ", Op::kOperands[k],
+                  ", which must not require grad or have a tangent (as in torch)");
     }
-    at::AutoDispatchBelowADInplaceOrView guard;
-    if (!records(a)) return Op::call_forward(a);
-    // A reduced loss with an _and_grad op, of which only the input needs a gradient, computes
-    // that gradient in the forward pass and keeps it; other calls compute theirs in the backward op.
+    const bool forward_ad = has_input_tangents(a);
     Tensor loss;
-    std::vector<Tensor> kept;  // none, or one per differentiable input
-    if constexpr (requires { Op::call_and_grad(a); }) {
-      if (a.reduction != int64_t(Reduction::None) && (Formula::kGradients == 1 || !a.operands[1]->requires_grad())) {
-        kept.resize(Formula::kGradients);
-        std::tie(loss, kept[0]) = Op::call_and_grad(a);
+    {
+      at::AutoDispatchBelowADInplaceOrView guard;
+      if (!records(a) && !forward_ad) return Op::call_forward(a);
+      // A reduced loss with an _and_grad op, of which only the input needs a gradient, computes
+      // that gradient in the forward pass and keeps it, unless a transform would not use it.
+      std::vector<Tensor> kept;  // none, or one per differentiable input
+      if constexpr (requires { Op::call_and_grad(a); }) {
+        if (records(a) && !forward_ad && !transformed(a.input()) && a.reduction != int64_t(Reduction::None) &&
+            (Formula::kGradients == 1 || !a.operands[1]->requires_grad())) {
+          kept.resize(Formula::kGradients);
+          std::tie(loss, kept[0]) = Op::call_and_grad(a);
+        }
       }
+      if (!loss.defined()) loss = Op::call_forward(a);
+      if (records(a)) record_loss_node(loss, a, std::move(kept));
     }
-    if (!loss.defined()) loss = Op::call_forward(a);
+    if (forward_ad) set_tangent(loss, tangent(a));  // in ATen ops that autograd records
+    return loss;
+  }
+
+  // Records the loss's node; its backward calls the backward op through the dispatcher (with
+  // create_graph, the backward op's autograd kernel records it in turn).
+  static void record_loss_node(const Tensor& loss, const ElementwiseArguments& a, std::vector<Tensor> kept) {
     torch::autograd::variable_list to_save;
     for (const auto& operand : a.operands) to_save.push_back(operand.value_or(Tensor()));
     record_backward(loss, Op::kNode, differentiable(a), std::move(kept), to_save,
                     [reduction = a.reduction, base = a.base](const torch::autograd::variable_list& saved,
                                                                const Tensor& grad, const std::vector<bool>& wanted) {
-                      // Through the dispatcher: with create_graph the backward op's autograd kernel records it.
                       ElementwiseArguments again{{}, reduction, base};
                       for (size_t k = 0; k < saved.size(); ++k) {
                         if (saved[k].defined()) again.operands[k] = saved[k];
@@ -232,13 +249,31 @@ struct Elementwise {
                       const auto grads = Op::call_backward(grad, again, {wanted[0], wanted.size() > 1 && wanted[1]});
                       return torch::autograd::variable_list(grads.begin(), grads.begin() + Formula::kGradients);
                     });
-    return loss;
   }
 
-  // The backward op's own derivative: where a graph must be recorded, the gradients are the
-  // formula's in ATen ops (tensor_math.h), which autograd differentiates again.
+  // The loss's tangent: the derivatives by the differentiable operands (the formula on the
+  // primals, in ATen ops) times their tangents, reduced like the loss.
+  static Tensor tangent(const ElementwiseArguments& a) {
+    ElementwiseArguments primals = a;
+    for (auto& operand : primals.operands) operand = primal_of(operand);
+    const auto [dtype, unit] = check(primals);
+    Tensor total;
+    for (int k = 0; k < Formula::kGradients; ++k) {
+      const Tensor t = tangent_of(a.operands[k]);
+      if (!t.defined()) continue;
+      const GradientMask only{k == 0, k == 1};
+      const Tensor term = a.reduction == int64_t(Reduction::None)
+                              ? differentiable_backward(t, primals, dtype, unit, only)[k]
+                              : (differentiable_backward(at::ones({}, t.options()), primals, dtype, unit, only)[k] * t).sum();
+      total = total.defined() ? total + term : term;
+    }
+    return total;
+  }
+
+  // The backward op's own derivative: where a graph must be recorded or a tangent carried, the
+  // gradients are the formula's in ATen ops (tensor_math.h), which autograd differentiates.
   static std::array<Tensor, 2> backward_autograd(const Tensor& grad, const ElementwiseArguments& a, GradientMask wanted) {
-    if (!records(a) && !records_grad(grad)) {
+    if (!records(a) && !records_grad(grad) && !has_input_tangents(a) && !tangent_of(grad).defined()) {
       at::AutoDispatchBelowADInplaceOrView guard;
       return Op::call_backward(grad, a, wanted);
     }
@@ -249,8 +284,8 @@ struct Elementwise {
 
   // The _and_grad op is the first-order pass of the loss's autograd, not differentiable itself.
   static std::tuple<Tensor, Tensor> and_grad_autograd(const ElementwiseArguments& a) {
-    TORCH_CHECK(!records(a), "_", Op::kName, "_and_grad is not differentiable; call ", Op::kName,
-                " for a differentiable loss");
+    TORCH_CHECK(!records(a) && !has_input_tangents(a), "_", Op::kName, "_and_grad is not differentiable; call ",
+                Op::kName, " for a differentiable loss");
     at::AutoDispatchBelowADInplaceOrView guard;
     return Op::call_and_grad(a);
   }

@@ -6,6 +6,7 @@
 #include <torch/library.h>
 
 #include "../math/entropy.h"
+#include "autocast.h"
 #include "autograd.h"
 #include "checks.h"
 #include "device.h"
@@ -167,21 +168,31 @@ Tensor differentiable_backward(const Tensor& grad, const Tensor& input, int64_t 
 
 template <class Form>
 Tensor forward_autograd(const Tensor& input, int64_t dim, OptionalDouble base) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  Tensor entropy = call_forward<Form>(input, dim, base);
-  if (records_grad(input)) {
-    record_backward(entropy, Form::kNode, {input}, {}, {input},
-                    [dim, base](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
-                      return variable_list{call_backward<Form>(grad, saved[0], dim, base)};
-                    });
+  Tensor entropy;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    entropy = call_forward<Form>(input, dim, base);
+    if (records_grad(input)) {
+      record_backward(entropy, Form::kNode, {input}, {}, {input},
+                      [dim, base](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
+                        return variable_list{call_backward<Form>(grad, saved[0], dim, base)};
+                      });
+    }
+  }
+  if (const Tensor t = tangent_of(input); t.defined()) {  // the derivative at the primal times t, over dim
+    const Tensor primal = primal_of(input);
+    const double unit = check_arguments<Form>(primal, dim, base);
+    const Tensor terms = differentiable_backward<Form>(at::ones({}, t.options()).expand_symint(entropy.sym_sizes()),
+                                                       primal, dim, unit) * t;
+    set_tangent(entropy, input.dim() == 0 ? terms : terms.sum(checked_dim<Form>(input, dim)));
   }
   return entropy;
 }
 
-// Where a graph must be recorded, the gradient is the formula's in ATen ops.
+// Where a graph must be recorded or a tangent carried, the gradient is the formula's in ATen ops.
 template <class Form>
 Tensor backward_autograd(const Tensor& grad, const Tensor& input, int64_t dim, OptionalDouble base) {
-  if (!records_grad(grad, input)) {
+  if (!records_grad(grad, input) && !has_tangents(grad, input)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_backward<Form>(grad, input, dim, base);
   }
@@ -222,5 +233,7 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("entropy_with_logits", forward_autograd<OfLogits>);
   m.impl("_entropy_with_logits_backward", backward_autograd<OfLogits>);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"entropy", "entropy_with_logits"}); }
 
 }  // namespace fusedgan

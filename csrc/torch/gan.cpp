@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "../math/gan.h"
+#include "autocast.h"
 #include "autograd.h"
 #include "checks.h"
 #include "device.h"
@@ -213,36 +214,88 @@ Tensor differentiable_generator_grad(const Tensor& grad, const Tensor& logits, G
   return (grad / c10::Scalar(logits.sym_numel()) * derivative.to_tensor(logits)).to(logits.scalar_type());
 }
 
+// The tangent that a batch of logits gives a cost: its tangent times d cost / d logits, the
+// derivative (a differentiable_*_grad at grad = 1) taken at the primal, summed.
+template <class Derivative>
+Tensor tangent_part(const Tensor& logits, const Derivative& derivative) {
+  const Tensor t = tangent_of(logits);
+  return t.defined() ? (derivative(at::ones({}, t.options()), primal_of(logits)) * t).sum() : Tensor();
+}
+
+Tensor sum_defined(const Tensor& a, const Tensor& b) { return !a.defined() ? b : !b.defined() ? a : a + b; }
+
 Tensor discriminator_cost_autograd(const Tensor& real, const Tensor& fake, double real_label, double fake_label) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  if (!records_grad(real, fake)) return call_discriminator_cost(real, fake, real_label, fake_label);
-  auto [cost, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
-  record_backward(cost, "DiscriminatorCostBackward", {real, fake}, {grad_real, grad_fake}, {real, fake},
-                  [real_label, fake_label](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
-                    if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
-                      auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label,
-                                                                                 fake_label);
-                      return variable_list{scale_forward_grad(real, grad), scale_forward_grad(fake, grad)};
-                    }
-                    return variable_list{differentiable_discriminator_grad(grad, saved[0], real_label),
-                                         differentiable_discriminator_grad(grad, saved[1], fake_label)};
-                  });
+  const bool forward_ad = has_tangents(real, fake);
+  Tensor cost;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    if (!records_grad(real, fake)) {
+      cost = call_discriminator_cost(real, fake, real_label, fake_label);
+      if (!forward_ad) return cost;
+    } else {
+      // The gradients from the forward pass, kept, unless a transform or forward AD would not use them.
+      std::vector<Tensor> kept;
+      if (forward_ad || transformed(real) || transformed(fake)) {
+        cost = call_discriminator_cost(real, fake, real_label, fake_label);
+      } else {
+        auto [value, grad_real, grad_fake] = call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
+        cost = value;
+        kept = {grad_real, grad_fake};
+      }
+      record_backward(
+          cost, "DiscriminatorCostBackward", {real, fake}, std::move(kept), {real, fake},
+          [real_label, fake_label](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
+            if (!at::GradMode::is_enabled() && !has_tangents(grad, saved[0], saved[1])) {  // the same pass again
+              auto [cost, real, fake] = call_discriminator_cost_and_grad(saved[0], saved[1], real_label, fake_label);
+              return variable_list{scale_forward_grad(real, grad), scale_forward_grad(fake, grad)};
+            }
+            return variable_list{differentiable_discriminator_grad(grad, saved[0], real_label),
+                                 differentiable_discriminator_grad(grad, saved[1], fake_label)};
+          });
+    }
+  }
+  if (forward_ad) {
+    const auto part = [](double label) {
+      return [label](const Tensor& grad, const Tensor& logits) { return differentiable_discriminator_grad(grad, logits, label); };
+    };
+    set_tangent(cost, sum_defined(tangent_part(real, part(real_label)), tangent_part(fake, part(fake_label))));
+  }
   return cost;
 }
 
 Tensor generator_cost_autograd(const Tensor& fake, c10::string_view kind_name_view) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  if (!records_grad(fake)) return call_generator_cost(fake, kind_name_view);
   const GeneratorKind kind = generator_kind(kind_name_view);
-  auto [cost, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
-  record_backward(cost, "GeneratorCostBackward", {fake}, {grad}, {fake},
-                  [kind](const variable_list& saved, const Tensor& grad_output, const std::vector<bool>&) {
-                    if (!at::GradMode::is_enabled()) {  // a second backward: the same pass again
-                      auto [cost, grad] = call_generator_cost_and_grad(saved[0], kind_name(kind));
-                      return variable_list{scale_forward_grad(grad, grad_output)};
-                    }
-                    return variable_list{differentiable_generator_grad(grad_output, saved[0], kind)};
-                  });
+  const bool forward_ad = has_tangents(fake);
+  Tensor cost;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    if (!records_grad(fake)) {
+      cost = call_generator_cost(fake, kind_name_view);
+      if (!forward_ad) return cost;
+    } else {
+      std::vector<Tensor> kept;
+      if (forward_ad || transformed(fake)) {
+        cost = call_generator_cost(fake, kind_name_view);
+      } else {
+        auto [value, grad] = call_generator_cost_and_grad(fake, kind_name(kind));
+        cost = value;
+        kept = {grad};
+      }
+      record_backward(cost, "GeneratorCostBackward", {fake}, std::move(kept), {fake},
+                      [kind](const variable_list& saved, const Tensor& grad_output, const std::vector<bool>&) {
+                        if (!at::GradMode::is_enabled() && !has_tangents(grad_output, saved[0])) {  // the same pass again
+                          auto [cost, grad] = call_generator_cost_and_grad(saved[0], kind_name(kind));
+                          return variable_list{scale_forward_grad(grad, grad_output)};
+                        }
+                        return variable_list{differentiable_generator_grad(grad_output, saved[0], kind)};
+                      });
+    }
+  }
+  if (forward_ad) {
+    set_tangent(cost, tangent_part(fake, [kind](const Tensor& grad, const Tensor& logits) {
+                  return differentiable_generator_grad(grad, logits, kind);
+                }));
+  }
   return cost;
 }
 
@@ -259,13 +312,14 @@ void check_first_order(const char* op, const char* differentiable_op, bool recor
 
 std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad_autograd(const Tensor& real, const Tensor& fake,
                                                                         double real_label, double fake_label) {
-  check_first_order("_discriminator_cost_and_grad", "discriminator_cost", records_grad(real, fake));
+  check_first_order("_discriminator_cost_and_grad", "discriminator_cost",
+                    records_grad(real, fake) || has_tangents(real, fake));
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
 }
 
 std::tuple<Tensor, Tensor> generator_cost_and_grad_autograd(const Tensor& fake, c10::string_view kind) {
-  check_first_order("_generator_cost_and_grad", "generator_cost", records_grad(fake));
+  check_first_order("_generator_cost_and_grad", "generator_cost", records_grad(fake) || has_tangents(fake));
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_generator_cost_and_grad(fake, kind);
 }
@@ -308,5 +362,8 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("generator_cost", generator_cost_autograd);
   m.impl("_generator_cost_and_grad", generator_cost_and_grad_autograd);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCPU, m) { register_float32_autocast(m, {"discriminator_cost", "generator_cost"}); }
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"discriminator_cost", "generator_cost"}); }
 
 }  // namespace fusedgan

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "../families.h"
+#include "autocast.h"
 #include "autograd.h"
 #include "checks.h"
 #include "device.h"
@@ -257,32 +258,63 @@ Gradients differentiable_backward(const FamilyInfo& info, const Tensor& grad, co
           gradient(mask[2], partials.params[1], params[1]), gradient(mask[3], partials.params[2], params[2])};
 }
 
+// The tangent of the per-set sums: the family's partials at the primals (in ATen ops) times
+// the arguments' tangents, summed over the summed dims.
+Tensor tangent(const FamilyInfo& info, const Tensor& x, const Params& params, DimList dim) {
+  const Tensor x_primal = primal_of(x);
+  const Params primals{primal_of(params[0]), primal_of(params[1]), primal_of(params[2])};
+  const Shapes s = shapes_of(info, x_primal, primals, dim);
+  const auto dtype = dtype_of(x_primal, primals);
+  using tensor_math::computed_in;
+  math::Partials<tensor_math::Expr> partials;
+  math::with_log_pdf(info.family, [&](auto log_pdf) {
+    partials = log_pdf.partials(computed_in(x_primal, dtype), computed_in(primals[0], dtype),
+                                computed_in(primals[1], dtype), computed_in(primals[2], dtype));
+  });
+  const auto compute = tensor_math::computation_dtype(dtype);
+  Tensor total = at::zeros({}, x.options().dtype(compute));
+  const auto add = [&](const OptionalTensor& argument, const tensor_math::Expr& partial) {
+    const Tensor t = tangent_of(argument);
+    if (t.defined()) total = total + partial.to_tensor(total) * t.to(compute);
+  };
+  add(x, partials.x);
+  for (int k = 0; k < kMaxParams; ++k) add(params[k], partials.params[k]);
+  const std::vector<int64_t> summed(s.order.begin() + s.split, s.order.end());
+  const Tensor full = total.expand(s.full);
+  return (summed.empty() ? full : full.sum(summed)).to(dtype);
+}
+
 Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
                         const OptionalTensor& c, DimList dim) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  Tensor out = call_forward(family, x, Params{a, b, c}, dim);
-  if (records_grad(x, a, b, c)) {
-    const std::optional<std::vector<int64_t>> dims = dim ? std::optional(dim->vec()) : std::nullopt;
-    record_backward(out, "LogLikelihoodBackward", {x, a, b.value_or(Tensor()), c.value_or(Tensor())}, {},
-                    {x, a, b.value_or(Tensor()), c.value_or(Tensor())},
-                    [name = std::string(family.data(), family.size()), dims](
-                        const variable_list& saved, const Tensor& grad, const std::vector<bool>& wanted) {
-                      const auto optional = [](const Tensor& t) { return t.defined() ? OptionalTensor(t) : std::nullopt; };
-                      OutputMask mask{};
-                      for (int i = 0; i < 4; ++i) mask[i] = wanted[i] && saved[i].defined();
-                      auto [gx, ga, gb, gc] = call_backward(grad, name, saved[0],
-                                                            Params{saved[1], optional(saved[2]), optional(saved[3])},
-                                                            dims ? DimList(*dims) : DimList(), mask);
-                      return variable_list{gx, ga, gb, gc};
-                    });
+  Tensor out;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    out = call_forward(family, x, Params{a, b, c}, dim);
+    if (records_grad(x, a, b, c)) {
+      const std::optional<std::vector<int64_t>> dims = dim ? std::optional(dim->vec()) : std::nullopt;
+      record_backward(out, "LogLikelihoodBackward", {x, a, b.value_or(Tensor()), c.value_or(Tensor())}, {},
+                      {x, a, b.value_or(Tensor()), c.value_or(Tensor())},
+                      [name = std::string(family.data(), family.size()), dims](
+                          const variable_list& saved, const Tensor& grad, const std::vector<bool>& wanted) {
+                        const auto optional = [](const Tensor& t) { return t.defined() ? OptionalTensor(t) : std::nullopt; };
+                        OutputMask mask{};
+                        for (int i = 0; i < 4; ++i) mask[i] = wanted[i] && saved[i].defined();
+                        auto [gx, ga, gb, gc] = call_backward(grad, name, saved[0],
+                                                              Params{saved[1], optional(saved[2]), optional(saved[3])},
+                                                              dims ? DimList(*dims) : DimList(), mask);
+                        return variable_list{gx, ga, gb, gc};
+                      });
+    }
   }
+  if (has_tangents(x, a, b, c)) set_tangent(out, tangent(family_info(family), x, Params{a, b, c}, dim));
   return out;
 }
 
-// Where a graph must be recorded, the gradients are the family's partials in ATen ops.
+// Where a graph must be recorded or a tangent carried, the gradients are the family's partials
+// in ATen ops.
 Gradients backward_autograd(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                             const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
-  if (!records_grad(grad, x, a, b, c)) {
+  if (!records_grad(grad, x, a, b, c) && !has_tangents(grad, x, a, b, c)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_backward(grad, family, x, Params{a, b, c}, dim, mask);
   }
@@ -315,5 +347,7 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("log_likelihood", forward_autograd);
   m.impl("_log_likelihood_backward", backward_autograd);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"log_likelihood"}); }
 
 }  // namespace fusedgan

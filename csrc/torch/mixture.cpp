@@ -7,6 +7,7 @@
 #include <ATen/ExpandUtils.h>
 
 #include "../math/scalar.h"
+#include "autocast.h"
 #include "autograd.h"
 #include "checks.h"
 #include "device.h"
@@ -133,39 +134,84 @@ Gradients call_backward(const Tensor& grad, const Tensor& x, const Tensor& logit
 
 // ---- Autograd
 
-// The reference: the log-likelihood in ATen ops, forming N x K x D. Its derivatives are the
-// differentiable backward (create_graph); the tests hold the kernels' gradients to them.
-Tensor reference_in_aten(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  const Tensor z = (x.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3);  // (*B, N, K, D)
-  const Tensor log_normal = (-0.5 * z * z - at::log(scale.unsqueeze(-3)) - math::kHalfLog2Pi).sum(-1);
-  return at::logsumexp(at::log_softmax(logits, -1).unsqueeze(-2) + log_normal, -1).sum(-1);
+// The gradients in ATen ops (forming N x K x D), the formulas of csrc/math/mixture.h on whole
+// tensors: differentiable again, and carrying tangents, for create_graph and forward-mode AD
+// through the backward (torch.func.hessian). The tests hold the kernels' gradients to them.
+// With responsibilities r = softmax over k of log pi_k + log N(x_n; mu_k, s_k) and z = (x - mu) / s:
+//   d/dx = -g sum_k r z / s,  d/dmu = g sum_n r z / s,  d/ds = g sum_n r (z^2 - 1) / s,
+//   d/dlogits = g (sum_n r - N pi).
+Gradients differentiable_backward(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
+                                  const Tensor& scale, OutputMask mask) {
+  const Tensor log_pi = at::log_softmax(logits, -1);                                        // (*B, K)
+  const Tensor s = scale.unsqueeze(-3);                                                      // (*B, 1, K, D)
+  const Tensor z = (x.unsqueeze(-2) - loc.unsqueeze(-3)) / s;                                // (*B, N, K, D)
+  const Tensor log_joint = log_pi.unsqueeze(-2) + (-0.5 * z * z - at::log(s) - math::kHalfLog2Pi).sum(-1);
+  const Tensor r = at::softmax(log_joint, -1).unsqueeze(-1);                                 // (*B, N, K, 1)
+  const Tensor g = grad.unsqueeze(-1).unsqueeze(-1);                                         // (*B, 1, 1)
+  const auto gradient = [&](bool wanted, const Tensor& value, const Tensor& argument) {
+    return wanted ? at::sum_to(value, argument.sizes()) : Tensor();
+  };
+  return {gradient(mask[0], -g * (r * z / s).sum(-2), x),
+          gradient(mask[1], grad.unsqueeze(-1) * (r.squeeze(-1).sum(-2) - double(x.size(-2)) * log_pi.exp()), logits),
+          gradient(mask[2], g * (r * z / s).sum(-3), loc), gradient(mask[3], g * (r * (z * z - 1) / s).sum(-3), scale)};
+}
+
+// The tangent per set: the gradients of each set's log-likelihood (the backward op on the
+// primals, each expanded to the batch so that no set's gradient is summed with another's) times
+// the arguments' tangents, summed over each set's elements.
+Tensor tangent(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  const std::array<Tensor, 4> arguments{x, logits, loc, scale};
+  const std::array<int64_t, 4> tails{2, 1, 2, 2};  // the dims of one set: (N, D), (K), (K, D), (K, D)
+  const auto batch = check_and_batch(primal_of(x), primal_of(logits), primal_of(loc), primal_of(scale));
+  std::array<Tensor, 4> expanded;
+  OutputMask wanted{};
+  for (int i = 0; i < 4; ++i) {
+    const Tensor primal = primal_of(arguments[i]);
+    std::vector<int64_t> shape = batch;
+    for (int64_t d = primal.dim() - tails[i]; d < primal.dim(); ++d) shape.push_back(primal.size(d));
+    expanded[i] = primal.expand(shape);
+    wanted[i] = tangent_of(arguments[i]).defined();
+  }
+  const Tensor ones = at::ones(batch, x.options().dtype(dtype_of(x, logits, loc, scale)));
+  const auto [gx, gl, gm, gs] = call_backward(ones, expanded[0], expanded[1], expanded[2], expanded[3], wanted);
+  const std::array<Tensor, 4> grads{gx, gl, gm, gs};
+  Tensor total = at::zeros(batch, ones.options());
+  for (int i = 0; i < 4; ++i) {
+    if (!wanted[i]) continue;
+    std::vector<int64_t> within;
+    for (int64_t d = 1; d <= tails[i]; ++d) within.push_back(-d);
+    total = total + (grads[i] * tangent_of(arguments[i]).expand_as(grads[i])).sum(within);
+  }
+  return total;
 }
 
 Tensor forward_autograd(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  at::AutoDispatchBelowADInplaceOrView guard;
-  Tensor out = call_forward(x, logits, loc, scale);
-  if (records_grad(x, logits, loc, scale)) {
-    record_backward(out, "NormalMixtureLogLikelihoodBackward", {x, logits, loc, scale}, {}, {x, logits, loc, scale},
-                    [](const variable_list& s, const Tensor& grad, const std::vector<bool>& wanted) {
-                      auto [gx, gl, gm, gs] =
-                          call_backward(grad, s[0], s[1], s[2], s[3], {wanted[0], wanted[1], wanted[2], wanted[3]});
-                      return variable_list{gx, gl, gm, gs};
-                    });
+  Tensor out;
+  {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    out = call_forward(x, logits, loc, scale);
+    if (records_grad(x, logits, loc, scale)) {
+      record_backward(out, "NormalMixtureLogLikelihoodBackward", {x, logits, loc, scale}, {}, {x, logits, loc, scale},
+                      [](const variable_list& s, const Tensor& grad, const std::vector<bool>& wanted) {
+                        auto [gx, gl, gm, gs] =
+                            call_backward(grad, s[0], s[1], s[2], s[3], {wanted[0], wanted[1], wanted[2], wanted[3]});
+                        return variable_list{gx, gl, gm, gs};
+                      });
+    }
   }
+  if (has_tangents(x, logits, loc, scale)) set_tangent(out, tangent(x, logits, loc, scale));
   return out;
 }
 
-// Where a graph must be recorded, the gradients are the reference's, differentiated by autograd.
+// Where a graph must be recorded or a tangent carried, the gradients are the ATen formulas'.
 Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& logits, const Tensor& loc,
                             const Tensor& scale, OutputMask mask) {
-  if (!records_grad(grad, x, logits, loc, scale)) {
+  if (!records_grad(grad, x, logits, loc, scale) && !has_tangents(grad, x, logits, loc, scale)) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return call_backward(grad, x, logits, loc, scale, mask);
   }
   check_grad(kOp, grad, x, c10::fromIntArrayRefSlow(check_and_batch(x, logits, loc, scale)));
-  const Tensor weighted = (reference_in_aten(x, logits, loc, scale) * grad).sum();
-  const auto g = differentiable_gradients(weighted, {x, logits, loc, scale}, {mask[0], mask[1], mask[2], mask[3]});
-  return {g[0], g[1], g[2], g[3]};
+  return differentiable_backward(grad, x, logits, loc, scale, mask);
 }
 
 void register_device_kernels(torch::Library& m) {
@@ -194,5 +240,7 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("normal_mixture_log_likelihood", forward_autograd);
   m.impl("_normal_mixture_log_likelihood_backward", backward_autograd);
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"normal_mixture_log_likelihood"}); }
 
 }  // namespace fusedgan

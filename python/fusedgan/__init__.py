@@ -4,6 +4,7 @@ log-likelihoods as PyTorch operators (torch.ops.fusedgan), with autograd."""
 import torch  # loads libtorch before the extension that links against it
 
 from . import _C
+from . import _vmap  # registers the ops' batching rules for torch.func.vmap
 from . import functional, mle, nn, numpy
 
 F = functional
