@@ -14,8 +14,9 @@ $(VENV)/.requirements: requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
+# The development build: with the CUDA simulator, which the tests run csrc/cuda's kernels on.
 install: $(VENV)/.requirements
-	$(PY) -m pip install -q --no-build-isolation --no-deps .
+	FUSEDGAN_CUDA_SIMULATOR=ON $(PY) -m pip install -q --no-build-isolation --no-deps .
 
 # trains the default GAN (ring8) and prints its metrics and the paths of its pictures
 demo: install

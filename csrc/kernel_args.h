@@ -135,12 +135,22 @@ struct MixtureGrads {
   double* scale;
 };
 
-// Where a CUDA launch runs: the stream (a cudaStream_t) and, for reductions, a device scratch
-// buffer of kWorkspaceBytes that the kernel zeroes itself. All launches are asynchronous.
+// Scratch memory for a CUDA launch: kWorkspaceBytes on its device, uninitialised, alive until
+// the op returns. Only the reductions ask for it (and zero their counter on the stream first).
 inline constexpr int64_t kWorkspaceBytes = 4 * 1024 * sizeof(double) + 64;
+class Workspace {
+ public:
+  virtual void* bytes() = 0;
+
+ protected:
+  ~Workspace() = default;
+};
+
+// Where a CUDA launch runs: the stream (a cudaStream_t) and the workspace. All launches are
+// asynchronous.
 struct Launch {
   void* stream;
-  void* workspace;
+  Workspace* workspace;
 };
 
 }  // namespace fusedgan

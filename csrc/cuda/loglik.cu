@@ -58,29 +58,27 @@ int row_blocks(int64_t rows) { return int(rows < kMaxRowBlocks ? rows : kMaxRowB
 
 }  // namespace
 
-void log_likelihood(const LogLikelihoodArgs& a, void* out, Launch launch) {
+void log_likelihood(const LogLikelihoodArgs& a, void* out, Launch where) {
   if (a.grid.rows == 0) return;
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      log_likelihood_kernel<T><<<row_blocks(a.grid.rows), kThreads, 0, stream_of(launch)>>>(a, static_cast<T*>(out),
-                                                                                          log_pdf);
+      launch(log_likelihood_kernel<T, decltype(log_pdf)>, row_blocks(a.grid.rows), where, a, static_cast<T*>(out),
+             log_pdf);
     });
   });
-  check(cudaGetLastError(), "kernel launch");
 }
 
 void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const LogLikelihoodGrads& out,
-                             Launch launch) {
+                             Launch where) {
   if (a.grid.rows == 0) return;
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      log_likelihood_backward_kernel<T><<<row_blocks(a.grid.rows), kThreads, 0, stream_of(launch)>>>(
-          a, static_cast<const T*>(grad), out, log_pdf);
+      launch(log_likelihood_backward_kernel<T, decltype(log_pdf)>, row_blocks(a.grid.rows), where, a,
+             static_cast<const T*>(grad), out, log_pdf);
     });
   });
-  check(cudaGetLastError(), "kernel launch");
 }
 
 }  // namespace fusedgan::cuda

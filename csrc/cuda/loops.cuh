@@ -92,8 +92,11 @@ __device__ __forceinline__ bool grid_sum(double (&sums)[kSums], Scratch scratch)
   __shared__ bool last_block;
   if (threadIdx.x == 0) {
     for (int k = 0; k < kSums; ++k) scratch.block_sums[blockIdx.x * kSums + k] = sums[k];
+    // The fences around the ticket: a release of this block's sums before it, an acquire of
+    // the other blocks' after it (then the barrier hands them on to this block's threads).
     __threadfence();
     last_block = atomicAdd(scratch.blocks_done, 1u) == gridDim.x - 1;
+    __threadfence();
   }
   __syncthreads();
   if (!last_block) return false;
@@ -104,7 +107,6 @@ __device__ __forceinline__ bool grid_sum(double (&sums)[kSums], Scratch scratch)
     }
     sums[k] = block_sum(total);
   }
-  if (threadIdx.x == 0) *scratch.blocks_done = 0;
   return threadIdx.x == 0;
 }
 
@@ -167,57 +169,66 @@ static_assert(kWorkspaceBytes >= kMaxBlocks * kSums * sizeof(double) + sizeof(un
 
 // The launch's workspace as a Scratch, its counter zeroed on the stream.
 inline Scratch scratch_for(Launch launch) {
-  auto* block_sums = static_cast<double*>(launch.workspace);
+  auto* block_sums = static_cast<double*>(launch.workspace->bytes());
   auto* blocks_done = reinterpret_cast<unsigned*>(block_sums + kMaxBlocks * kSums);
   check(cudaMemsetAsync(blocks_done, 0, sizeof(unsigned), stream_of(launch)), "cudaMemsetAsync");
   return {block_sums, blocks_done};
 }
 
+// Every kernel starts here, the one place that spells a launch: on the GPU, or in the CUDA
+// simulator (simulator/cuda_runtime.h), which runs the same kernel on the CPU.
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), int blocks, Launch where, const Args&... args) {
+#if defined(FUSEDGAN_CUDA_SIMULATOR)
+  simulator::launch(kernel, blocks, kThreads, args...);
+#else
+  kernel<<<blocks, kThreads, 0, stream_of(where)>>>(args...);
+#endif
+  check(cudaGetLastError(), "kernel launch");
+}
+
 // Host side: sums (or averages) f over the operands into out[0]. Where f returns
 // ValueAndGrad, the gradients are stored elementwise in grad.
 template <class T, class F, class... Operands>
-void reduce(Grid grid, Reduction reduction, void* out, void* grad, Launch launch, F f, const Operands&... operands) {
+void reduce(Grid grid, Reduction reduction, void* out, void* grad, Launch where, F f, const Operands&... operands) {
   const int64_t n = grid.numel();
+  const Scratch scratch = scratch_for(where);
   // An empty sum is 0 and an empty mean 0 * inf = NaN, as in torch; one block writes it.
-  sum_kernel<T><<<n == 0 ? 1 : blocks_for(n), kThreads, 0, stream_of(launch)>>>(
-      grid, reduction_scale(grid, reduction), static_cast<T*>(out), static_cast<T*>(grad), scratch_for(launch), f, operands...);
-  check(cudaGetLastError(), "kernel launch");
+  launch(sum_kernel<T, F, Operands...>, n == 0 ? 1 : blocks_for(n), where, grid, reduction_scale(grid, reduction),
+         static_cast<T*>(out), static_cast<T*>(grad), scratch, f, operands...);
 }
 
 // Host side: f over the operands, stored per element (None) or summed into out[0].
 template <class T, class F, class... Operands>
-void map_reduce(Grid grid, Reduction reduction, void* out, Launch launch, F f, const Operands&... operands) {
-  if (reduction != Reduction::None) return reduce<T>(grid, reduction, out, nullptr, launch, f, operands...);
+void map_reduce(Grid grid, Reduction reduction, void* out, Launch where, F f, const Operands&... operands) {
+  if (reduction != Reduction::None) return reduce<T>(grid, reduction, out, nullptr, where, f, operands...);
   const int64_t n = grid.numel();
   if (n == 0) return;
-  map_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(grid, static_cast<T*>(out), f, operands...);
-  check(cudaGetLastError(), "kernel launch");
+  launch(map_kernel<T, F, Operands...>, blocks_for(n), where, grid, static_cast<T*>(out), f, operands...);
 }
 
 // Host side: the two batches' kernel (the batches are never empty).
 template <class T, class FReal, class FFake, class Finish>
 void reduce_two_batches(const Batch& real, void* grad_real, FReal f_real, const Batch& fake, void* grad_fake,
-                        FFake f_fake, Finish finish, Launch launch) {
+                        FFake f_fake, Finish finish, Launch where) {
   const int64_t n = real.grid.numel() + fake.grid.numel();
-  two_batch_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(
-      real, static_cast<T*>(grad_real), f_real, fake, static_cast<T*>(grad_fake), f_fake, scratch_for(launch), finish);
-  check(cudaGetLastError(), "kernel launch");
+  const Scratch scratch = scratch_for(where);
+  launch(two_batch_kernel<T, FReal, FFake, Finish>, blocks_for(n), where, real, static_cast<T*>(grad_real), f_real,
+         fake, static_cast<T*>(grad_fake), f_fake, scratch, finish);
 }
 
 template <class RowFunction>
-void for_each_row(int64_t rows, RowFunction row_function, Launch launch) {
+void for_each_row(int64_t rows, RowFunction row_function, Launch where) {
   if (rows == 0) return;
-  rows_kernel<<<blocks_for(rows), kThreads, 0, stream_of(launch)>>>(rows, row_function);
-  check(cudaGetLastError(), "kernel launch");
+  launch(rows_kernel<RowFunction>, blocks_for(rows), where, rows, row_function);
 }
 
 template <class T, class Fa, class Fb, class... Operands>
-void map_pair(Grid grid, void* out_a, Fa fa, void* out_b, Fb fb, Launch launch, const Operands&... operands) {
+void map_pair(Grid grid, void* out_a, Fa fa, void* out_b, Fb fb, Launch where, const Operands&... operands) {
   const int64_t n = grid.numel();
   if (n == 0) return;
-  map_pair_kernel<T><<<blocks_for(n), kThreads, 0, stream_of(launch)>>>(grid, static_cast<T*>(out_a), fa,
-                                                                       static_cast<T*>(out_b), fb, operands...);
-  check(cudaGetLastError(), "kernel launch");
+  launch(map_pair_kernel<T, Fa, Fb, Operands...>, blocks_for(n), where, grid, static_cast<T*>(out_a), fa,
+         static_cast<T*>(out_b), fb, operands...);
 }
 
 }  // namespace fusedgan::cuda

@@ -5,6 +5,7 @@
 
 #include "../families.h"
 #include "../kernels.h"
+#include "../torch/device.h"
 
 namespace py = pybind11;
 
@@ -38,9 +39,18 @@ PYBIND11_MODULE(_C, m) {
         info["cuda"] = false;
 #endif
         info["simd"] = fusedgan::cpu::simd_level();
+#ifdef FUSEDGAN_CUDA_SIMULATOR
+        info["cuda_simulator"] = true;
+#else
+        info["cuda_simulator"] = false;
+#endif
         return info;
       },
-      "version, whether CUDA kernels were built, and the CPU instruction set in use");
+      "version, whether CUDA kernels were built, the CPU instruction set in use, and whether the CUDA "
+      "simulator was built");
+  m.def("simulate_cuda", &fusedgan::simulate_cuda, py::arg("on"), py::arg("reverse_threads") = false,
+        "while on, CPU tensors go to the CUDA kernels run by the CUDA simulator (tests; simulator builds only), "
+        "whose blocks run their threads in order of threadIdx or, with reverse_threads, in reverse");
   m.def("log_likelihood_families", &log_likelihood_families,
         "the log-likelihood families in order: (name, data argument, [(parameter, 'real' | 'positive'), ...], density)");
 }

@@ -1,0 +1,267 @@
+"""The CUDA kernels (csrc/cuda), run by the CUDA simulator on the CPU, against the CPU kernels:
+every op forward and backward, every dtype, strided and broadcast operands, empty shapes,
+sizes past the grid-stride loops' first pass, infinities and NaN. The two compute the same
+formulas (csrc/math) but with different elementary functions (the CPU's polynomials, the C
+library's on the simulated GPU) and reduction orders, so they agree to a float tolerance per
+dtype; the simulated reductions give the same bits on every run."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+from references import REFERENCES
+
+import fusedgan
+from fusedgan import _C
+from fusedgan import functional as F
+from fusedgan.families import FAMILIES
+
+pytestmark = pytest.mark.skipif(not fusedgan.build_info()["cuda_simulator"],
+                                reason="needs the CUDA simulator (make install builds it)")
+
+DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
+# The two sides' elementary functions differ by an ulp or two, 16-bit outputs by one rounding;
+# in float32 the mixture's CUDA kernel computes in double where the CPU's float lanes use float.
+TOLERANCES = {
+    torch.float64: dict(rtol=1e-12, atol=1e-12),
+    torch.float32: dict(rtol=2e-5, atol=2e-5),
+    torch.float16: dict(rtol=2e-3, atol=2e-3),
+    torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
+}
+
+
+@contextlib.contextmanager
+def simulated_cuda(reverse_threads=False):
+    _C.simulate_cuda(True, reverse_threads=reverse_threads)
+    try:
+        yield
+    finally:
+        _C.simulate_cuda(False)
+
+
+def compare(compute, dtype, tolerance=None):
+    """compute() (a tuple of tensors) with the CPU kernels, and with the simulated CUDA kernels
+    twice, the second time with each block's threads run in reverse order: the CUDA results
+    agree with the CPU's and are the same bits both times (a race would change them)."""
+    expected = compute()
+    with simulated_cuda():
+        actual = compute()
+    with simulated_cuda(reverse_threads=True):
+        again = compute()
+    assert len(actual) == len(expected)
+    for a, b, e in zip(actual, again, expected):
+        assert a.dtype == e.dtype and a.shape == e.shape
+        assert torch.equal(a.nan_to_num(), b.nan_to_num()) and torch.equal(a.isnan(), b.isnan())
+        torch.testing.assert_close(a.double(), e.double(), equal_nan=True, **(tolerance or TOLERANCES[dtype]))
+
+
+def value_and_grads(fn, inputs, seed=0):
+    """fn(*inputs) and its gradients for the inputs that are floating, times a random
+    incoming gradient."""
+    leaves = [t.detach().requires_grad_() if t.is_floating_point() else t for t in inputs]
+    value = fn(*leaves)
+    differentiable = [t for t in leaves if t.requires_grad]
+    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    grads = torch.autograd.grad(value, differentiable, grad_output.to(value.dtype))
+    return (value.detach(), *grads)
+
+
+def randn(shape, seed, scale=2.0):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * scale
+
+
+def rand(shape, seed, low=0.0, high=1.0):
+    return low + (high - low) * torch.rand(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# ---- elementwise losses: operands of shape (37, 129), more elements than the simulated grid's
+# 1024 threads, so every grid-stride loop goes round
+
+def nonfinite(x):
+    x = x.clone()
+    x.view(-1)[:6] = torch.tensor([float("inf"), -float("inf"), float("nan"), 1e30, -1e30, 0.0], dtype=x.dtype)
+    return x
+
+
+LAYOUTS = {  # name -> (input maker, target maker, weight, pos_weight) for a logits form
+    "plain": (lambda: randn((37, 129), 1), lambda: rand((37, 129), 2), None, None),
+    "weight_per_row": (lambda: randn((37, 129), 1), lambda: rand((37, 129), 2), rand((37, 1), 3, 0.5, 1.5), None),
+    "pos_weight_per_column": (lambda: randn((37, 129), 1), lambda: rand((37, 129), 2), None, rand((129,), 4, 0.5, 2)),
+    "scalar_weight": (lambda: randn((37, 129), 1), lambda: rand((37, 129), 2), torch.tensor(0.7, dtype=torch.float64), None),
+    "transposed": (lambda: randn((129, 37), 1).t(), lambda: rand((129, 37), 2).t(), None, rand((37, 1), 4, 0.5, 2)),
+    "expanded": (lambda: randn((1, 129), 1).expand(37, 129), lambda: rand((37, 129), 2), None, None),
+    "empty": (lambda: randn((0, 3), 1), lambda: rand((0, 3), 2), None, None),
+    "nonfinite": (lambda: nonfinite(randn((37, 129), 1)), lambda: rand((37, 129), 2), None, None),
+}
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce_with_logits(dtype, layout, reduction):
+    make_x, make_y, weight, pos_weight = LAYOUTS[layout]
+    cast = lambda t: None if t is None else t.to(dtype)  # noqa: E731
+    x, y = make_x().to(dtype), make_y().to(dtype)
+    fn = lambda x, y: F.binary_cross_entropy_with_logits(x, y, cast(weight), reduction=reduction,  # noqa: E731
+                                                         pos_weight=cast(pos_weight))
+    compare(lambda: value_and_grads(fn, (x, y)), dtype)  # input and target gradients (the backward op)
+    compare(lambda: value_and_grads(lambda x: fn(x, y), (x,)), dtype)  # a reduced loss: the _and_grad op
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("layout", ["plain", "weight_per_row", "scalar_weight", "transposed", "expanded", "empty"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bce(dtype, layout, reduction):
+    make_x, make_y, weight, _ = LAYOUTS[layout]
+    p = make_x().sigmoid().clamp(0.01, 0.99).to(dtype)
+    y = make_y().to(dtype)
+    w = None if weight is None else weight.to(dtype)
+    fn = lambda p, y: F.binary_cross_entropy(p, y, w, reduction=reduction)  # noqa: E731
+    compare(lambda: value_and_grads(fn, (p, y)), dtype)
+    compare(lambda: value_and_grads(lambda p: fn(p, y), (p,)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_bce_at_the_edges(dtype):
+    p = torch.tensor([0.0, 1.0, 0.0, 1.0, 1e-45, 1 - 1e-7, 0.5], dtype=dtype)
+    y = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.3], dtype=dtype)
+    compare(lambda: value_and_grads(lambda p, y: F.binary_cross_entropy(p, y, reduction="none"), (p, y)), dtype)
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("layout", ["plain", "transposed", "expanded", "empty", "nonfinite"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_entropy_with_logits(dtype, layout, reduction):
+    x = LAYOUTS[layout][0]().to(dtype)
+    compare(lambda: value_and_grads(lambda x: F.binary_entropy_with_logits(x, reduction=reduction, base=2.0), (x,)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_elementwise_losses_past_3m_elements(dtype):
+    x, y = randn((3_000_017,), 5).to(dtype), rand((3_000_017,), 6).to(dtype)
+    compare(lambda: value_and_grads(lambda x, y: F.binary_cross_entropy_with_logits(x, y), (x, y)), dtype)
+    compare(lambda: value_and_grads(lambda x: F.binary_entropy_with_logits(x, reduction="none"), (x,)), dtype)
+
+
+# ---- the GAN costs
+
+BATCHES = {
+    "gan_batch": lambda: (randn((64,), 7), randn((64,), 8)),
+    "different_shapes": lambda: (randn((17, 3), 7), randn((5,), 8)),
+    "patchgan": lambda: (randn((2, 1, 30, 30), 7), randn((2, 1, 30, 30), 8).transpose(2, 3)),
+    "past_3m": lambda: (randn((2_000_003,), 7), randn((1_000_033,), 8)),
+    "nonfinite": lambda: (nonfinite(randn((40,), 7)), nonfinite(randn((30,), 8))),
+}
+
+
+# the large batches in float32 and float64 only (time)
+@pytest.mark.parametrize(("dtype", "batches"), [(dtype, batches) for dtype in DTYPES for batches in BATCHES
+                                                if batches != "past_3m" or dtype in (torch.float32, torch.float64)])
+def test_gan_costs(dtype, batches):
+    real, fake = (t.to(dtype) for t in BATCHES[batches]())
+    compare(lambda: value_and_grads(lambda r, f: F.discriminator_cost(r, f, real_label=0.9, fake_label=0.1), (real, fake)),
+            dtype)
+    for kind in ("minimax", "non_saturating", "maximum_likelihood"):
+        compare(lambda: value_and_grads(lambda f: F.generator_cost(f, kind=kind), (fake.clamp(max=50),)), dtype)
+    compare(lambda: (F.discriminator_stats(real, fake),), dtype)
+
+
+# ---- the entropies along a dim: rows of many lengths, more rows than threads
+
+ROWS = {
+    "rows_of_129": ((37, 129), -1),
+    "along_dim_0": ((37, 129), 0),
+    "many_short_rows": ((5000, 3), -1),
+    "empty_rows": ((5, 0), -1),
+    "no_rows": ((0, 4), -1),
+    "zero_dim": ((), -1),
+}
+
+
+@pytest.mark.parametrize("rows", list(ROWS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_entropies(dtype, rows):
+    shape, dim = ROWS[rows]
+    z = randn(shape, 9).to(dtype)
+    q = torch.softmax(randn(shape, 10), dim if shape else 0).to(dtype) if shape else torch.tensor(1.0, dtype=dtype)
+    compare(lambda: value_and_grads(lambda q: F.entropy(q, dim, base=2.0), (q,)), dtype)
+    compare(lambda: value_and_grads(lambda z: F.entropy_with_logits(z, dim), (z,)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_entropy_with_minus_infinite_and_nan_logits(dtype):
+    z = randn((40, 9), 11).to(dtype)
+    z[:, ::2] = -float("inf")
+    z[3, 1] = float("nan")
+    compare(lambda: value_and_grads(lambda z: F.entropy_with_logits(z), (z,)), dtype)
+
+
+# ---- the log-likelihoods: every family, data sets per row, parameters per set, shared and per point
+
+LOGLIK_LAYOUTS = {  # name -> (data shape, parameter shape, dim)
+    "per_set": ((37, 129), (37, 1), -1),
+    "shared": ((37, 129), (), -1),
+    "per_point": ((37, 129), (37, 129), -1),
+    "along_dim_0": ((129, 37), (1, 37), 0),
+    "dim_tuple": ((4, 9, 33), (4, 1, 1), (1, 2)),
+    "all_dims": ((2000,), (), None),
+    "empty_sets": ((5, 0), (5, 1), -1),
+}
+
+
+@pytest.mark.parametrize("layout", list(LOGLIK_LAYOUTS))
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_likelihoods(family, layout, dtype):
+    x_shape, p_shape, dim = LOGLIK_LAYOUTS[layout]
+    reference = REFERENCES[family]
+    x = reference.data(x_shape, 12).to(dtype)
+    params = [make(p_shape).to(dtype) for make in reference.params]
+    fn = getattr(F, FAMILIES[family].function_name)
+    compare(lambda: value_and_grads(lambda *args: fn(*args, dim=dim), (x, *params)), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_log_likelihoods_in_16_bits(dtype):
+    x, loc, scale = randn((37, 129), 13).to(dtype), randn((37, 1), 14).to(dtype), rand((37, 1), 15, 0.5, 2).to(dtype)
+    compare(lambda: value_and_grads(F.normal_log_likelihood, (x, loc, scale)), dtype)
+
+
+def test_log_likelihood_of_5000_sets_of_1000_points():
+    """More sets than the real GPU's 4096 row blocks; every row loop goes round."""
+    x = randn((5000, 1000), 16).float()
+    loc, scale = randn((5000, 1), 17).float(), rand((5000, 1), 18, 0.5, 2).float()
+    # the scale's gradient sums 1000 float32 terms per set: the CPU in float blocks, CUDA in double
+    compare(lambda: value_and_grads(F.normal_log_likelihood, (x, loc, scale)), torch.float32, dict(rtol=5e-5, atol=5e-5))
+
+
+def test_log_likelihood_with_nonfinite_data():
+    x = nonfinite(randn((6, 50), 19))
+    compare(lambda: value_and_grads(F.normal_log_likelihood, (x, torch.zeros(6, 1, dtype=torch.float64),
+                                                               torch.ones(6, 1, dtype=torch.float64))), torch.float64)
+
+
+# ---- the normal mixture
+
+def mixture(batch=(3,), n=25, k=4, d=2, seed=20):
+    return (randn((*batch, n, d), seed), randn((*batch, k), seed + 1), randn((*batch, k, d), seed + 2),
+            rand((*batch, k, d), seed + 3, 0.5, 1.5))
+
+
+MIXTURES = {
+    "small": lambda: mixture(),
+    "several_component_blocks": lambda: mixture(k=40, d=3),
+    "many_sets": lambda: mixture(batch=(300,), n=8, k=3),
+    "shared_parameters": lambda: (mixture(batch=(6,))[0], *mixture(batch=())[1:]),
+    "no_points": lambda: mixture(n=0),
+    "no_components": lambda: mixture(k=0),
+}
+
+
+@pytest.mark.parametrize("case", list(MIXTURES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normal_mixture(dtype, case):
+    inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
+    compare(lambda: value_and_grads(F.normal_mixture_log_likelihood, inputs), dtype)
