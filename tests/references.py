@@ -1,8 +1,8 @@
-"""The log-likelihood families' readable references, shared by test_loglik, test_numpy and
-test_mle: per family, the torch.distributions object and the scipy.stats log-density it must
-match, data and parameters in its support, and scipy's fit where scipy has one. One entry per
-family of fusedgan.families.FAMILIES, in the family's parameter order (test_families.py keeps
-the two lists in step)."""
+"""The readable float64 references that several test modules share: the GAN costs, the normal
+mixture, and the log-likelihood families'. Per family: the torch.distributions object and the
+scipy.stats log-density it must match, data and parameters in its support, and scipy's fit
+where scipy has one. One entry per family of fusedgan.families.FAMILIES, in the family's
+parameter order (test_families.py keeps the two lists in step)."""
 
 from __future__ import annotations
 
@@ -90,3 +90,29 @@ def reference_log_likelihood(family: str, x: torch.Tensor, params, dim) -> torch
     """torch.distributions' log_prob summed over dim (None: all)."""
     log_prob = REFERENCES[family].distribution(*params).log_prob(x)
     return log_prob.sum(dim=tuple(range(log_prob.dim())) if dim is None else dim)
+
+
+def reference_discriminator_cost(real, fake, real_label=1.0, fake_label=0.0):
+    """J(D) in float64 from the probability form: D = sigmoid(logit)."""
+    d_real, d_fake = torch.sigmoid(real.double()), torch.sigmoid(fake.double())
+    real_term = real_label * torch.log(d_real) + (1 - real_label) * torch.log1p(-d_real)
+    fake_term = fake_label * torch.log(d_fake) + (1 - fake_label) * torch.log1p(-d_fake)
+    return -0.5 * real_term.mean() - 0.5 * fake_term.mean()
+
+
+def reference_generator_cost(fake, kind):
+    d = torch.sigmoid(fake.double())
+    if kind == "minimax":
+        return 0.5 * torch.log1p(-d).mean()
+    if kind == "non_saturating":
+        return -0.5 * torch.log(d).mean()
+    return -0.5 * torch.exp(torch.logit(d)).mean()
+
+
+def mixture_reference(x, logits, loc, scale):
+    """Each set's log-likelihood, by torch.distributions.MixtureSameFamily."""
+    D = torch.distributions
+    batch = torch.broadcast_shapes(x.shape[:-2], logits.shape[:-1], loc.shape[:-2], scale.shape[:-2])
+    x = x.expand(*batch, *x.shape[-2:])
+    mixture = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(loc, scale), 1))
+    return mixture.log_prob(x.movedim(-2, 0)).sum(0)

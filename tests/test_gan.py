@@ -8,29 +8,13 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from helpers import DEVICES, TOLERANCES, assert_close, opcheck_tests
+from references import reference_discriminator_cost, reference_generator_cost
 
 import fusedgan
 from fusedgan import functional as F
 from fusedgan import nn as fnn
 
 KINDS = ["minimax", "non_saturating", "maximum_likelihood"]
-
-
-def reference_discriminator_cost(real, fake, real_label=1.0, fake_label=0.0):
-    """J(D) in float64 from the probability form: D = sigmoid(logit)."""
-    d_real, d_fake = torch.sigmoid(real.double()), torch.sigmoid(fake.double())
-    real_term = real_label * torch.log(d_real) + (1 - real_label) * torch.log1p(-d_real)
-    fake_term = fake_label * torch.log(d_fake) + (1 - fake_label) * torch.log1p(-d_fake)
-    return -0.5 * real_term.mean() - 0.5 * fake_term.mean()
-
-
-def reference_generator_cost(fake, kind):
-    d = torch.sigmoid(fake.double())
-    if kind == "minimax":
-        return 0.5 * torch.log1p(-d).mean()
-    if kind == "non_saturating":
-        return -0.5 * torch.log(d).mean()
-    return -0.5 * torch.exp(torch.logit(d)).mean()
 
 
 def logits(shape, dtype=torch.float32, device="cpu", seed=0, scale=3.0):

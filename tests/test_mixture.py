@@ -4,6 +4,7 @@ torch.distributions.MixtureSameFamily and float64."""
 import pytest
 import torch
 from helpers import DEVICES, TOLERANCES, opcheck_tests
+from references import mixture_reference
 
 from fusedgan import functional as F
 
@@ -15,14 +16,6 @@ def mixture_inputs(batch=(3,), n=25, k=4, d=2, seed=21):
     loc = torch.randn(*batch, k, d, generator=g, dtype=torch.float64)
     scale = torch.rand(*batch, k, d, generator=g, dtype=torch.float64) + 0.5
     return x, logits, loc, scale
-
-
-def mixture_reference(x, logits, loc, scale):
-    D = torch.distributions
-    batch = torch.broadcast_shapes(x.shape[:-2], logits.shape[:-1], loc.shape[:-2], scale.shape[:-2])
-    x = x.expand(*batch, *x.shape[-2:])
-    mixture = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(loc, scale), 1))
-    return mixture.log_prob(x.movedim(-2, 0)).sum(0)
 
 
 @pytest.mark.parametrize("device", DEVICES)
