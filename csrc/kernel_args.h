@@ -135,12 +135,13 @@ struct MixtureGrads {
   double* scale;
 };
 
-// Scratch memory for a CUDA launch: kWorkspaceBytes on its device, uninitialised, alive until
-// the op returns. Only the reductions ask for it (and zero their counter on the stream first).
+// Scratch memory for CUDA launches on their device, uninitialised, alive until the op
+// returns: kWorkspaceBytes for a grid-wide reduction (which zeroes its counter on the stream
+// first), a slice sum per long row. Ops that do not reduce never ask.
 inline constexpr int64_t kWorkspaceBytes = 4 * 1024 * sizeof(double) + 64;
 class Workspace {
  public:
-  virtual void* bytes() = 0;
+  virtual void* allocate(int64_t bytes) = 0;
 
  protected:
   ~Workspace() = default;

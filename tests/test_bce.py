@@ -436,6 +436,19 @@ def test_mismatched_devices_are_named():
         F.binary_cross_entropy_with_logits(x, y.to("meta"))
     with pytest.raises(RuntimeError, match="expected weight on cpu like input, got meta"):
         F.binary_cross_entropy_with_logits(x, y, torch.ones(3, device="meta"))
+    with pytest.raises(RuntimeError, match="expected pos_weight on cpu like input, got meta"):
+        F.binary_cross_entropy_with_logits(x, y, pos_weight=torch.tensor(2.0, device="meta"))
+
+
+@pytest.mark.cuda
+def test_zero_dim_cpu_weights_of_cuda_inputs_as_torch_accepts():
+    x, y = make_inputs((4, 3), torch.float32, "cuda", "logits")
+    w, pw = torch.tensor(0.7), torch.tensor(2.0)
+    for reduction in ("none", "mean"):
+        expected = TF.binary_cross_entropy_with_logits(x, y, w, pos_weight=pw, reduction=reduction)
+        actual = F.binary_cross_entropy_with_logits(x, y, w, pos_weight=pw, reduction=reduction)
+        assert actual.device == x.device
+        torch.testing.assert_close(actual, expected)
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])

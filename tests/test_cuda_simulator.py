@@ -174,6 +174,7 @@ ROWS = {
     "rows_of_129": ((37, 129), -1),
     "along_dim_0": ((37, 129), 0),
     "many_short_rows": ((5000, 3), -1),
+    "rows_longer_than_a_block": ((3, 70001), -1),
     "empty_rows": ((5, 0), -1),
     "no_rows": ((0, 4), -1),
     "zero_dim": ((), -1),
@@ -202,6 +203,8 @@ def test_entropy_with_minus_infinite_and_nan_logits(dtype):
 
 LOGLIK_LAYOUTS = {  # name -> (data shape, parameter shape, dim)
     "per_set": ((37, 129), (37, 1), -1),
+    "short_sets": ((3001, 3), (3001, 1), -1),
+    "sets_in_slices": ((3, 20011), (3, 1), -1),
     "shared": ((37, 129), (), -1),
     "per_point": ((37, 129), (37, 129), -1),
     "along_dim_0": ((129, 37), (1, 37), 0),
@@ -237,6 +240,33 @@ def test_log_likelihood_of_5000_sets_of_1000_points():
     compare(lambda: value_and_grads(F.normal_log_likelihood, (x, loc, scale)), torch.float32, dict(rtol=5e-5, atol=5e-5))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_likelihood_of_3m_points_in_one_set(dtype):
+    """dim=None: one row of 3M points, summed in 367 slices."""
+    x, loc, scale = randn((3_000_017,), 21).to(dtype), randn((), 22).to(dtype), rand((), 23, 0.5, 2).to(dtype)
+    compare(lambda: value_and_grads(lambda *args: F.normal_log_likelihood(*args, dim=None), (x, loc, scale)), dtype,
+            dict(rtol=2e-5, atol=2e-5) if dtype == torch.float32 else None)
+
+
+@pytest.mark.parametrize(("df", "dtype"), [(df, dtype) for df in (1.0, 30.0, 1e4, 1e6)
+                                           for dtype in (torch.float64, torch.float32, torch.float16)
+                                           if df < 65504 or dtype != torch.float16])  # float16's largest
+def test_student_t_normaliser_matches_float64(df, dtype):
+    """Per data set, lgamma(df/2 + 1/2) - lgamma(df/2) cancels: taken once per set in double,
+    the sum over 20,000 points stays within the data's own rounding of float64's."""
+    x = randn((2, 10_000), 24).to(dtype)
+    params = (torch.full((2, 1), df, dtype=dtype), torch.zeros(2, 1, dtype=dtype), torch.ones(2, 1, dtype=dtype))
+    expected = torch.distributions.StudentT(*(p.double() for p in params)).log_prob(x.double()).sum(-1)
+    tolerance = {torch.float64: 1e-10, torch.float32: 1e-6, torch.float16: 1e-3}[dtype]
+    for simulate in (False, True):
+        _C.simulate_cuda(simulate)
+        try:
+            actual = F.student_t_log_likelihood(x, *params)
+        finally:
+            _C.simulate_cuda(False)
+        torch.testing.assert_close(actual.double(), expected, rtol=tolerance, atol=0)
+
+
 def test_log_likelihood_with_nonfinite_data():
     x = nonfinite(randn((6, 50), 19))
     compare(lambda: value_and_grads(F.normal_log_likelihood, (x, torch.zeros(6, 1, dtype=torch.float64),
@@ -253,6 +283,8 @@ def mixture(batch=(3,), n=25, k=4, d=2, seed=20):
 MIXTURES = {
     "small": lambda: mixture(),
     "several_component_blocks": lambda: mixture(k=40, d=3),
+    "several_coordinate_tiles": lambda: mixture(k=5, d=9),
+    "sets_in_slices": lambda: mixture(batch=(2,), n=9001, k=3, d=2),
     "many_sets": lambda: mixture(batch=(300,), n=8, k=3),
     "shared_parameters": lambda: (mixture(batch=(6,))[0], *mixture(batch=())[1:]),
     "no_points": lambda: mixture(n=0),

@@ -72,6 +72,21 @@ def test_values_and_gradients_match_torch_distributions(family, layout, dtype, d
         torch.testing.assert_close(actual.double().cpu(), want, **tolerance)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_zero_dim_cpu_parameters_of_cuda_data_as_torch_accepts(family):
+    """Shared parameters as 0-dim CPU tensors: the values and the gradients (which autograd
+    hands back on the CPU) match those of the same parameters on the GPU."""
+    x, params = inputs(family, (6, 50), (), seed=8)
+    x = x.cuda()
+    value, grads = values_and_grads(lambda x, p: function(family)(x, *p), x, params)
+    expected, expected_grads = values_and_grads(lambda x, p: function(family)(x, *p), x, [p.cuda() for p in params])
+    torch.testing.assert_close(value, expected)
+    for actual, want in zip(grads, expected_grads):
+        assert actual.device == want.device or actual.dim() == 0 and actual.is_cpu
+        torch.testing.assert_close(actual, want, check_device=False)
+
+
 # Non-contiguous data: a transpose, a strided slice and an expanded (stride-0) view, summed
 # over dim tuples; the parameters per set, shared, or per point.
 VIEWS = {

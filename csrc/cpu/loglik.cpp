@@ -7,42 +7,20 @@
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
-namespace {
-
-// Whether every parameter has one value per row (a data set's parameters).
-bool params_per_row(const LogLikelihoodArgs& a) {
-  if (a.grid.cols <= 1) return true;
-  for (const Operand& p : a.params) {
-    if (p.data && !p.broadcast_col) return false;
-  }
-  return true;
-}
-
-// A parameter's value for `row` (when it has one per row), in double; absent ones read as 1.
-template <class T>
-double row_value(const Operand& p, int64_t row) {
-  return p.data ? double(math::widen(static_cast<const T*>(p.data)[row * p.row_stride])) : 1.0;
-}
-
-}  // namespace
-
 void log_likelihood(const LogLikelihoodArgs& a, void* out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       using LogPdf = decltype(log_pdf);
-      constexpr bool kSplit = requires { LogPdf::normalizer(1.0, 1.0, 1.0); };
-      const bool split = kSplit && params_per_row(a);
+      const bool split = math::kSplits<LogPdf> && math::params_per_row(a);
       const auto totals = sum_rows<1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         const int64_t begin = row * a.grid.cols;
-        if constexpr (kSplit) {
+        if constexpr (math::kSplits<LogPdf>) {
           if (split) {  // the parameters' terms once per row part, in double
             const auto data_term = [](auto x, auto p0, auto p1, auto p2) { return LogPdf::data_term(x, p0, p1, p2); };
             const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, data_term, a.x,
                                                    a.params[0], a.params[1], a.params[2]);
-            const double normalizer = LogPdf::normalizer(row_value<T>(a.params[0], row), row_value<T>(a.params[1], row),
-                                                         row_value<T>(a.params[2], row));
-            return std::array<double, 1>{sums.first + double(last - first) * normalizer};
+            return std::array<double, 1>{sums.first + double(last - first) * math::row_normalizer<LogPdf, T>(a, row)};
           }
         }
         const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.params[0],

@@ -1,82 +1,97 @@
-// Log-likelihoods on CUDA: a block per row (data set), its threads striding over the
-// row's points and adding in a fixed tree, so each sum has the same bits on every run.
+// Log-likelihoods on CUDA: each row (data set) summed by a group of threads (loops.cuh:
+// sum_rows; long rows in slices), so each sum has the same bits on every run. A family
+// split into normalizer + data term takes the normalizer once per row, in double, where the
+// parameters are constant along the row, as the CPU does.
 #include "../math/loglik.h"
 #include "loops.cuh"
 
 namespace fusedgan::cuda {
 namespace {
 
-constexpr int kMaxRowBlocks = 4096;
+template <class T, class LogPdf, bool kSplit>
+struct LogDensity {
+  LogLikelihoodArgs a;
+  LogPdf log_pdf;
+  __device__ void operator()(int64_t row, int64_t col, double (&sums)[1]) const {
+    const auto x = load<T>(a.x, row, col), p0 = load<T>(a.params[0], row, col), p1 = load<T>(a.params[1], row, col),
+               p2 = load<T>(a.params[2], row, col);
+    if constexpr (kSplit) {
+      sums[0] += double(LogPdf::data_term(x, p0, p1, p2));
+    } else {
+      sums[0] += double(log_pdf(x, p0, p1, p2));
+    }
+  }
+};
+
+template <class T, class LogPdf, bool kSplit>
+struct StoreLogLikelihood {
+  LogLikelihoodArgs a;
+  T* out;
+  __device__ void operator()(int64_t row, const double (&sums)[1]) const {
+    double total = sums[0];
+    if constexpr (kSplit) total += double(a.grid.cols) * math::row_normalizer<LogPdf, T>(a, row);
+    math::narrow_into(out + row, math::compute_t<T>(total));
+  }
+};
+
+// An element's gradients times grad[row]: d/dx and the per-element parameter gradients
+// stored, the per-row ones added to the row's sums.
+template <class T, class LogPdf>
+struct GradientTerms {
+  LogLikelihoodArgs a;
+  const T* grad;
+  LogLikelihoodGrads out;
+  LogPdf log_pdf;
+  __device__ void operator()(int64_t row, int64_t col, double (&sums)[kMaxParams]) const {
+    const auto g = math::widen(grad[row]);
+    const int64_t i = row * a.grid.cols + col;
+    const auto p = log_pdf.partials(load<T>(a.x, row, col), load<T>(a.params[0], row, col),
+                                    load<T>(a.params[1], row, col), load<T>(a.params[2], row, col));
+    if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
+    for (int k = 0; k < kMaxParams; ++k) {
+      if (out.per_row[k]) {
+        sums[k] += double(g * p.params[k]);
+      } else if (out.params[k]) {
+        math::narrow_into(static_cast<T*>(out.params[k]) + i, g * p.params[k]);
+      }
+    }
+  }
+};
 
 template <class T>
-__device__ __forceinline__ math::compute_t<T> param(const LogLikelihoodArgs& a, int k, int64_t row, int64_t col) {
-  return load<T>(a.params[k], row, col);
-}
-
-template <class T, class F>
-__global__ void __launch_bounds__(kThreads) log_likelihood_kernel(LogLikelihoodArgs a, T* out, F log_pdf) {
-  for (int64_t row = blockIdx.x; row < a.grid.rows; row += gridDim.x) {
-    double sum = 0;
-    for (int64_t col = threadIdx.x; col < a.grid.cols; col += kThreads) {
-      sum += double(log_pdf(load<T>(a.x, row, col), param<T>(a, 0, row, col), param<T>(a, 1, row, col),
-                            param<T>(a, 2, row, col)));
-    }
-    sum = block_sum(sum);
-    if (threadIdx.x == 0) math::narrow_into(out + row, math::compute_t<T>(sum));
-  }
-}
-
-template <class T, class F>
-__global__ void __launch_bounds__(kThreads)
-    log_likelihood_backward_kernel(LogLikelihoodArgs a, const T* grad, LogLikelihoodGrads out, F log_pdf) {
-  for (int64_t row = blockIdx.x; row < a.grid.rows; row += gridDim.x) {
-    const auto g = math::widen(grad[row]);
-    double sums[kMaxParams] = {};
-    for (int64_t col = threadIdx.x; col < a.grid.cols; col += kThreads) {
-      const int64_t i = row * a.grid.cols + col;
-      const auto p = log_pdf.partials(load<T>(a.x, row, col), param<T>(a, 0, row, col), param<T>(a, 1, row, col),
-                                      param<T>(a, 2, row, col));
-      if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
-      for (int k = 0; k < kMaxParams; ++k) {
-        if (out.per_row[k]) {
-          sums[k] += double(g * p.params[k]);
-        } else if (out.params[k]) {
-          math::narrow_into(static_cast<T*>(out.params[k]) + i, g * p.params[k]);
-        }
-      }
-    }
+struct StoreRowGradients {
+  LogLikelihoodGrads out;
+  __device__ void operator()(int64_t row, const double (&sums)[kMaxParams]) const {
     for (int k = 0; k < kMaxParams; ++k) {
-      const double total = block_sum(sums[k]);
-      if (threadIdx.x == 0 && out.per_row[k]) {
-        math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(total));
-      }
+      if (out.per_row[k]) math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(sums[k]));
     }
   }
-}
-
-int row_blocks(int64_t rows) { return int(rows < kMaxRowBlocks ? rows : kMaxRowBlocks); }
+};
 
 }  // namespace
 
 void log_likelihood(const LogLikelihoodArgs& a, void* out, Launch where) {
-  if (a.grid.rows == 0) return;
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      launch(log_likelihood_kernel<T, decltype(log_pdf)>, row_blocks(a.grid.rows), where, a, static_cast<T*>(out),
-             log_pdf);
+      using LogPdf = decltype(log_pdf);
+      with_flag(math::kSplits<LogPdf> && math::params_per_row(a), [&](auto split) {
+        constexpr bool kSplit = math::kSplits<LogPdf> && decltype(split)::value;
+        sum_rows<1>(a.grid.rows, a.grid.cols, LogDensity<T, LogPdf, kSplit>{a, log_pdf},
+                    StoreLogLikelihood<T, LogPdf, kSplit>{a, static_cast<T*>(out)}, where);
+      });
     });
   });
 }
 
 void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const LogLikelihoodGrads& out,
                              Launch where) {
-  if (a.grid.rows == 0) return;
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      launch(log_likelihood_backward_kernel<T, decltype(log_pdf)>, row_blocks(a.grid.rows), where, a,
-             static_cast<const T*>(grad), out, log_pdf);
+      sum_rows<kMaxParams>(a.grid.rows, a.grid.cols,
+                           GradientTerms<T, decltype(log_pdf)>{a, static_cast<const T*>(grad), out, log_pdf},
+                           StoreRowGradients<T>{out}, where);
     });
   });
 }

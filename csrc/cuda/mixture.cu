@@ -1,58 +1,113 @@
-// Normal mixtures on CUDA: a thread per data set, by the functions of csrc/math/mixture.h.
+// Normal mixtures on CUDA, by the functions of csrc/math/mixture.h, in double. Forward: each
+// data set's points summed as a row (loops.cuh: a group of threads per set, long sets in
+// slices). Backward: a thread per point takes its log-likelihood and d/dx; then each
+// component's gradients are sums over the points again, a row per (set, component), for a
+// tile of coordinates at a time (so a thread's sums stay in registers whatever d is).
 #include "../math/mixture.h"
 #include "loops.cuh"
 
 namespace fusedgan::cuda {
 namespace {
 
-// One data set per thread, one point at a time in double.
+inline constexpr int kCoordinateTile = 4;
+inline constexpr int kComponentSums = 1 + 2 * kCoordinateTile;  // g r, then the tile's pulls and scale terms
+
+// Coordinate c of point i of a set, in double.
 template <class T>
-struct MixtureForward {
+struct Point {
+  const math::MixtureSet<T>& s;
+  int64_t i;
+  __device__ double operator()(int64_t c) const { return math::widen(s.x[i * s.d + c]); }
+};
+
+template <class T>
+struct PointLogLikelihood {
   MixtureArgs a;
-  T* out;
-  __device__ void operator()(int64_t set) const {
+  __device__ void operator()(int64_t set, int64_t i, double (&sums)[1]) const {
     const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
-    double a_block[math::kMixtureBlock], total = 0;
-    for (int64_t i = 0; i < s.n; ++i) {
-      const auto x = [&](int64_t c) { return double(math::widen(s.x[i * s.d + c])); };
-      total += s.template point_log_likelihood<double>(x, a_block);
-    }
-    math::narrow_into(out + set, math::compute_t<T>(total));
+    double a_block[math::kMixtureBlock];
+    sums[0] += s.template point_log_likelihood<double>(Point<T>{s, i}, a_block);
   }
 };
 
-// The gradients of each set's log-likelihood times grad[set], written into (not added to)
-// the outputs that are not null: x's in the data's type, the parameters' in double.
 template <class T>
-struct MixtureBackward {
+struct StoreTotal {
+  T* out;
+  __device__ void operator()(int64_t set, const double (&sums)[1]) const {
+    math::narrow_into(out + set, math::compute_t<T>(sums[0]));
+  }
+};
+
+// Point by point (over every set): its log-likelihood into lse (where not null), and
+// d/dx = -sum_j pull_j, summed in double over all the components, a tile of coordinates at a time.
+template <class T>
+struct PointBackward {
+  MixtureArgs a;
+  const T* grad;
+  T* grad_x;
+  double* lse;
+  __device__ void operator()(int64_t point, int, int) const {
+    if (point < 0) return;
+    const int64_t set = point / a.n, i = point - set * a.n;
+    const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
+    const Point<T> x{s, i};
+    double a_block[math::kMixtureBlock];
+    const double log_likelihood = s.template point_log_likelihood<double>(x, a_block);
+    if (lse) lse[point] = log_likelihood;
+    if (!grad_x) return;
+    const double g = math::widen(grad[set]);
+    for (int64_t first = 0; first < s.d; first += kCoordinateTile) {
+      const int64_t count = s.d - first < kCoordinateTile ? s.d - first : kCoordinateTile;
+      double pulls[kCoordinateTile] = {};
+      for (int64_t j = 0; j < s.k; ++j) {
+        const double weight = s.component_weight(s.template log_joint<double>(x, j), log_likelihood, g);
+        for (int64_t c = 0; c < count; ++c) pulls[c] += s.coordinate_terms(x(first + c), j * s.d + first + c, weight).pull;
+      }
+      for (int64_t c = 0; c < count; ++c) {
+        math::narrow_into(grad_x + point * s.d + first + c, math::compute_t<T>(0.0 - pulls[c]));
+      }
+    }
+  }
+};
+
+// A point's terms of component j's gradients (row = set * k + j), for the coordinates
+// [first, first + kCoordinateTile) of the tile at hand.
+template <class T>
+struct ComponentTerms {
+  MixtureArgs a;
+  const T* grad;
+  const double* lse;
+  int64_t first;
+  __device__ void operator()(int64_t row, int64_t i, double (&sums)[kComponentSums]) const {
+    const int64_t set = row / a.k, j = row - set * a.k;
+    const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
+    const Point<T> x{s, i};
+    const double weight =
+        s.component_weight(s.template log_joint<double>(x, j), lse[set * a.n + i], double(math::widen(grad[set])));
+    sums[0] += weight;
+    for (int64_t c = 0; c < kCoordinateTile && first + c < s.d; ++c) {
+      const auto terms = s.coordinate_terms(x(first + c), j * s.d + first + c, weight);
+      sums[1 + c] += terms.pull;
+      sums[1 + kCoordinateTile + c] += terms.scale;
+    }
+  }
+};
+
+template <class T>
+struct StoreComponentGradients {
   MixtureArgs a;
   const T* grad;
   MixtureGrads out;
-  __device__ void operator()(int64_t set) const {
-    const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
-    const int64_t k = s.k, d = s.d;
-    const double g = double(math::widen(grad[set]));
-    double* grad_logits = out.logits ? out.logits + set * k : nullptr;
-    double* grad_loc = out.loc ? out.loc + set * k * d : nullptr;
-    double* grad_scale = out.scale ? out.scale + set * k * d : nullptr;
-    T* grad_x = out.x ? static_cast<T*>(out.x) + set * s.n * d : nullptr;
-    for (int64_t j = 0; j < k * d; ++j) {
-      if (grad_loc) grad_loc[j] = 0;
-      if (grad_scale) grad_scale[j] = 0;
+  int64_t first;
+  __device__ void operator()(int64_t row, const double (&sums)[kComponentSums]) const {
+    const int64_t set = row / a.k, j = row - set * a.k;
+    if (out.logits && first == 0) {
+      out.logits[row] = sums[0] - math::expected_count(a, set, j, double(math::widen(grad[set])));
     }
-    for (int64_t j = 0; j < k && grad_logits; ++j) grad_logits[j] = 0;
-    for (int64_t j = 0; j < s.n * d && grad_x && k == 0; ++j) math::narrow_into(grad_x + j, math::compute_t<T>(0));
-    for (int64_t i = 0; i < s.n; ++i) {
-      // d/dx of a point with several blocks is kept in grad_x between them.
-      const auto add_to_x = [&](int64_t c, double pull, bool first_block) {
-        if (!grad_x) return;
-        const double before = first_block ? 0.0 : double(math::widen(grad_x[i * d + c]));
-        math::narrow_into(grad_x + i * d + c, math::compute_t<T>(before - pull));
-      };
-      const auto x = [&](int64_t c) { return double(math::widen(s.x[i * d + c])); };
-      s.template add_point_gradients<double>(x, g, grad_logits, grad_loc, grad_scale, add_to_x);
+    for (int64_t c = 0; c < kCoordinateTile && first + c < a.d; ++c) {
+      if (out.loc) out.loc[row * a.d + first + c] = sums[1 + c];
+      if (out.scale) out.scale[row * a.d + first + c] = sums[1 + kCoordinateTile + c];
     }
-    if (grad_logits) math::subtract_expected_counts(a, set, g, grad_logits);
   }
 };
 
@@ -61,14 +116,26 @@ struct MixtureBackward {
 void mixture_log_likelihood(const MixtureArgs& a, void* out, Launch launch) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_row(a.sets, MixtureForward<T>{a, static_cast<T*>(out)}, launch);
+    sum_rows<1>(a.sets, a.n, PointLogLikelihood<T>{a}, StoreTotal<T>{static_cast<T*>(out)}, launch);
   });
 }
 
+// The gradients of each set's log-likelihood times grad[set], written into (not added to)
+// the outputs that are not null: x's in the data's type, the parameters' in double.
 void mixture_log_likelihood_backward(const MixtureArgs& a, const void* grad, const MixtureGrads& out, Launch launch) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_row(a.sets, MixtureBackward<T>{a, static_cast<const T*>(grad), out}, launch);
+    const T* g = static_cast<const T*>(grad);
+    const bool parameters = out.logits || out.loc || out.scale;
+    double* lse = parameters && a.sets * a.n > 0
+                      ? static_cast<double*>(launch.workspace->allocate(a.sets * a.n * int64_t(sizeof(double))))
+                      : nullptr;
+    if (lse || out.x) for_each_row_group(a.sets * a.n, 1, PointBackward<T>{a, g, static_cast<T*>(out.x), lse}, launch);
+    if (!parameters) return;
+    for (int64_t first = 0; first == 0 || first < a.d; first += kCoordinateTile) {
+      sum_rows<kComponentSums>(a.sets * a.k, a.n, ComponentTerms<T>{a, g, lse, first},
+                               StoreComponentGradients<T>{a, g, out, first}, launch);
+    }
   });
 }
 

@@ -7,8 +7,8 @@
 //   binary, of sigmoid(x):      H = log(1 + e) + |x| e / (1 + e) with e = e^-|x|, the same as
 //                               -p log p - (1-p) log(1-p) without its cancellation at large |x|;
 //                               dH/dx = -x sigmoid(x) sigmoid(-x)
-// The row forms are sequential loops over one row, in double, shared by the CPU (rows in
-// parallel) and CUDA (a thread per row).
+// The row forms are sequential loops over one row, in double, which the CPU runs (rows in
+// parallel); CUDA spreads a row over a group of threads with the same element terms.
 #pragma once
 
 #include "logistic.h"
@@ -53,29 +53,38 @@ FUSEDGAN_HOST_DEVICE void entropy_row_backward(double grad, const T* q, int64_t 
 // The row statistics of the softmax form: max, s and t.
 struct SoftmaxRow {
   double max, s, t;
+  FUSEDGAN_HOST_DEVICE double entropy() const { return log(s) - t / s; }
 };
+
+// The larger of a running maximum and a logit; NaN wins, and propagates.
+FUSEDGAN_HOST_DEVICE double softmax_max(double m, double z) { return z > m || z != z ? z : m; }
+
+// A logit's terms of s and t, given the row's max.
+struct SoftmaxTerms {
+  double e, t;
+};
+FUSEDGAN_HOST_DEVICE SoftmaxTerms softmax_terms(double z, double max) {
+  const double shifted = z - max;
+  const double e = exp(shifted);
+  return {e, weighted(e, shifted)};
+}
 
 template <class T>
 FUSEDGAN_HOST_DEVICE SoftmaxRow softmax_row(const T* z, int64_t length) {
   double m = -HUGE_VAL;
-  for (int64_t i = 0; i < length; ++i) {
-    const double zi = widen(z[i]);
-    m = zi > m || zi != zi ? zi : m;  // NaN wins, and propagates
-  }
+  for (int64_t i = 0; i < length; ++i) m = softmax_max(m, widen(z[i]));
   double s = 0, t = 0;
   for (int64_t i = 0; i < length; ++i) {
-    const double shifted = double(widen(z[i])) - m;
-    const double e = exp(shifted);
-    s += e;
-    t += weighted(e, shifted);
+    const SoftmaxTerms terms = softmax_terms(widen(z[i]), m);
+    s += terms.e;
+    t += terms.t;
   }
   return {m, s, t};
 }
 
 template <class T>
 FUSEDGAN_HOST_DEVICE double entropy_with_logits_row(const T* z, int64_t length, double scale) {
-  const SoftmaxRow row = softmax_row(z, length);
-  return (log(row.s) - row.t / row.s) * scale;
+  return softmax_row(z, length).entropy() * scale;
 }
 
 // dH/dz_j = -p_j (log p_j + H), given p_j and log p_j + H = (z_j - m) - t / s; 0 where p_j = 0.
@@ -84,20 +93,23 @@ FUSEDGAN_HOST_DEVICE V entropy_with_logits_grad(V p, V log_p_plus_entropy) {
   return -weighted(p, log_p_plus_entropy);
 }
 
+// dH/dz of a logit of a row with statistics `row`.
+FUSEDGAN_HOST_DEVICE double entropy_with_logits_grad(double z, const SoftmaxRow& row) {
+  const double shifted = z - row.max;
+  return entropy_with_logits_grad(exp(shifted) / row.s, shifted - row.t / row.s);
+}
+
 template <class T>
 FUSEDGAN_HOST_DEVICE void entropy_with_logits_row_backward(double grad, const T* z, int64_t length, double scale,
                                                            T* grad_z) {
   const SoftmaxRow row = softmax_row(z, length);
-  const double mean_shifted = row.t / row.s;
   for (int64_t i = 0; i < length; ++i) {
-    const double shifted = double(widen(z[i])) - row.max;
-    const double p = exp(shifted) / row.s;
-    narrow_into(grad_z + i, compute_t<T>(grad * scale * entropy_with_logits_grad(p, shifted - mean_shifted)));
+    narrow_into(grad_z + i, compute_t<T>(grad * scale * entropy_with_logits_grad(double(widen(z[i])), row)));
   }
 }
 
-// ---- The row forms as functions of a row index, which the CPU (rows in parallel) and CUDA
-// (a thread per row) apply to every row of a RowArgs. Forwards write out[row]; backwards
+// ---- The row forms as functions of a row index, which the CPU applies to every row of a
+// RowArgs (rows in parallel). Forwards write out[row]; backwards
 // read grad[row] and write the row's gradient into out. They return whether the row was in
 // the op's domain (probabilities: no negative or NaN value).
 

@@ -21,8 +21,11 @@
 // Family enum, the torch op's checks, the Python functions) is expanded from that list.
 #pragma once
 
+#include <type_traits>
+
 #include "../kernel_args.h"
 #include "bce.h"
+#include "storage.h"
 
 namespace fusedgan::math {
 inline namespace FUSEDGAN_ISA {
@@ -136,7 +139,7 @@ struct PoissonLogPmf {
 
 // Split in two: the terms of the parameters alone (with its two lgammas, most of the cost)
 // and the data's term, so that a data set whose parameters are constant along it takes the
-// first once (cpu/loglik.cpp; the normal above likewise).
+// first once, in double (row_normalizer below, on the CPU and CUDA; the normal above likewise).
 struct StudentTLogPdf {
   static constexpr const char* kName = "student_t";
   static constexpr const char* kData = "x";  // the data argument's name
@@ -166,6 +169,33 @@ struct StudentTLogPdf {
     return {-w * z / scale, {d_df, w * z / scale, (w * z2 - V(1)) / scale}};
   }
 };
+
+// Whether a family splits its log-density into normalizer(params) + data_term(x, params).
+template <class LogPdf, class = void>
+inline constexpr bool kSplits = false;
+template <class LogPdf>
+inline constexpr bool kSplits<LogPdf, std::void_t<decltype(LogPdf::normalizer(1.0, 1.0, 1.0))>> = true;
+
+// Whether every parameter has one value per row (a data set's parameters): then a split
+// family takes its normalizer once per row, in double.
+inline bool params_per_row(const LogLikelihoodArgs& a) {
+  if (a.grid.cols <= 1) return true;
+  for (const Operand& p : a.params) {
+    if (p.data && !p.broadcast_col) return false;
+  }
+  return true;
+}
+
+// The normalizer of a row whose parameters are constant along it, in double (absent
+// parameters read as 1).
+template <class LogPdf, class T>
+FUSEDGAN_HOST_DEVICE double row_normalizer(const LogLikelihoodArgs& a, int64_t row) {
+  double p[kMaxParams];
+  for (int k = 0; k < kMaxParams; ++k) {
+    p[k] = a.params[k].data ? double(widen(static_cast<const T*>(a.params[k].data)[row * a.params[k].row_stride])) : 1.0;
+  }
+  return LogPdf::normalizer(p[0], p[1], p[2]);
+}
 
 // Calls run(log_pdf) with the functor of `family`.
 template <class Run>

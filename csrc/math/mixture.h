@@ -7,8 +7,8 @@
 //   d/ds_kd = g sum_n r_nk ((x_nd - mu_kd)^2 / s_kd^3 - 1 / s_kd),   d/dlogits_k = g sum_n (r_nk - pi_k).
 // The caller precomputes per component log w_k = log pi_k - sum_d log s_kd - D log(2 pi)/2
 // and 1/s_kd, so a point's a_nk costs D multiply-adds.
-// The per-point functions are templates over V: a double (one point, CUDA's thread per data
-// set and the CPU's float64) or the CPU's float vector (one point per lane).
+// The per-point functions are templates over V: a double (one point, on CUDA and the CPU's
+// float64) or the CPU's float vector (one point per lane).
 #pragma once
 
 #include <cmath>
@@ -69,6 +69,27 @@ struct MixtureSet {
     return m + log(s);  // -inf when every a_j is
   }
 
+  // g r_j, component j's weight in a point's gradients, from its a_j and the point's
+  // log-likelihood lse.
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V component_weight(V a_j, V lse, V g) {
+    return g * exp(a_j - lse);
+  }
+
+  // The terms of coordinate c of a point x_c for component j (at = j d + c), given its weight
+  // g r_j: pull = g r_j (x_c - mu_jc) / s_jc^2 (d/dmu's, and minus d/dx's) and
+  // scale = g r_j ((x_c - mu_jc)^2 / s_jc^3 - 1 / s_jc) (d/ds's).
+  template <class V>
+  struct CoordinateTerms {
+    V pull, scale;
+  };
+  template <class V>
+  FUSEDGAN_HOST_DEVICE CoordinateTerms<V> coordinate_terms(V x_c, int64_t at, V weight) const {
+    const V inv_s(inv_scale[at]);
+    const V z = (x_c - V(widen(loc[at]))) * inv_s;
+    return {weight * z * inv_s, weight * (z * z - V(1.0f)) * inv_s};
+  }
+
   // Adds the point's gradient terms times g to the sums that are not null (each indexed
   // like its parameter): g r_j to logits_sums, g r_j (x - mu_j) / s_j^2 to loc_sums and
   // g r_j ((x - mu_j)^2 / s_j^3 - 1 / s_j) to scale_sums. d/dx goes out per coordinate and
@@ -84,7 +105,7 @@ struct MixtureSet {
       const int64_t count = block_size(first);
       for (int64_t b = 0; b < count; ++b) {
         const V a_j = first + kMixtureBlock >= k ? a[b] : log_joint<V>(x, first + b);  // the last block's: kept
-        weights[b] = g * exp(a_j - lse);
+        weights[b] = component_weight(a_j, lse, g);
         if (logits_sums) logits_sums[first + b] = logits_sums[first + b] + weights[b];
       }
       for (int64_t c = 0; c < d; ++c) {
@@ -92,12 +113,10 @@ struct MixtureSet {
         V pull_x(0.0f);
         for (int64_t b = 0; b < count; ++b) {
           const int64_t at = (first + b) * d + c;
-          const V inv_s(inv_scale[at]);
-          const V z = (x_c - V(widen(loc[at]))) * inv_s;
-          const V pull = weights[b] * z * inv_s;
-          pull_x = pull_x + pull;
-          if (loc_sums) loc_sums[at] = loc_sums[at] + pull;
-          if (scale_sums) scale_sums[at] = scale_sums[at] + weights[b] * (z * z - V(1.0f)) * inv_s;
+          const CoordinateTerms<V> terms = coordinate_terms(x_c, at, weights[b]);
+          pull_x = pull_x + terms.pull;
+          if (loc_sums) loc_sums[at] = loc_sums[at] + terms.pull;
+          if (scale_sums) scale_sums[at] = scale_sums[at] + terms.scale;
         }
         grad_x(c, pull_x, first == 0);
       }
@@ -112,10 +131,14 @@ FUSEDGAN_HOST_DEVICE MixtureSet<T> mixture_set(const MixtureArgs& a, int64_t set
           a.log_weight + set * a.k, a.inv_scale + set * a.k * a.d, a.n, a.k, a.d};
 }
 
-// d/dlogits_k = g (sum_n r_nk - N pi_k): the second term, taken from grad_logits once it
-// holds the sums g sum_n r_nk of set `set`.
+// d/dlogits_j = g (sum_n r_nj - N pi_j): the second term, of component j of set `set`.
+FUSEDGAN_HOST_DEVICE double expected_count(const MixtureArgs& a, int64_t set, int64_t j, double g) {
+  return g * double(a.n) * exp(a.log_pi[set * a.k + j]);
+}
+
+// Takes the second terms from grad_logits once it holds the sums g sum_n r_nj of set `set`.
 FUSEDGAN_HOST_DEVICE void subtract_expected_counts(const MixtureArgs& a, int64_t set, double g, double* grad_logits) {
-  for (int64_t j = 0; j < a.k; ++j) grad_logits[j] -= g * double(a.n) * exp(a.log_pi[set * a.k + j]);
+  for (int64_t j = 0; j < a.k; ++j) grad_logits[j] -= expected_count(a, set, j, g);
 }
 
 }  // namespace FUSEDGAN_ISA

@@ -18,10 +18,15 @@ void check_same_device(const char* op, const char* name, const Tensor& t, const 
               " like input, got ", t.device());
 }
 
+void check_operand_device(const char* op, const char* name, const Tensor& t, const Tensor& input) {
+  if (t.dim() == 0 && t.is_cpu()) return;
+  check_same_device(op, name, t, input);
+}
+
 void check_broadcastable(const char* op, const char* name, const OptionalTensor& t, const Tensor& input) {
   if (!t) return;
   check_floating(op, name, *t);
-  check_same_device(op, name, *t, input);
+  check_operand_device(op, name, *t, input);
   TORCH_CHECK(at::is_expandable_to(t->sym_sizes(), input.sym_sizes()), op, ": ", name, " of shape ", t->sym_sizes(),
               " cannot be broadcast to the input's shape ", input.sym_sizes());
 }

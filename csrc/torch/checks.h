@@ -15,7 +15,10 @@ using OptionalTensor = std::optional<Tensor>;
 
 void check_floating(const char* op, const char* name, const Tensor& t);
 void check_same_device(const char* op, const char* name, const Tensor& t, const Tensor& input);
-// weight-like arguments: floating, on input's device, broadcastable to input's shape.
+// A weight or parameter: on input's device, or a 0-dim CPU tensor (as torch's ops accept).
+void check_operand_device(const char* op, const char* name, const Tensor& t, const Tensor& input);
+// weight-like arguments: floating, on input's device (or 0-dim on the CPU), broadcastable to
+// input's shape.
 void check_broadcastable(const char* op, const char* name, const OptionalTensor& t, const Tensor& input);
 void check_same_shape(const char* op, const char* name, const Tensor& t, const Tensor& input);
 Reduction check_reduction(const char* op, int64_t reduction);

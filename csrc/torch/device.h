@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/DeviceGuard.h>
 
+#include <vector>
+
 #include "../kernels.h"
 
 namespace fusedgan {
@@ -16,19 +18,16 @@ void* current_cuda_stream(const at::Tensor& like);  // defined in CUDA builds on
 bool simulating_cuda();
 void simulate_cuda(bool on, bool reverse_threads);
 
-// A launch's scratch buffer from torch's allocator (the caching one on CUDA, on the current
-// stream), allocated when a reduction first asks for it and freed when the op returns.
+// Launches' scratch buffers from torch's allocator (the caching one on CUDA, on the current
+// stream), allocated as the kernels ask and freed when the op returns.
 class TensorWorkspace final : public Workspace {
  public:
   explicit TensorWorkspace(const at::Tensor& like) : options_(like.options().dtype(at::kByte)) {}
-  void* bytes() override {
-    if (!buffer_.defined()) buffer_ = at::empty({kWorkspaceBytes}, options_);
-    return buffer_.data_ptr();
-  }
+  void* allocate(int64_t bytes) override { return buffers_.emplace_back(at::empty({bytes}, options_)).data_ptr(); }
 
  private:
   at::TensorOptions options_;
-  at::Tensor buffer_;
+  std::vector<at::Tensor> buffers_;
 };
 
 // call(kernels) with the CPU's kernel table for CPU tensors, or call(kernels, launch) with

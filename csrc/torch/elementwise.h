@@ -49,8 +49,7 @@ class ElementwiseCall {
   ElementwiseCall(at::ScalarType dtype, const ElementwiseArguments& a, double unit,
                   const OptionalTensor& grad = std::nullopt)
       : options_(a.input().options().dtype(dtype)),
-        cast_{cast(a.operands[0], dtype), cast(a.operands[1], dtype), cast(a.operands[2], dtype),
-              cast(a.operands[3], dtype), cast(grad, dtype)},
+        cast_(cast_all(dtype, a, grad)),
         plan_(plan(a.input().sizes(), {&cast_[0], &cast_[1], &cast_[2], &cast_[3], &cast_[4]})),
         args_{kernel_dtype(dtype), plan_.grid, {plan_.operands[0], plan_.operands[1], plan_.operands[2], plan_.operands[3]},
               unit} {}
@@ -60,8 +59,17 @@ class ElementwiseCall {
   const at::TensorOptions& options() const { return options_; }
 
  private:
+  using Casts = std::array<OptionalTensor, kMaxOperands + 1>;  // the operands, then grad
+  static Casts cast_all(at::ScalarType dtype, const ElementwiseArguments& a, const OptionalTensor& grad) {
+    const c10::Device device = a.input().device();
+    Casts casts;
+    for (int k = 0; k < kMaxOperands; ++k) casts[k] = cast(a.operands[k], dtype, device);
+    casts[kMaxOperands] = cast(grad, dtype, device);
+    return casts;
+  }
+
   at::TensorOptions options_;
-  std::array<OptionalTensor, kMaxOperands + 1> cast_;
+  Casts cast_;
   Plan plan_;
   ElementwiseArgs args_;
 };

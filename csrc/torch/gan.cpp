@@ -79,7 +79,7 @@ at::ScalarType check_generator(const Tensor& fake, c10::string_view kind) {
 struct BatchView {
   OptionalTensor logits;
   Plan plan;
-  BatchView(const Tensor& t, at::ScalarType dtype) : logits(cast(t, dtype)), plan(fusedgan::plan(t.sizes(), {&logits})) {}
+  BatchView(const Tensor& t, at::ScalarType dtype) : logits(cast(t, dtype, t.device())), plan(fusedgan::plan(t.sizes(), {&logits})) {}
   Batch batch() const { return Batch{plan.grid, plan.operands[0]}; }
 };
 

@@ -17,9 +17,10 @@ DType kernel_dtype(at::ScalarType type) {
   }
 }
 
-OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype) {
+OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype, c10::Device device) {
   if (!t) return std::nullopt;
-  return t->scalar_type() == dtype ? *t : t->to(dtype);  // `to` would cost a dispatch even then
+  if (t->scalar_type() == dtype && t->device() == device) return *t;  // `to` would cost a dispatch even then
+  return t->to(device, dtype);
 }
 
 namespace {

@@ -17,8 +17,9 @@ using OptionalTensor = std::optional<Tensor>;
 
 DType kernel_dtype(at::ScalarType type);
 
-// The same tensor cast to dtype, or nothing.
-OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype);
+// The same tensor cast to dtype on device, or nothing. (A 0-dim CPU tensor, which the checks
+// admit as a weight or parameter of a CUDA input as torch does, is copied to the device.)
+OptionalTensor cast(const OptionalTensor& t, at::ScalarType dtype, c10::Device device);
 
 // The Grid for `shape` and one Operand per tensor (each broadcastable to shape; an absent
 // tensor reads as 1). Broadcast patterns the Operand cannot express are copied into

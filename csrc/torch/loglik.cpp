@@ -76,7 +76,7 @@ Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Params& params, 
                       count == 1 ? " parameter" : " parameters");
     if (!params[k]) continue;
     check_floating(op, info.params[k].name, *params[k]);
-    check_same_device(op, info.params[k].name, *params[k], x);
+    check_operand_device(op, info.params[k].name, *params[k], x);
   }
   Shapes s;
   s.full = x.sizes().vec();
@@ -112,10 +112,10 @@ at::ScalarType dtype_of(const Tensor& x, const Params& params) {
   return dtype;
 }
 
-// A tensor broadcast to the full shape and permuted, as a view.
-OptionalTensor permuted_view(const OptionalTensor& t, const Shapes& s, at::ScalarType dtype) {
+// A tensor on x's device, broadcast to the full shape and permuted, as a view.
+OptionalTensor permuted_view(const OptionalTensor& t, const Shapes& s, at::ScalarType dtype, c10::Device device) {
   if (!t) return std::nullopt;
-  return cast(t, dtype)->expand(s.full).permute(s.order);
+  return cast(t, dtype, device)->expand(s.full).permute(s.order);
 }
 
 // The data and parameters of a call as the kernels see them: broadcast, permuted (data sets
@@ -127,9 +127,9 @@ struct LogLikelihoodCall {
   LogLikelihoodArgs args;
   LogLikelihoodCall(const FamilyInfo& info, const Shapes& s, at::ScalarType dtype, const Tensor& x_,
                     const Params& params_)
-      : x(permuted_view(x_, s, dtype)),
-        params{permuted_view(params_[0], s, dtype), permuted_view(params_[1], s, dtype),
-               permuted_view(params_[2], s, dtype)},
+      : x(permuted_view(x_, s, dtype, x_.device())),
+        params{permuted_view(params_[0], s, dtype, x_.device()), permuted_view(params_[1], s, dtype, x_.device()),
+               permuted_view(params_[2], s, dtype, x_.device())},
         plan(plan_rows(s.permuted, s.split, {&x, &params[0], &params[1], &params[2]})),
         args{kernel_dtype(dtype), info.family, plan.grid, plan.operands[0],
              {plan.operands[1], plan.operands[2], plan.operands[3]}} {}
@@ -174,7 +174,7 @@ Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x,
   check_backward_grad(info, grad, x, s);
   const auto dtype = dtype_of(x, params);
   const LogLikelihoodCall call(info, s, dtype, x, params);
-  const Tensor grad_rows = cast(grad, dtype)->contiguous();
+  const Tensor grad_rows = cast(grad, dtype, x.device())->contiguous();
   const auto options = x.options().dtype(dtype);
   // A parameter constant along the summed dims gets its gradient summed per data set.
   LogLikelihoodGrads grads{};

@@ -55,7 +55,7 @@ at::ScalarType dtype_of(const Tensor& x, const Tensor& logits, const Tensor& loc
 Tensor laid_out(const Tensor& t, const std::vector<int64_t>& batch, int64_t tail, at::ScalarType dtype) {
   std::vector<int64_t> shape = batch;
   for (int64_t i = t.dim() - tail; i < t.dim(); ++i) shape.push_back(t.size(i));
-  return cast(t, dtype)->expand(shape).contiguous();
+  return cast(t, dtype, t.device())->expand(shape).contiguous();
 }
 
 // The kernels' inputs: x and loc laid out in dtype, and the per-component terms in double
@@ -94,7 +94,7 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   check_grad(kOp, grad, x, c10::fromIntArrayRefSlow(batch));
   const auto dtype = dtype_of(x, logits, loc, scale);
   const MixtureCall call(batch, dtype, x, logits, loc, scale);
-  const Tensor grad_sets = cast(grad, dtype)->contiguous();
+  const Tensor grad_sets = cast(grad, dtype, x.device())->contiguous();
   const auto doubles = x.options().dtype(at::kDouble);
   Tensor gx = mask[0] ? at::empty_like(call.x) : Tensor();
   Tensor glogits = mask[1] ? at::empty(call.log_pi.sizes(), doubles) : Tensor();
