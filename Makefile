@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 NVCC ?= nvcc
 CUDA_FLAGS := -std=c++17 -O3 -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
-.PHONY: install demo test bench docs cuda-check clean
+.PHONY: install demo test bench docs cuda-check gpu-check clean
 
 $(VENV)/.requirements: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,13 @@ cuda-check:
 	@for f in csrc/cuda/*.cu; do \
 	  echo "nvcc $$f"; $(NVCC) $(CUDA_FLAGS) -c $$f -o /dev/null || exit 1; \
 	done
+
+# The check of a machine with a CUDA GPU (docs/gpu-check.md): builds the CUDA kernels against
+# the torch of $(PYTHON) (no .venv, no network), then the device tests, the test suite,
+# compute-sanitizer and short GPU benchmarks; logs, results and summary.md go to OUT.
+OUT ?= gpu-check-out
+gpu-check:
+	$(PYTHON) tools/gpu_check.py --out $(OUT)
 
 clean:
 	rm -rf build

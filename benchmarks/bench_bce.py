@@ -7,10 +7,10 @@ needs no gradient computes the input gradient in its forward pass and the backwa
 hands it on.
 
 Also timed in the same run: `x.sum().backward()` (the autograd floor every loss pays) and a
-copy of x (the memory roofline). Writes benchmarks/results/bce.csv (long format) and
-benchmarks/results/bce-<device>.md.
+copy of x (the memory roofline). Writes benchmarks/results/bce.csv (long format; bce-cuda.csv
+on a GPU) and benchmarks/results/bce-<device>.md.
 
-    python benchmarks/bench_bce.py [--device cpu|cuda] [--sizes 128 1048576 ...]
+    python benchmarks/bench_bce.py [--device cpu|cuda] [--sizes 128 1048576 ...] [--modes full ...]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ torch._dynamo.config.recompile_limit = 64
 
 CPU_SIZES = [128, 4096, 1 << 16, 1 << 20, 1 << 24]
 GPU_SIZES = [128, 1 << 16, 1 << 20, 1 << 24, 1 << 26]
+MODES = ["forward", "backward", "full"]
 
 
 def providers_for(n: int, device: str, mode: str) -> dict:
@@ -56,6 +57,7 @@ def providers_for(n: int, device: str, mode: str) -> dict:
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+")
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=MODES)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
     sizes = args.sizes or (GPU_SIZES if device == "cuda" else CPU_SIZES)
@@ -65,7 +67,7 @@ def main() -> None:
         "| mode | n | fusedgan µs | eager µs | compile µs | × eager | × compile | vs sum().backward() | copy GB/s | fusedgan GB/s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for mode in ("forward", "backward", "full"):
+    for mode in args.modes:
         for n in sizes:
             timings = time_providers(providers_for(n, device, mode), device, rounds=args.rounds)
             rows += [Row("bce_with_logits", p, mode, n, *t) for p, t in timings.items()]

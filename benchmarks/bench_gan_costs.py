@@ -6,9 +6,10 @@ the same cost written with torch ops (non_saturating: half a BCE against ones; m
 half a BCE against zeros; maximum_likelihood: -exp(logits).mean() / 2). Every case is timed
 forward + backward (gradients for both batches for J(D)), at a GAN batch (2x64), a PatchGAN
 map (2x16x1x30x30) and 2x1M; `x.sum().backward()` on one batch is timed beside them as the
-autograd floor. Writes benchmarks/results/gan_costs.csv and gan_costs-<device>.md.
+autograd floor. Writes benchmarks/results/gan_costs.csv (gan_costs-cuda.csv on a GPU) and
+gan_costs-<device>.md.
 
-    python benchmarks/bench_gan_costs.py [--device cpu|cuda] [--rounds N]
+    python benchmarks/bench_gan_costs.py [--device cpu|cuda] [--rounds N] [--costs discriminator_cost ...]
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ EAGER_GENERATOR_COSTS = {
     "maximum_likelihood": lambda fake: -0.5 * torch.exp(fake).mean(),
 }
 
+COSTS = ["discriminator_cost", *(f"generator_cost[{kind}]" for kind in EAGER_GENERATOR_COSTS)]
+
 
 def cases():
     """(op name, {provider: cost function}, number of batches) for every cost."""
@@ -54,6 +57,7 @@ def cases():
 
 def main() -> None:
     parser = bench_parser(__doc__)
+    parser.add_argument("--costs", nargs="+", choices=COSTS, default=COSTS)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
 
@@ -63,6 +67,8 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|",
     ]
     for op, costs, batches in cases():
+        if op not in args.costs:
+            continue
         for label, shape in SHAPES.items():
             g = torch.Generator(device=device).manual_seed(0)
             real = (torch.randn(shape, device=device, generator=g) * 2).requires_grad_()

@@ -1,11 +1,13 @@
 """What every benchmark script shares: interleaved timing of several providers in one run,
-quantiles over rounds, and long-format CSV + markdown output in benchmarks/results/."""
+quantiles over rounds, and long-format CSV + markdown output in benchmarks/results/ (or in the
+folder that FUSEDGAN_BENCH_RESULTS names: `make gpu-check` puts them in its OUT)."""
 
 from __future__ import annotations
 
 import argparse
 import csv
 import datetime
+import os
 import platform
 import statistics
 import time
@@ -16,8 +18,8 @@ from typing import Callable
 import torch
 
 import fusedgan
+from report import RESULTS, results_csv
 
-RESULTS = Path(__file__).resolve().parent / "results"
 FIELDS = ["op", "provider", "mode", "n", "p20_us", "p50_us", "p80_us", "device", "threads", "torch", "fusedgan", "timestamp"]
 
 
@@ -86,9 +88,11 @@ def time_providers(
 
 
 def write_results(stem: str, rows: list[Row], device: str, table: str) -> None:
-    """Appends the rows to results/<stem>.csv and writes results/<stem>-<device>.md."""
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{stem}.csv"
+    """Appends the rows to results/<stem>.csv (CPU) or <stem>-cuda.csv and writes
+    results/<stem>-<device>.md."""
+    folder = Path(os.environ.get("FUSEDGAN_BENCH_RESULTS", RESULTS))
+    folder.mkdir(exist_ok=True)
+    path = results_csv(stem, device, folder)
     new = not path.exists()
     stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     common = dict(
@@ -105,9 +109,10 @@ def write_results(stem: str, rows: list[Row], device: str, table: str) -> None:
         for row in rows:
             writer.writerow({**row.__dict__, **{k: round(v, 3) if isinstance(v, float) else v for k, v in common.items()}})
     header = f"<!-- {stem}: {common['device']}, {common['threads']} threads, torch {common['torch']}, {stamp} -->\n"
-    (RESULTS / f"{stem}-{device}.md").write_text(header + table)
+    table_path = folder / f"{stem}-{device}.md"
+    table_path.write_text(header + table)
     print(table)
-    print(f"wrote {path} and {RESULTS / f'{stem}-{device}.md'}")
+    print(f"wrote {path} and {table_path}")
 
 
 def size_label(n: int) -> str:

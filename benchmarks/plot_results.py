@@ -15,13 +15,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import RESULTS  # noqa: E402
+from common import RESULTS, results_csv  # noqa: E402
 
 
-def latest_rows(stem: str, on_gpu: bool) -> list[dict]:
+def latest_rows(stem: str, device: str) -> list[dict]:
     """The rows of the newest run on a GPU (NVIDIA devices) or on the CPU."""
-    with (RESULTS / f"{stem}.csv").open() as f:
-        rows = [row for row in csv.DictReader(f) if ("NVIDIA" in row["device"]) == on_gpu]
+    with results_csv(stem, device).open() as f:
+        rows = [row for row in csv.DictReader(f) if ("NVIDIA" in row["device"]) == (device == "cuda")]
     latest = max(row["timestamp"] for row in rows)
     return [row for row in rows if row["timestamp"] == latest]
 
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("stem", help="the CSV's name in benchmarks/results, without .csv")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
-    rows = latest_rows(args.stem, args.device == "cuda")
+    rows = latest_rows(args.stem, args.device)
     mode_order = ["forward", "backward", "full"]
     panels = sorted({(row["op"], row["mode"]) for row in rows}, key=lambda p: (p[0], mode_order.index(p[1])))
     figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
