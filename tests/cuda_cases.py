@@ -25,14 +25,15 @@ def every_op(rows: int, cols: int, device: str = "cuda") -> dict[str, tuple[Call
     rows x cols data (the log-likelihoods: rows data sets of cols points; the mixture: points of
     2 dims, 40 components), where every input gets a gradient and what must not (weights,
     labels) is closed over. The reduced BCE runs with both operands differentiable and
-    with a constant target, whose forward computes the input gradient."""
-    g = torch.Generator(device=device).manual_seed(0)
+    with a constant target, whose forward computes the input gradient. The data are drawn on
+    the CPU, so that both devices' cases hold the same numbers."""
+    g = torch.Generator().manual_seed(0)
 
     def randn(*shape):
-        return torch.randn(shape, generator=g, device=device) * 2
+        return (torch.randn(shape, generator=g) * 2).to(device)
 
     def rand(*shape, low=0.0):
-        return low + torch.rand(shape, generator=g, device=device)
+        return (low + torch.rand(shape, generator=g)).to(device)
 
     x, y, p = randn(rows, cols), rand(rows, cols), torch.sigmoid(randn(rows, cols))
     w, pw = rand(rows, 1, low=0.5), rand(cols, low=0.5)
@@ -55,7 +56,7 @@ def every_op(rows: int, cols: int, device: str = "cuda") -> dict[str, tuple[Call
     for family in FAMILIES.values():  # data in [0, 1) lie in every family's support
         params = [rand(rows, 1, low=0.5) if name in family.positive else randn(rows, 1) for name in family.params]
         cases[family.function_name] = (getattr(F, family.function_name), (rand(rows, cols), *params))
-    labels = torch.randint(0, 7, (rows, cols), generator=g, device=device)
+    labels = torch.randint(0, 7, (rows, cols), generator=g).to(device)
     cases["categorical_log_likelihood"] = (lambda logits: F.categorical_log_likelihood(labels, logits), (randn(rows, 1, 7),))
     cases["normal_mixture_log_likelihood"] = (
         F.normal_mixture_log_likelihood, (randn(rows, cols, 2), randn(rows, 40), randn(rows, 40, 2), rand(rows, 40, 2, low=0.5)))

@@ -33,6 +33,22 @@ def test_every_op_gives_the_same_bits_run_after_run():
     assert not mismatched
 
 
+# More sets than 4,096, 5M elements; and rows long enough to be summed in slices.
+@pytest.mark.parametrize("shape", [(5000, 1000), (3, 1_000_003)])
+def test_every_op_matches_the_cpu_kernels_at_large_shapes(shape):
+    """The GPU's values and gradients against the CPU kernels' on the same numbers (float32:
+    the two differ in elementary functions and summation order)."""
+    cpu_cases = every_op(*shape, device="cpu")
+    mismatched = []
+    for name, (fn, inputs) in every_op(*shape).items():
+        expected = run(*cpu_cases[name])
+        for a, e in zip(run(fn, inputs), expected, strict=True):
+            if not torch.allclose(a.cpu().double(), e.double(), rtol=1e-4, atol=1e-4, equal_nan=True):
+                mismatched.append(name)
+                break
+    assert not mismatched
+
+
 def test_two_streams_at_once_give_the_default_streams_bits():
     """Each case launched on two streams that a gate holds back until both are queued, so
     that the two run at once, each with its own scratch memory."""
