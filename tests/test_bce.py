@@ -385,6 +385,21 @@ def test_reductions_are_bitwise_identical_for_any_thread_count(form):
     assert results[0] == results[1] == results[2]
 
 
+def test_large_outputs_reuse_freed_memory_never_live_memory():
+    """A large CPU output (4M elements) takes the memory of an earlier one of its size once
+    that one is freed, so its pages need no faulting in, but never that of a live one."""
+    x, y = make_inputs((4_000_000,), torch.float32, "cpu", "logits")
+    first = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    second = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert second.data_ptr() != first.data_ptr()
+    freed = first.data_ptr()
+    del first
+    third = F.binary_cross_entropy_with_logits(x, y, reduction="none")
+    assert third.data_ptr() == freed and torch.equal(third, second)
+    third.resize_(5_000_000)  # an ordinary, resizable tensor
+    assert third.shape == (5_000_000,)
+
+
 # ---- bad input
 
 

@@ -1,6 +1,9 @@
-// Entropy of probability rows and of softmax rows: rows in parallel, each by the row functions
-// of csrc/math/entropy.h. (The binary form is an elementwise loss: elementwise.cpp.)
+// Entropy of probability rows and of softmax rows, with the element terms of
+// csrc/math/entropy.h: rows in parallel, each row in vectors along it (float lanes, sums in
+// double: Lanes<T>), reduced across the lanes in fixed trees at its end. (The binary form is
+// an elementwise loss: elementwise.cpp.)
 #include <atomic>
+#include <cmath>
 
 #include "../math/entropy.h"
 #include "kernels.h"
@@ -11,15 +14,114 @@ inline namespace FUSEDGAN_ISA {
 
 namespace {
 
-// Applies RowFunction<T> to every row; false if a row was outside the op's domain.
-template <template <class> class RowFunction>
+template <class T>
+using Vec = typename Lanes<T>::Vec;
+
+// body(index, v, count) over a row in vectors, the last one partial: its lanes past count
+// hold `padding`.
+template <class T, class Body>
+FUSEDGAN_ALWAYS_INLINE void for_each_vector(const T* row, int64_t length, float padding, const Body& body) {
+  constexpr int kWidth = Lanes<T>::kWidth;
+  int64_t i = 0;
+  for (; i + kWidth <= length; i += kWidth) body(i, Lanes<T>::load(row + i, kWidth), kWidth);
+  if (i < length) body(i, Lanes<T>::load(row + i, int(length - i), padding), int(length - i));
+}
+
+struct Max {
+  float operator()(float a, float b) const { return math::softmax_max(a, b); }
+};
+
+// The maximum over a vector's lanes, NaN winning.
+inline double lanes_max(double v) { return v; }
+inline double lanes_max(VecF v) { return reduce_lanes(v.v, Max{}); }
+
+// A row's softmax statistics: its max, then s and t in one more pass.
+template <class T>
+math::SoftmaxRow softmax_row(const T* z, int64_t length) {
+  Vec<T> m(-HUGE_VALF);
+  for_each_vector(z, length, -HUGE_VALF, [&](int64_t, Vec<T> v, int) { m = math::softmax_max(m, v); });
+  const double max = lanes_max(m);
+  typename Lanes<T>::Sum s, t;
+  const Vec<T> shift(max);
+  for_each_vector(z, length, 0.0f, [&](int64_t, Vec<T> v, int count) {
+    const math::SoftmaxTerms<Vec<T>> terms = math::softmax_terms(v, shift);
+    s.add(terms.e, count);
+    t.add(terms.t, count);
+  });
+  return {max, s.total(), t.total()};
+}
+
+// ---- the forms: each a function of a row that returns whether the row was in the op's
+// domain (probabilities: none negative or NaN)
+
+template <class T>
+struct Form {
+  RowArgs a;
+  const T* grad;  // backward only
+  T* out;
+  const T* input(int64_t row) const { return static_cast<const T*>(a.input) + row * a.length; }
+  T* row_out(int64_t row) const { return out + row * a.length; }
+  double scaled_grad(int64_t row) const { return double(math::widen(grad[row])) * a.scale; }
+};
+
+template <class T>
+struct Entropy : Form<T> {
+  bool operator()(int64_t row) const {
+    typename Lanes<T>::Sum sum;
+    const Vec<T> zero(0.0f);
+    auto in_domain = zero >= zero;  // lane by lane, one test per row
+    for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t, Vec<T> q, int count) {
+      in_domain = in_domain & (q >= zero);
+      sum.add(math::entr(q), count);
+    });
+    math::narrow_into(this->out + row, math::compute_t<T>(sum.total() * this->a.scale));
+    return all(in_domain);
+  }
+};
+
+template <class T>
+struct EntropyBackward : Form<T> {
+  bool operator()(int64_t row) const {
+    const Vec<T> g(this->scaled_grad(row));
+    T* out = this->row_out(row);
+    for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t i, Vec<T> q, int count) {
+      Lanes<T>::store(out + i, g * math::entr_grad(q), count);
+    });
+    return true;
+  }
+};
+
+template <class T>
+struct EntropyWithLogits : Form<T> {
+  bool operator()(int64_t row) const {
+    const double entropy = softmax_row(this->input(row), this->a.length).entropy();
+    math::narrow_into(this->out + row, math::compute_t<T>(entropy * this->a.scale));
+    return true;
+  }
+};
+
+template <class T>
+struct EntropyWithLogitsBackward : Form<T> {
+  bool operator()(int64_t row) const {
+    const math::SoftmaxRow stats = softmax_row(this->input(row), this->a.length);
+    const Vec<T> g(this->scaled_grad(row));
+    T* out = this->row_out(row);
+    for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t i, Vec<T> z, int count) {
+      Lanes<T>::store(out + i, g * math::entropy_with_logits_grad(z, stats), count);
+    });
+    return true;
+  }
+};
+
+// Applies Form<T> to every row; false if a row was outside the op's domain.
+template <template <class> class Form>
 bool for_rows(const RowArgs& a, const void* grad, void* out) {
   std::atomic<bool> in_domain{true};
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const RowFunction<T> row_function{{a, static_cast<const T*>(grad), static_cast<T*>(out)}};
-    for_each_row(a, [&](int64_t row) {
-      if (!row_function(row)) in_domain.store(false, std::memory_order_relaxed);
+    const Form<T> form{{a, static_cast<const T*>(grad), static_cast<T*>(out)}};
+    for_each_row(a.rows, a.length, [&](int64_t row) {
+      if (!form(row)) in_domain.store(false, std::memory_order_relaxed);
     });
   });
   return in_domain.load();
@@ -27,16 +129,16 @@ bool for_rows(const RowArgs& a, const void* grad, void* out) {
 
 }  // namespace
 
-bool entropy(const RowArgs& a, void* out) { return for_rows<math::EntropyRows>(a, nullptr, out); }
+bool entropy(const RowArgs& a, void* out) { return for_rows<Entropy>(a, nullptr, out); }
 
 void entropy_backward(const RowArgs& a, const void* grad, void* grad_input) {
-  for_rows<math::EntropyRowsBackward>(a, grad, grad_input);
+  for_rows<EntropyBackward>(a, grad, grad_input);
 }
 
-void entropy_with_logits(const RowArgs& a, void* out) { for_rows<math::EntropyWithLogitsRows>(a, nullptr, out); }
+void entropy_with_logits(const RowArgs& a, void* out) { for_rows<EntropyWithLogits>(a, nullptr, out); }
 
 void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input) {
-  for_rows<math::EntropyWithLogitsRowsBackward>(a, grad, grad_input);
+  for_rows<EntropyWithLogitsBackward>(a, grad, grad_input);
 }
 
 }  // namespace FUSEDGAN_ISA

@@ -48,6 +48,13 @@ struct Lanes {
     for (int i = 0; i < count; ++i) lanes[i] = math::widen(p[i]);
     return VecF::load(lanes);
   }
+  // load(), with the lanes past `count` set to `padding` rather than 0.
+  FUSEDGAN_ALWAYS_INLINE static Vec load(const T* p, int count, float padding) {
+    if (count == kWidth) return load(p, count);
+    float lanes[kWidth];
+    for (int i = 0; i < kWidth; ++i) lanes[i] = i < count ? float(math::widen(p[i])) : padding;
+    return VecF::load(lanes);
+  }
   FUSEDGAN_ALWAYS_INLINE static void store(T* p, Vec v, int count) {
     if constexpr (std::is_same_v<T, float>) {
       if (count == kWidth) return v.store(p);
@@ -68,11 +75,7 @@ struct Lanes {
   // form, with its float blocks inside).
   using Wide = F64xN;
   FUSEDGAN_ALWAYS_INLINE static void add_wide(Wide& total, Vec v) { total += __builtin_convertvector(v.v, F64xN); }
-  static double sum_lanes(const Wide& total) {
-    double sum = 0;
-    for (int i = 0; i < kWidth; ++i) sum += total[i];
-    return sum;
-  }
+  static double sum_lanes(const Wide& total) { return reduce_lanes(total, Add{}); }
 };
 
 template <>
@@ -85,6 +88,7 @@ struct Lanes<double> {
   };
   static constexpr int kWidth = 1;
   static Vec load(const double* p, int) { return *p; }
+  static Vec load(const double* p, int, float) { return *p; }
   static void store(double* p, Vec v, int) { *p = v; }
   static void store(double* p, Vec v, int, bool) { *p = v; }
   using Wide = double;
@@ -280,12 +284,12 @@ std::pair<ChunkSums, ChunkSums> reduce_two_batches(const Batch& real, void* grad
   return {add_in_order(sums, real_chunks), add_in_order(sums + real_chunks, buffer.size() - real_chunks)};
 }
 
-// body(row) for every row of a RowArgs, rows in parallel in groups of about a chunk.
+// body(row) for every row of `length` elements, rows in parallel in groups of about a chunk.
 template <class Body>
-void for_each_row(const RowArgs& a, const Body& body) {
-  const int64_t rows_per_group = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, a.length));
-  for_each_index((a.rows + rows_per_group - 1) / rows_per_group, true, [&](int64_t group) {
-    const int64_t last = std::min(a.rows, (group + 1) * rows_per_group);
+void for_each_row(int64_t rows, int64_t length, const Body& body) {
+  const int64_t rows_per_group = std::max<int64_t>(1, kChunk / std::max<int64_t>(1, length));
+  for_each_index((rows + rows_per_group - 1) / rows_per_group, true, [&](int64_t group) {
+    const int64_t last = std::min(rows, (group + 1) * rows_per_group);
     for (int64_t row = group * rows_per_group; row < last; ++row) body(row);
   });
 }

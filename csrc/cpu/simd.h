@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -204,6 +205,25 @@ FUSEDGAN_ALWAYS_INLINE VecF per_lane(VecF v, const ScalarFunction& f) {
 FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) { return per_lane(v, [](float x) { return math::lgamma(x); }); }
 FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) { return per_lane(v, [](float x) { return math::digamma(x); }); }
 
+// combine() over a vector's lanes in a fixed tree (lane i with lane i + half, halving), so
+// that the result is the same every time and the additions overlap rather than wait on one
+// another.
+template <class Lanes, class Combine>
+FUSEDGAN_ALWAYS_INLINE auto reduce_lanes(const Lanes& v, const Combine& combine) {
+  using Scalar = std::remove_cv_t<std::remove_reference_t<decltype(v[0])>>;
+  Scalar lanes[kLanes];
+  for (int i = 0; i < kLanes; ++i) lanes[i] = v[i];
+  for (int half = kLanes / 2; half > 0; half /= 2) {
+    for (int i = 0; i < half; ++i) lanes[i] = combine(lanes[i], lanes[i + half]);
+  }
+  return lanes[0];
+}
+
+struct Add {
+  template <class Scalar>
+  FUSEDGAN_ALWAYS_INLINE Scalar operator()(Scalar a, Scalar b) const { return a + b; }
+};
+
 // Per-lane sums: blocks of up to 16 vectors are added in float, each block's sum then in
 // double. The float part rounds at most 16 times per lane and block, so a float32 mean over
 // millions of elements still lands within an ulp of the float64 result, and converting to
@@ -232,9 +252,7 @@ struct SumF64 {
   }
   double total() {
     flush();
-    double sum = 0;
-    for (int i = 0; i < kLanes; ++i) sum += lanes[i];
-    return sum;
+    return reduce_lanes(lanes, Add{});
   }
 };
 

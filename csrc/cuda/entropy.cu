@@ -32,7 +32,7 @@ __device__ math::SoftmaxRow softmax_row(const Row<T>& r, int lane, int group) {
   m = group_reduce(m, group, Max{});
   double s = 0, t = 0;
   for (int64_t i = lane; i < r.length; i += group) {
-    const math::SoftmaxTerms terms = math::softmax_terms(r[i], m);
+    const math::SoftmaxTerms<double> terms = math::softmax_terms(r[i], m);
     s += terms.e;
     t += terms.t;
   }

@@ -61,6 +61,9 @@ FUSEDGAN_HOST_DEVICE T select(bool condition, T if_true, T if_false) {
   return condition ? if_true : if_false;
 }
 
+FUSEDGAN_HOST_DEVICE bool is_nan(float x) { return x != x; }
+FUSEDGAN_HOST_DEVICE bool is_nan(double x) { return x != x; }
+
 // What a forward that also gives the input gradient returns per element.
 template <class V>
 struct ValueAndGrad {

@@ -12,6 +12,7 @@
 #include "device.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "output.h"
 #include "tensor_math.h"
 
 namespace fusedgan {
@@ -106,7 +107,7 @@ Tensor backward(const Tensor& grad, const Tensor& input, int64_t dim, OptionalDo
   const Rows view = rows_of<Form>(input, dim, check_arguments<Form>(input, dim, base));
   check_grad(Form::kName, grad, input, output_sizes<Form>(input, dim));
   const Tensor grad_rows = cast(grad, input.scalar_type(), input.device())->contiguous();
-  Tensor grad_rows_input = at::empty_like(view.rows);
+  Tensor grad_rows_input = new_output(view.rows.sizes(), view.rows.options());
   on_device(input, [&](const auto& kernels, auto... launch) {
     Form::backward_kernel(kernels)(view.args, grad_rows.data_ptr(), grad_rows_input.data_ptr(), launch...);
   });

@@ -16,6 +16,7 @@
 #include "device.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "output.h"
 #include "tensor_math.h"
 
 namespace fusedgan {
@@ -178,13 +179,13 @@ Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x,
   const auto options = x.options().dtype(dtype);
   // A parameter constant along the summed dims gets its gradient summed per data set.
   LogLikelihoodGrads grads{};
-  Tensor gx = mask[0] ? at::empty(s.permuted, options) : Tensor();
+  Tensor gx = mask[0] ? new_output(s.permuted, options) : Tensor();
   grads.x = gx.defined() ? gx.data_ptr() : nullptr;
   std::array<Tensor, kMaxParams> gp;
   for (int k = 0; k < kMaxParams; ++k) {
     if (!mask[k + 1] || !params[k]) continue;
     grads.per_row[k] = call.args.params[k].broadcast_col;
-    gp[k] = grads.per_row[k] ? at::empty({call.args.grid.rows}, options) : at::empty(s.permuted, options);
+    gp[k] = grads.per_row[k] ? at::empty({call.args.grid.rows}, options) : new_output(s.permuted, options);
     grads.params[k] = gp[k].data_ptr();
   }
   on_device(x, [&](const auto& kernels, auto... launch) {

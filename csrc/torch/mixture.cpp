@@ -13,6 +13,7 @@
 #include "device.h"
 #include "dispatch.h"
 #include "layout.h"
+#include "output.h"
 
 namespace fusedgan {
 namespace {
@@ -96,7 +97,7 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   const MixtureCall call(batch, dtype, x, logits, loc, scale);
   const Tensor grad_sets = cast(grad, dtype, x.device())->contiguous();
   const auto doubles = x.options().dtype(at::kDouble);
-  Tensor gx = mask[0] ? at::empty_like(call.x) : Tensor();
+  Tensor gx = mask[0] ? new_output(call.x.sizes(), call.x.options()) : Tensor();
   Tensor glogits = mask[1] ? at::empty(call.log_pi.sizes(), doubles) : Tensor();
   Tensor gloc = mask[2] ? at::empty(call.loc.sizes(), doubles) : Tensor();
   Tensor gscale = mask[3] ? at::empty(call.inv_scale.sizes(), doubles) : Tensor();
