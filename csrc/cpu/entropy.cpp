@@ -1,9 +1,12 @@
 // Entropy of probability rows and of softmax rows, with the element terms of
-// csrc/math/entropy.h: rows in parallel, each row in vectors along it (float lanes, sums in
-// double: Lanes<T>), reduced across the lanes in fixed trees at its end. (The binary form is
-// an elementwise loss: elementwise.cpp.)
+// csrc/math/entropy.h, rows in parallel. A row runs in vectors along it (float lanes, sums in
+// double: Lanes<T>), reduced across the lanes in fixed trees at its end. Short rows, whose
+// lane reductions would cost more than their arithmetic, run kLanes at a time instead, a row
+// per lane: the rows' j-th elements are gathered into one vector, and their reductions are
+// plain vector arithmetic, in float. (The binary form is an elementwise loss: elementwise.cpp.)
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 
 #include "../math/entropy.h"
 #include "kernels.h"
@@ -51,8 +54,47 @@ math::SoftmaxRow softmax_row(const T* z, int64_t length) {
   return {max, s.total(), t.total()};
 }
 
-// ---- the forms: each a function of a row that returns whether the row was in the op's
-// domain (probabilities: none negative or NaN)
+// ---- short rows, a row per lane
+
+// Rows up to this long run as blocks of kLanes rows (where T computes in float vectors).
+inline constexpr int64_t kShortRow = 64;
+
+// Column j of the block of kLanes rows of `length` from `first` on: lane i holds row i's j-th.
+template <class T>
+VecF column(const T* first, int64_t length, int64_t j) {
+  if constexpr (std::is_same_v<T, float>) {
+    return gather(first + j, int32_t(length));
+  } else {
+    float lanes[kLanes];
+    for (int i = 0; i < kLanes; ++i) lanes[i] = math::widen(first[i * length + j]);
+    return VecF::load(lanes);
+  }
+}
+
+// The softmax statistics of each lane's row.
+struct SoftmaxLanes {
+  VecF max, s, t;
+  VecF entropy() const { return log(s) - t / s; }
+};
+
+template <class T>
+SoftmaxLanes softmax_lanes(const T* first, int64_t length) {
+  VecF columns[kShortRow];
+  VecF m(-HUGE_VALF), s(0.0f), t(0.0f);
+  for (int64_t j = 0; j < length; ++j) {
+    columns[j] = column(first, length, j);
+    m = math::softmax_max(m, columns[j]);
+  }
+  for (int64_t j = 0; j < length; ++j) {
+    const math::SoftmaxTerms<VecF> terms = math::softmax_terms(columns[j], m);
+    s = s + terms.e;
+    t = t + terms.t;
+  }
+  return {m, s, t};
+}
+
+// ---- the forms: each a function of a row, and of a block of kLanes short rows from `first`
+// on, that returns whether they were in the op's domain (probabilities: none negative or NaN)
 
 template <class T>
 struct Form {
@@ -62,6 +104,8 @@ struct Form {
   const T* input(int64_t row) const { return static_cast<const T*>(a.input) + row * a.length; }
   T* row_out(int64_t row) const { return out + row * a.length; }
   double scaled_grad(int64_t row) const { return double(math::widen(grad[row])) * a.scale; }
+  // A value per lane's row, times the scale, into out[first...].
+  void store_block(int64_t first, VecF value) const { Lanes<T>::store(out + first, value * VecF(a.scale), kLanes); }
 };
 
 template <class T>
@@ -77,6 +121,17 @@ struct Entropy : Form<T> {
     math::narrow_into(this->out + row, math::compute_t<T>(sum.total() * this->a.scale));
     return all(in_domain);
   }
+  bool block(int64_t first) const {
+    VecF sum(0.0f);
+    Mask in_domain = sum >= sum;
+    for (int64_t j = 0; j < this->a.length; ++j) {
+      const VecF q = column(this->input(first), this->a.length, j);
+      in_domain = in_domain & (q >= VecF(0.0f));
+      sum = sum + math::entr(q);
+    }
+    this->store_block(first, sum);
+    return all(in_domain);
+  }
 };
 
 template <class T>
@@ -89,6 +144,10 @@ struct EntropyBackward : Form<T> {
     });
     return true;
   }
+  bool block(int64_t first) const {  // elementwise: nothing to reduce
+    for (int64_t row = first; row < first + kLanes; ++row) (*this)(row);
+    return true;
+  }
 };
 
 template <class T>
@@ -98,31 +157,55 @@ struct EntropyWithLogits : Form<T> {
     math::narrow_into(this->out + row, math::compute_t<T>(entropy * this->a.scale));
     return true;
   }
+  bool block(int64_t first) const {
+    this->store_block(first, softmax_lanes(this->input(first), this->a.length).entropy());
+    return true;
+  }
 };
 
 template <class T>
 struct EntropyWithLogitsBackward : Form<T> {
   bool operator()(int64_t row) const {
-    const math::SoftmaxRow stats = softmax_row(this->input(row), this->a.length);
+    store_gradient(row, softmax_row(this->input(row), this->a.length));
+    return true;
+  }
+  bool block(int64_t first) const {  // the statistics a row per lane, the gradients along the rows
+    const SoftmaxLanes stats = softmax_lanes(this->input(first), this->a.length);
+    float max[kLanes], s[kLanes], t[kLanes];
+    stats.max.store(max);
+    stats.s.store(s);
+    stats.t.store(t);
+    for (int i = 0; i < kLanes; ++i) store_gradient(first + i, {max[i], s[i], t[i]});
+    return true;
+  }
+  void store_gradient(int64_t row, const math::SoftmaxRow& stats) const {
     const Vec<T> g(this->scaled_grad(row));
     T* out = this->row_out(row);
     for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t i, Vec<T> z, int count) {
       Lanes<T>::store(out + i, g * math::entropy_with_logits_grad(z, stats), count);
     });
-    return true;
   }
 };
 
-// Applies Form<T> to every row; false if a row was outside the op's domain.
+// Applies Form<T> to every row (short rows: to every full block of them, and to the rows
+// after the last block one by one); false if a row was outside the op's domain.
 template <template <class> class Form>
 bool for_rows(const RowArgs& a, const void* grad, void* out) {
   std::atomic<bool> in_domain{true};
+  const auto note = [&](bool rows_in_domain) {
+    if (!rows_in_domain) in_domain.store(false, std::memory_order_relaxed);
+  };
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     const Form<T> form{{a, static_cast<const T*>(grad), static_cast<T*>(out)}};
-    for_each_row(a.rows, a.length, [&](int64_t row) {
-      if (!form(row)) in_domain.store(false, std::memory_order_relaxed);
-    });
+    int64_t blocks = 0;
+    if constexpr (Lanes<T>::kWidth > 1) {
+      if (a.length <= kShortRow) blocks = a.rows / kLanes;
+    }
+    if constexpr (Lanes<T>::kWidth > 1) {
+      for_each_row(blocks, a.length * kLanes, [&](int64_t b) { note(form.block(b * kLanes)); });
+    }
+    for_each_row(a.rows - blocks * kLanes, a.length, [&](int64_t r) { note(form(blocks * kLanes + r)); });
   });
   return in_domain.load();
 }

@@ -99,6 +99,28 @@ FUSEDGAN_ALWAYS_INLINE VecF select(Mask m, VecF if_true, VecF if_false) { return
 FUSEDGAN_ALWAYS_INLINE VecF abs(VecF a) { return from_bits(bits_of(a) & 0x7fffffff); }
 FUSEDGAN_ALWAYS_INLINE Mask is_nan(VecF a) { return {a.v != a.v}; }
 
+// 0, 1, ..., kLanes - 1.
+FUSEDGAN_ALWAYS_INLINE I32xN lane_index() {
+  alignas(64) static constexpr int32_t kIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  I32xN index;
+  memcpy(&index, kIndex, sizeof index);
+  return index;
+}
+
+// The lanes base[i * stride] for i < kLanes: one column of a block of short rows.
+FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, int32_t stride) {
+  const I32xN offsets = lane_index() * stride;
+#if defined(__AVX512F__)
+  return VecF(reinterpret_cast<F32xN>(_mm512_i32gather_ps(reinterpret_cast<__m512i>(offsets), base, 4)));
+#elif defined(__AVX2__)
+  return VecF(reinterpret_cast<F32xN>(_mm256_i32gather_ps(base, reinterpret_cast<__m256i>(offsets), 4)));
+#else
+  float lanes[kLanes];
+  for (int i = 0; i < kLanes; ++i) lanes[i] = base[offsets[i]];
+  return VecF::load(lanes);
+#endif
+}
+
 inline constexpr float kInf = __builtin_inff();
 inline constexpr float kNaN = __builtin_nanf("");
 
@@ -236,12 +258,7 @@ struct SumF64 {
 
   // Adds the first `count` lanes of v.
   FUSEDGAN_ALWAYS_INLINE void add(VecF v, int count) {
-    if (count < kLanes) {  // a row's last, partial run
-      alignas(64) static constexpr int32_t kLaneIndex[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-      I32xN lane_index;
-      memcpy(&lane_index, kLaneIndex, sizeof lane_index);
-      v = select(Mask{lane_index < count}, v, VecF(0.0f));
-    }
+    if (count < kLanes) v = select(Mask{lane_index() < count}, v, VecF(0.0f));  // a row's last, partial run
     block += v.v;
     if (++pending == kBlock) flush();
   }
