@@ -133,6 +133,29 @@ def test_gradcheck_and_gradgradcheck(family):
         assert torch.autograd.gradcheck(lambda k, *p: fn(k, *p), (k, *params))
 
 
+def test_poisson_counts_on_both_sides_of_the_lgamma_table():
+    """float32 vectors take lgamma(k + 1) and digamma(k + 1) from a table where every lane holds a
+    whole count up to 1023, per lane otherwise: both paths, and vectors mixing them, must agree
+    with torch.distributions."""
+    g = torch.Generator().manual_seed(13)
+    whole = torch.randint(0, 1023, (4, 4096), generator=g).double()
+    mixed = torch.cat([whole[:, :2048], whole[:, 2048:] + 1000], 1)  # some lanes past the table
+    fractional = whole + torch.rand(whole.shape, generator=g, dtype=torch.float64)
+    rate = torch.full((4, 1), 300.0, dtype=torch.float64)
+    for k in (whole, mixed, fractional, mixed[:, torch.randperm(4096, generator=g)]):
+        k32 = k.float().requires_grad_()
+        rate32 = rate.float().requires_grad_()
+        value = F.poisson_log_likelihood(k32, rate32)
+        value.sum().backward()
+        k64 = k32.detach().double().requires_grad_()
+        rate64 = rate.clone().requires_grad_()
+        expected = torch.distributions.Poisson(rate64, validate_args=False).log_prob(k64).sum(-1)
+        expected.sum().backward()
+        torch.testing.assert_close(value.double(), expected, rtol=1e-6, atol=0)
+        torch.testing.assert_close(k32.grad.double(), k64.grad, rtol=2e-6, atol=2e-6)
+        torch.testing.assert_close(rate32.grad.double(), rate64.grad, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_differentiable_backward_matches_the_kernels(family):
     """With create_graph the gradients are the family's partials in ATen ops; without, the

@@ -41,26 +41,50 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
     for (int k = 0; k < kMaxParams; ++k) elementwise = elementwise || (out.params[k] && !out.per_row[k]);
     const bool streaming = elementwise && streams<T>(a.grid.numel());
     math::with_log_pdf(a.family, [&](auto log_pdf) {
+      using LogPdf = decltype(log_pdf);
+      // A split family with its parameters constant along each row: the data's partials per
+      // element, the costly ones once per row part, in double.
+      const bool split = math::kSplits<LogPdf> && math::params_per_row(a);
       const auto totals = sum_rows<kMaxParams>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         typename L::Sum sums[kMaxParams];
-        const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
-          const auto [x, p0, p1, p2, g] = std::apply(
-              [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; }, cursors);
-          const auto partials = log_pdf.partials(x, p0, p1, p2);
-          if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
-          for (int k = 0; k < kMaxParams; ++k) {
-            if (out.per_row[k]) {
-              sums[k].add(g * partials.params[k], count);
-            } else if (out.params[k]) {
-              L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count, streaming);
+        const auto run = [&](auto splitting) {
+          const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
+            const auto [x, p0, p1, p2, g] = std::apply(
+                [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; },
+                cursors);
+            const auto partials = [&] {
+              if constexpr (decltype(splitting)::value) {
+                return LogPdf::data_partials(x, p0, p1, p2);
+              } else {
+                return log_pdf.partials(x, p0, p1, p2);
+              }
+            }();
+            if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
+            for (int k = 0; k < kMaxParams; ++k) {
+              if (out.per_row[k]) {
+                sums[k].add(g * partials.params[k], count);
+              } else if (out.params[k]) {
+                L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count, streaming);
+              }
             }
-          }
+          };
+          const int64_t begin = row * a.grid.cols;
+          for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
+                          grad_per_row);
         };
-        const int64_t begin = row * a.grid.cols;
-        for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
-                        grad_per_row);
+        std::array<double, kMaxParams> totals{};
+        if constexpr (math::kSplits<LogPdf>) {
+          if (split) {
+            run(std::true_type{});
+            const double g = math::widen(static_cast<const T*>(grad)[row]);
+            const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
+            for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * g * costly.params[k];
+          }
+        }
+        if (!split) run(std::false_type{});
         if (streaming) end_streaming();
-        return std::array<double, kMaxParams>{sums[0].total(), sums[1].total(), sums[2].total()};
+        for (int k = 0; k < kMaxParams; ++k) totals[k] += sums[k].total();
+        return totals;
       });
       for (int k = 0; k < kMaxParams; ++k) {
         if (!out.per_row[k]) continue;

@@ -107,9 +107,8 @@ FUSEDGAN_ALWAYS_INLINE I32xN lane_index() {
   return index;
 }
 
-// The lanes base[i * stride] for i < kLanes: one column of a block of short rows.
-FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, int32_t stride) {
-  const I32xN offsets = lane_index() * stride;
+// The lanes base[offsets[i]].
+FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, I32xN offsets) {
 #if defined(__AVX512F__)
   return VecF(reinterpret_cast<F32xN>(_mm512_i32gather_ps(reinterpret_cast<__m512i>(offsets), base, 4)));
 #elif defined(__AVX2__)
@@ -120,6 +119,9 @@ FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, int32_t stride) {
   return VecF::load(lanes);
 #endif
 }
+
+// The lanes base[i * stride] for i < kLanes: one column of a block of short rows.
+FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, int32_t stride) { return gather(base, lane_index() * stride); }
 
 inline constexpr float kInf = __builtin_inff();
 inline constexpr float kNaN = __builtin_nanf("");
@@ -215,8 +217,9 @@ FUSEDGAN_ALWAYS_INLINE VecF log1p_unit(VecF z) {
   return 2.0f * s * p;
 }
 
-// The special functions, lane by lane with the scalar versions (csrc/math/scalar.h): the
-// families that need them (Poisson, Student's t) spend most of their time on them.
+// The special functions, lane by lane with the scalar versions (csrc/math/scalar.h), except
+// where every lane is a whole number from 1 to kTabled (Poisson's k + 1 for counts): then
+// from a table of the same function's values, gathered.
 template <class ScalarFunction>
 FUSEDGAN_ALWAYS_INLINE VecF per_lane(VecF v, const ScalarFunction& f) {
   float lanes[kLanes];
@@ -224,8 +227,38 @@ FUSEDGAN_ALWAYS_INLINE VecF per_lane(VecF v, const ScalarFunction& f) {
   for (int i = 0; i < kLanes; ++i) lanes[i] = f(lanes[i]);
   return VecF::load(lanes);
 }
-FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) { return per_lane(v, [](float x) { return math::lgamma(x); }); }
-FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) { return per_lane(v, [](float x) { return math::digamma(x); }); }
+
+inline constexpr int kTabled = 1024;
+
+// f(n) for n = 0 .. kTabled (f(0) unused), computed once.
+template <class ScalarFunction>
+const float* tabled(const ScalarFunction& f) {
+  static const auto* table = [&] {
+    auto* values = new float[kTabled + 1];
+    values[0] = 0;
+    for (int n = 1; n <= kTabled; ++n) values[n] = f(float(n));
+    return values;
+  }();
+  return table;
+}
+
+template <class ScalarFunction>
+FUSEDGAN_ALWAYS_INLINE VecF tabled_or_per_lane(VecF v, const float* table, const ScalarFunction& f) {
+  const Mask in_range{(v.v >= 1.0f) & (v.v <= float(kTabled))};  // false for NaN
+  if (!all(in_range)) return per_lane(v, f);
+  const I32xN n = __builtin_convertvector(v.v, I32xN);  // truncated
+  const Mask whole{__builtin_convertvector(n, F32xN) == v.v};
+  return all(whole) ? gather(table, n) : per_lane(v, f);
+}
+
+FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) {
+  const auto f = [](float x) { return math::lgamma(x); };
+  return tabled_or_per_lane(v, tabled(f), f);
+}
+FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) {
+  const auto f = [](float x) { return math::digamma(x); };
+  return tabled_or_per_lane(v, tabled(f), f);
+}
 
 // combine() over a vector's lanes in a fixed tree (lane i with lane i + half, halving), so
 // that the result is the same every time and the additions overlap rather than wait on one

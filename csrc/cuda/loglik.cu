@@ -1,7 +1,7 @@
 // Log-likelihoods on CUDA: each row (data set) summed by a group of threads (loops.cuh:
 // sum_rows; long rows in slices), so each sum has the same bits on every run. A family
-// split into normalizer + data term takes the normalizer once per row, in double, where the
-// parameters are constant along the row, as the CPU does.
+// split into normalizer + data term takes the normalizer and its costly partials once per row, in
+// double, where the parameters are constant along the row, as the CPU does.
 #include "../math/loglik.h"
 #include "loops.cuh"
 
@@ -35,8 +35,8 @@ struct StoreLogLikelihood {
 };
 
 // An element's gradients times grad[row]: d/dx and the per-element parameter gradients
-// stored, the per-row ones added to the row's sums.
-template <class T, class LogPdf>
+// stored, the per-row ones added to the row's sums (a split family's: the data's partials).
+template <class T, class LogPdf, bool kSplit>
 struct GradientTerms {
   LogLikelihoodArgs a;
   const T* grad;
@@ -45,8 +45,15 @@ struct GradientTerms {
   __device__ void operator()(int64_t row, int64_t col, double (&sums)[kMaxParams]) const {
     const auto g = math::widen(grad[row]);
     const int64_t i = row * a.grid.cols + col;
-    const auto p = log_pdf.partials(load<T>(a.x, row, col), load<T>(a.params[0], row, col),
-                                    load<T>(a.params[1], row, col), load<T>(a.params[2], row, col));
+    const auto x = load<T>(a.x, row, col), p0 = load<T>(a.params[0], row, col), p1 = load<T>(a.params[1], row, col),
+               p2 = load<T>(a.params[2], row, col);
+    const auto p = [&] {
+      if constexpr (kSplit) {
+        return LogPdf::data_partials(x, p0, p1, p2);
+      } else {
+        return log_pdf.partials(x, p0, p1, p2);
+      }
+    }();
     if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
     for (int k = 0; k < kMaxParams; ++k) {
       if (out.per_row[k]) {
@@ -58,12 +65,21 @@ struct GradientTerms {
   }
 };
 
-template <class T>
+// The per-row gradients (a split family's: plus its costly partials times the row's length).
+template <class T, class LogPdf, bool kSplit>
 struct StoreRowGradients {
+  LogLikelihoodArgs a;
+  const T* grad;
   LogLikelihoodGrads out;
   __device__ void operator()(int64_t row, const double (&sums)[kMaxParams]) const {
+    double totals[kMaxParams] = {sums[0], sums[1], sums[2]};
+    if constexpr (kSplit) {
+      const double g = math::widen(grad[row]);
+      const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
+      for (int k = 0; k < kMaxParams; ++k) totals[k] += double(a.grid.cols) * g * costly.params[k];
+    }
     for (int k = 0; k < kMaxParams; ++k) {
-      if (out.per_row[k]) math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(sums[k]));
+      if (out.per_row[k]) math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(totals[k]));
     }
   }
 };
@@ -88,10 +104,14 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
                              Launch where) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
+    const T* g = static_cast<const T*>(grad);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
-      sum_rows<kMaxParams>(a.grid.rows, a.grid.cols,
-                           GradientTerms<T, decltype(log_pdf)>{a, static_cast<const T*>(grad), out, log_pdf},
-                           StoreRowGradients<T>{out}, where);
+      using LogPdf = decltype(log_pdf);
+      with_flag(math::kSplits<LogPdf> && math::params_per_row(a), [&](auto split) {
+        constexpr bool kSplit = math::kSplits<LogPdf> && decltype(split)::value;
+        sum_rows<kMaxParams>(a.grid.rows, a.grid.cols, GradientTerms<T, LogPdf, kSplit>{a, g, out, log_pdf},
+                             StoreRowGradients<T, LogPdf, kSplit>{a, g, out}, where);
+      });
     });
   });
 }

@@ -16,6 +16,7 @@
 //                                  d/dx = -w z/s, d/dm = w z/s, d/ds = (w z^2 - 1)/s,
 //                                  d/dn = (psi((n+1)/2) - psi(n/2) - 1/n - log(1 + z^2/n) + w z^2/n) / 2
 // Each functor takes (x, a, b, c) with the family's parameters in order; unused ones read as 1.
+// Most split into a term of the parameters alone and the data's (SplitLogPdf below).
 // It also names its family, its data and parameters (with their supports), and its density
 // for the documentation: families.def lists the functors, and everything else about a family (the
 // Family enum, the torch op's checks, the Python functions) is expanded from that list.
@@ -46,8 +47,40 @@ struct Partials {
   V params[kMaxParams];
 };
 
-// Split like StudentTLogPdf below: log s once per data set where s is constant along it.
-struct NormalLogPdf {
+// The parameters' partial derivatives of a term of the parameters alone.
+template <class V>
+struct ParamPartials {
+  V params[kMaxParams];
+};
+
+// A family whose log-density is normalizer(params) + data_term(x, params): the parameters'
+// terms alone (logs, lgammas: most of the cost) and the data's. Its partials are
+// data_partials, holding the normalizer's cheap ones too (the scale's (z^2 - 1)/s keeps the
+// digits that z^2/s - 1/s would lose), plus costly_partials, the parameters' alone that
+// cost special functions (digamma; none by default). A data set whose parameters are
+// constant along it takes the normalizer and the costly partials once, in double
+// (row_normalizer below, on the CPU and CUDA). The whole density and its partials are the
+// sums, derived here.
+template <class Family>
+struct SplitLogPdf {
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V, V, V) {
+    return {{V(0), V(0), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V x, V a, V b, V c) const {
+    return Family::normalizer(a, b, c) + Family::data_term(x, a, b, c);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V a, V b, V c) const {
+    Partials<V> p = Family::data_partials(x, a, b, c);
+    const ParamPartials<V> costly = Family::costly_partials(a, b, c);
+    for (int k = 0; k < kMaxParams; ++k) p.params[k] = p.params[k] + costly.params[k];
+    return p;
+  }
+};
+
+struct NormalLogPdf : SplitLogPdf<NormalLogPdf> {
   static constexpr const char* kName = "normal";
   static constexpr const char* kData = "x";  // the data argument's name
   static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"scale", Support::Positive}};
@@ -62,11 +95,7 @@ struct NormalLogPdf {
     return V(-0.5) * z * z;
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V loc, V scale, V unused) const {
-    return normalizer(loc, scale, unused) + data_term(x, loc, scale, unused);
-  }
-  template <class V>
-  FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V loc, V scale, V) const {
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V inv_s = V(1) / scale;  // one division rather than three
     const V z = (x - loc) * inv_s;
     const V z_over_s = z * inv_s;
@@ -74,39 +103,51 @@ struct NormalLogPdf {
   }
 };
 
-struct LaplaceLogPdf {
+struct LaplaceLogPdf : SplitLogPdf<LaplaceLogPdf> {
   static constexpr const char* kName = "laplace";
   static constexpr const char* kData = "x";  // the data argument's name
   static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"scale", Support::Positive}};
   static constexpr const char* kDensity = "log Laplace(x; loc, scale) = -|x - loc| / scale - log(2 scale)";
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V loc, V scale, V) const {
-    return -abs(x - loc) / scale - log(V(2) * scale);
+  FUSEDGAN_HOST_DEVICE static V normalizer(V, V scale, V) {
+    return -log(V(2) * scale);
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V loc, V scale, V) const {
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V scale, V) {
+    return -abs(x - loc) / scale;
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V d = x - loc;
+    const V inv_b = V(1) / scale;
     const V sign = select(d > V(0), V(1), select(d < V(0), V(-1), V(0)));
-    return {-sign / scale, {sign / scale, (abs(d) - scale) / (scale * scale), V(0)}};
+    return {-sign * inv_b, {sign * inv_b, (abs(d) * inv_b - V(1)) * inv_b, V(0)}};
   }
 };
 
-struct ExponentialLogPdf {
+struct ExponentialLogPdf : SplitLogPdf<ExponentialLogPdf> {
   static constexpr const char* kName = "exponential";
   static constexpr const char* kData = "x";  // the data argument's name
   static constexpr ParamSpec kParams[] = {{"rate", Support::Positive}};
   static constexpr const char* kDensity = "log Exponential(x; rate) = log(rate) - rate x (-inf for x < 0)";
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V rate, V, V) const {
-    return select(x < V(0), V(-__builtin_inff()), log(rate) - rate * x);
+  FUSEDGAN_HOST_DEVICE static V normalizer(V rate, V, V) {
+    return log(rate);
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V rate, V, V) const {
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V rate, V, V) {
+    return select(x < V(0), V(-__builtin_inff()), -rate * x);
+  }
+  // Outside the support the density is a constant -inf: no gradient.
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V rate, V, V) {
     const auto outside = x < V(0);
     return {select(outside, V(0), -rate), {select(outside, V(0), V(1) / rate - x), V(0), V(0)}};
   }
 };
 
+// Not split: x logits - softplus(logits) would cancel at large |logits| where the single
+// stable form does not.
 struct BernoulliLogPmf {
   static constexpr const char* kName = "bernoulli";
   static constexpr const char* kData = "x";  // the data argument's name
@@ -122,25 +163,26 @@ struct BernoulliLogPmf {
   }
 };
 
-struct PoissonLogPmf {
+struct PoissonLogPmf : SplitLogPdf<PoissonLogPmf> {
   static constexpr const char* kName = "poisson";
   static constexpr const char* kData = "k";  // the data argument's name
   static constexpr ParamSpec kParams[] = {{"rate", Support::Positive}};
   static constexpr const char* kDensity = "log Poisson(k; rate) = k log(rate) - rate - lgamma(k + 1); k holds counts, and its gradient is the continuous extension log(rate) - digamma(k + 1), as torch.distributions.Poisson gives";
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V k, V rate, V, V) const {
-    return weighted(k, log(rate)) - rate - lgamma(k + V(1));
+  FUSEDGAN_HOST_DEVICE static V normalizer(V rate, V, V) {
+    return -rate;
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE Partials<V> partials(V k, V rate, V, V) const {
+  FUSEDGAN_HOST_DEVICE static V data_term(V k, V rate, V, V) {
+    return weighted(k, log(rate)) - lgamma(k + V(1));
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V rate, V, V) {
     return {log(rate) - digamma(k + V(1)), {k / rate - V(1), V(0), V(0)}};
   }
 };
 
-// Split in two: the terms of the parameters alone (with its two lgammas, most of the cost)
-// and the data's term, so that a data set whose parameters are constant along it takes the
-// first once, in double (row_normalizer below, on the CPU and CUDA; the normal above likewise).
-struct StudentTLogPdf {
+struct StudentTLogPdf : SplitLogPdf<StudentTLogPdf> {
   static constexpr const char* kName = "student_t";
   static constexpr const char* kData = "x";  // the data argument's name
   static constexpr ParamSpec kParams[] = {{"df", Support::Positive}, {"loc", Support::Real}, {"scale", Support::Positive}};
@@ -156,28 +198,28 @@ struct StudentTLogPdf {
     return -(V(0.5) * df + V(0.5)) * log1p(z * z / df);
   }
   template <class V>
-  FUSEDGAN_HOST_DEVICE V operator()(V x, V df, V loc, V scale) const {
-    return normalizer(df, loc, scale) + data_term(x, df, loc, scale);
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V df, V, V) {
+    const V half_df = V(0.5) * df;
+    return {{V(0.5) * (digamma(half_df + V(0.5)) - digamma(half_df) - V(1) / df), V(0), V(0)}};
   }
+  // With w = (df + 1) / (df + z^2).
   template <class V>
-  FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V df, V loc, V scale) const {
-    const V z = (x - loc) / scale;
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V df, V loc, V scale) {
+    const V inv_s = V(1) / scale;
+    const V z = (x - loc) * inv_s;
     const V z2 = z * z;
     const V w = (df + V(1)) / (df + z2);
-    const V half_df = V(0.5) * df;
-    const V d_df = V(0.5) * (digamma(half_df + V(0.5)) - digamma(half_df) - V(1) / df - log1p(z2 / df) + w * z2 / df);
-    return {-w * z / scale, {d_df, w * z / scale, (w * z2 - V(1)) / scale}};
+    const V d_df = V(0.5) * (w * z2 / df - log1p(z2 / df));
+    return {-w * z * inv_s, {d_df, w * z * inv_s, (w * z2 - V(1)) * inv_s}};
   }
 };
 
-// Whether a family splits its log-density into normalizer(params) + data_term(x, params).
-template <class LogPdf, class = void>
-inline constexpr bool kSplits = false;
+// Whether a family splits its log-density (SplitLogPdf).
 template <class LogPdf>
-inline constexpr bool kSplits<LogPdf, std::void_t<decltype(LogPdf::normalizer(1.0, 1.0, 1.0))>> = true;
+inline constexpr bool kSplits = std::is_base_of_v<SplitLogPdf<LogPdf>, LogPdf>;
 
 // Whether every parameter has one value per row (a data set's parameters): then a split
-// family takes its normalizer once per row, in double.
+// family takes its normalizer and its costly partials once per row, in double.
 inline bool params_per_row(const LogLikelihoodArgs& a) {
   if (a.grid.cols <= 1) return true;
   for (const Operand& p : a.params) {
@@ -186,15 +228,29 @@ inline bool params_per_row(const LogLikelihoodArgs& a) {
   return true;
 }
 
-// The normalizer of a row whose parameters are constant along it, in double (absent
-// parameters read as 1).
+// The parameters of a row along which they are constant, in double (absent ones read as 1).
+struct RowParams {
+  double p[kMaxParams];
+};
+template <class T>
+FUSEDGAN_HOST_DEVICE RowParams row_params(const LogLikelihoodArgs& a, int64_t row) {
+  RowParams r;
+  for (int k = 0; k < kMaxParams; ++k) {
+    r.p[k] = a.params[k].data ? double(widen(static_cast<const T*>(a.params[k].data)[row * a.params[k].row_stride])) : 1.0;
+  }
+  return r;
+}
+
 template <class LogPdf, class T>
 FUSEDGAN_HOST_DEVICE double row_normalizer(const LogLikelihoodArgs& a, int64_t row) {
-  double p[kMaxParams];
-  for (int k = 0; k < kMaxParams; ++k) {
-    p[k] = a.params[k].data ? double(widen(static_cast<const T*>(a.params[k].data)[row * a.params[k].row_stride])) : 1.0;
-  }
-  return LogPdf::normalizer(p[0], p[1], p[2]);
+  const RowParams r = row_params<T>(a, row);
+  return LogPdf::normalizer(r.p[0], r.p[1], r.p[2]);
+}
+
+template <class LogPdf, class T>
+FUSEDGAN_HOST_DEVICE ParamPartials<double> row_costly_partials(const LogLikelihoodArgs& a, int64_t row) {
+  const RowParams r = row_params<T>(a, row);
+  return LogPdf::costly_partials(r.p[0], r.p[1], r.p[2]);
 }
 
 // Calls run(log_pdf) with the functor of `family`.
