@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as TF
 
-from common import Row, bench_parser, gpu_or_cpu, size_label, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, size_label, time_providers, timed_rows, write_results
 from fusedgan import functional as F
 
 # One compiled baseline per (mode, size): more recompilations than dynamo allows by default.
@@ -70,7 +70,7 @@ def main() -> None:
     for mode in args.modes:
         for n in sizes:
             timings = time_providers(providers_for(n, device, mode), device, rounds=args.rounds)
-            rows += [Row("bce_with_logits", p, mode, n, *t) for p, t in timings.items()]
+            rows += timed_rows("bce_with_logits", mode, (n,), timings)
             ours, eager, compiled = (timings[p][1] for p in ("fusedgan", "eager", "compile"))
             floor = f"{ours / timings['sum_backward'][1]:.2f}×" if "sum_backward" in timings else ""
             copy_gbs = 2 * 4 * n / timings["copy"][1] / 1e3

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, time_providers, timed_rows, write_results
 from fusedgan import functional as F
 
 ROWS = {"cpu": [(16384, 16)], "cuda": [(1, 1_000_000), (4096, 50257)]}
@@ -45,10 +45,10 @@ def main() -> None:
         for shape in shapes[device]:
             g = torch.Generator(device=device).manual_seed(0)
             z = torch.randn(shape, generator=g, device=device).requires_grad_()
-            providers = {name: (lambda f: lambda: torch.autograd.grad(f(z).sum(), z))(f) for name, f in (("fusedgan", ours), ("torch", theirs))}
+            providers = {name: (lambda f: lambda: torch.autograd.grad(f(z).sum(), z))(f) for name, f in (("fusedgan", ours), ("eager", theirs))}
             timings = time_providers(providers, device, rounds=args.rounds)
-            rows += [Row(op, p, "full", z.numel(), *t) for p, t in timings.items()]
-            a, b = timings["fusedgan"][1], timings["torch"][1]
+            rows += timed_rows(op, "full", shape, timings)
+            a, b = timings["fusedgan"][1], timings["eager"][1]
             lines.append(f"| {op} | {'x'.join(map(str, shape))} | {a:.0f} | {b:.0f} | {b / a:.1f} | {baseline} |")
             print(lines[-1], flush=True)
     write_results("entropy", rows, device, "\n".join(lines) + "\n")

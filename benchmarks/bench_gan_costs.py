@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as TF
 
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, time_providers, timed_rows, write_results
 from fusedgan import functional as F
 
 torch._dynamo.config.recompile_limit = 64
@@ -79,8 +79,7 @@ def main() -> None:
             }
             providers["sum_backward"] = lambda: torch.autograd.grad(real.sum(), (real,))
             timings = time_providers(providers, device, rounds=args.rounds)
-            n = real.numel() * batches
-            rows += [Row(op, p, "full", n, *t) for p, t in timings.items()]
+            rows += timed_rows(op, "full", (2, *shape) if batches == 2 else shape, timings)
             ours, eager, compiled, floor = (timings[p][1] for p in ("fusedgan", "eager", "compile", "sum_backward"))
             lines.append(
                 f"| {op} | {label if batches == 2 else label[2:]} | {ours:.1f} | {eager:.1f} | {compiled:.1f} | "

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 import fusedgan.numpy as fnp
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, shape_text, time_providers, timed_rows, write_results
 from fusedgan import functional as F
 from fusedgan import mle
 
@@ -50,14 +50,13 @@ def main() -> None:
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
     rows: list[Row] = []
-    lines = ["| case | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|"]
+    lines = ["| case | shape | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|---|"]
 
-    def record(op, n, timings, baseline, unit="ms"):
-        for provider, t in timings.items():
-            rows.append(Row(op, provider, "full", n, *t))
+    def record(op, mode, shape, timings, baseline, unit="ms", dtype=torch.float32):
+        rows.extend(timed_rows(op, mode, shape, timings, dtype))
         ours, theirs = timings["fusedgan"][1], timings[baseline][1]
         scale = 1e-3 if unit == "ms" else 1.0
-        lines.append(f"| {op} | {ours * scale:.2f} {unit} | {theirs * scale:.2f} {unit} | {theirs / ours:.1f} | {baseline} |")
+        lines.append(f"| {op} | {shape_text(shape)} | {ours * scale:.2f} {unit} | {theirs * scale:.2f} {unit} | {theirs / ours:.1f} | {baseline} |")
         print(lines[-1], flush=True)
 
     # The data are drawn on the CPU, so that every device times the same values.
@@ -69,8 +68,8 @@ def main() -> None:
     costs = {"fusedgan": F.normal_log_likelihood, "torch.distributions": distributions_normal, "compile": compiled}
     providers = {name: gradients_of(f, x, loc, scale, wrt=(loc, scale)) for name, f in costs.items()}
     timings = time_providers(providers, device, rounds=args.rounds)
-    record("normal fwd+bwd 1024x16384", SETS * POINTS, timings, "torch.distributions")
-    lines.append(f"| (same, vs torch.compile) | | {timings['compile'][1] / 1e3:.2f} ms | {timings['compile'][1] / timings['fusedgan'][1]:.1f} | compile |")
+    record("normal_log_likelihood", "full", x.shape, timings, "torch.distributions")
+    lines.append(f"| (same, vs torch.compile) | | | {timings['compile'][1] / 1e3:.2f} ms | {timings['compile'][1] / timings['fusedgan'][1]:.1f} | compile |")
 
     for sets in MIXTURE_SETS[device]:
         mx = torch.randn(sets, 1024, 8, generator=g).to(device)
@@ -79,7 +78,7 @@ def main() -> None:
         providers = {name: gradients_of(f, mx, *mparams, wrt=mparams)
                      for name, f in {"fusedgan": F.normal_mixture_log_likelihood, "torch.distributions": mixture_same_family}.items()}
         timings = time_providers(providers, device, rounds=args.rounds)
-        record(f"normal mixture fwd+bwd {sets}x1024x8, K=16", mx.numel(), timings, "torch.distributions")
+        record("normal_mixture_log_likelihood", "full", (*mx.shape, 16), timings, "torch.distributions")
 
     if device == "cpu":
         cpu_front_ends(x, loc, scale, args.rounds, record)
@@ -96,7 +95,7 @@ def cpu_front_ends(x, loc, scale, rounds, record) -> None:
          "scipy": lambda: scipy.stats.norm.logpdf(xn, locn, scalen).sum(-1)},
         "cpu", rounds=rounds,
     )
-    record("numpy normal 1024x16384", SETS * POINTS, timings, "scipy")
+    record("numpy.normal_log_likelihood", "forward", xn.shape, timings, "scipy")
 
     t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
     start = time.perf_counter()
@@ -106,7 +105,8 @@ def cpu_front_ends(x, loc, scale, rounds, record) -> None:
     for row in t_sets[:20].numpy():
         scipy.stats.t.fit(row)
     theirs = (time.perf_counter() - start) / 20 * 1e6
-    record("student_t fit, per data set (10,000 x 100)", t_sets.numel(), {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)}, "scipy", unit="µs")
+    record("student_t_fit", "fit", t_sets.shape, {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)},
+           "scipy", unit="µs", dtype=t_sets.dtype)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,12 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 import fusedgan
-from report import RESULTS, results_csv
-
-FIELDS = ["op", "provider", "mode", "n", "p20_us", "p50_us", "p80_us", "device", "threads", "torch", "fusedgan", "timestamp"]
+from longformat import FIELDS, RESULTS, results_csv
 
 
 @dataclass
@@ -28,10 +26,20 @@ class Row:
     op: str
     provider: str
     mode: str
-    n: int
+    shape: str  # the case's dims joined by "x", as shape_text writes them
+    dtype: str
     p20_us: float
     p50_us: float
     p80_us: float
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def timed_rows(op: str, mode: str, shape: Sequence[int], timings: dict, dtype: torch.dtype = torch.float32) -> list[Row]:
+    """One row per provider of a time_providers result."""
+    return [Row(op, provider, mode, shape_text(shape), str(dtype).removeprefix("torch."), *t) for provider, t in timings.items()]
 
 
 def cpu_model() -> str:

@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import RESULTS, results_csv  # noqa: E402
+from longformat import RESULTS, elements, results_csv  # noqa: E402
 
 
 def latest_rows(stem: str, device: str) -> list[dict]:
@@ -39,7 +39,7 @@ def main() -> None:
         lines = defaultdict(list)
         for row in rows:
             if (row["op"], row["mode"]) == (op, mode):
-                lines[row["provider"]].append((int(row["n"]), float(row["p20_us"]), float(row["p50_us"]), float(row["p80_us"])))
+                lines[row["provider"]].append((elements(row["shape"]), float(row["p20_us"]), float(row["p50_us"]), float(row["p80_us"])))
         for provider, points in sorted(lines.items()):
             points.sort()
             n, low, median, high = zip(*points)
