@@ -7,18 +7,16 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import os
 import platform
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
 import fusedgan
-from longformat import FIELDS, RESULTS, duration, results_csv
+from longformat import FIELDS, duration, results_csv, results_folder
 
 # Every script compiles its baseline once per shape: more recompilations of one function than
 # dynamo allows by default.
@@ -120,7 +118,7 @@ def time_providers(
 def write_results(stem: str, rows: list[Row], device: str, table: str) -> None:
     """Appends the rows to results/<stem>.csv (CPU) or <stem>-cuda.csv and writes
     results/<stem>-<device>.md."""
-    folder = Path(os.environ.get("FUSEDGAN_BENCH_RESULTS", RESULTS))
+    folder = results_folder()
     folder.mkdir(exist_ok=True)
     path = results_csv(stem, device, folder)
     new = not path.exists()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +52,12 @@ class Run:
     @property
     def p50(self) -> dict:
         return {key: t.p50 for key, t in self.times.items()}
+
+
+def results_folder() -> Path:
+    """Where the benchmark scripts write their results: the folder FUSEDGAN_BENCH_RESULTS names
+    (`make gpu-check` sets it to its OUT; a try-out run can keep its results apart), else RESULTS."""
+    return Path(os.environ.get("FUSEDGAN_BENCH_RESULTS", RESULTS))
 
 
 def results_csv(stem: str, device: str, folder: Path = RESULTS) -> Path:
@@ -108,6 +115,17 @@ def latest_of_each(folder: Path = RESULTS) -> dict[tuple[str, str], Run]:
 
 
 # ---- how the reports write figures
+
+
+def readable_time(stamp: str) -> str:
+    try:
+        moment = datetime.datetime.fromisoformat(stamp)
+    except ValueError:
+        return stamp
+    if moment.utcoffset() is not None:
+        moment = moment.astimezone(datetime.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 def duration(us: float) -> str:
