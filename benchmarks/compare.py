@@ -37,7 +37,7 @@ def comparison(old: Run, new: Run) -> list[str]:
         alone = run.times.keys() - other.times.keys()
         if alone:
             cases = sorted({f"{key.op} ({key.mode}, {key.shape})" for key in alone})
-            lines += ["", f"Only in the {name} run, {len(alone)} rows: {'; '.join(cases)}."]
+            lines += ["", f"Only in the {name} run ({len(alone)} of its rows): {'; '.join(cases)}."]
     return lines
 
 
