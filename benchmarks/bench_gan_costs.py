@@ -75,6 +75,8 @@ def batches_of(shape: tuple[int, ...], device: str) -> tuple[torch.Tensor, torch
 
 
 def time_costs(ops: list[str], device: str, rounds: int, rows: list) -> str:
+    """The costs' forward + backward against eager, compiled and the autograd floor: adds the
+    rows, returns the table."""
     lines = [
         "| cost | shape | fusedgan µs | eager µs | compile µs | × eager | × compile | vs x.sum().backward() |",
         "|---|---|---|---|---|---|---|---|",
@@ -88,7 +90,7 @@ def time_costs(ops: list[str], device: str, rounds: int, rows: list) -> str:
             providers = {name: forward_backward(cost, *inputs) for name, cost in costs.items()}
             providers["sum_backward"] = forward_backward(torch.sum, real)
             timings = time_providers(providers, device, rounds=rounds)
-            rows += timed_rows(op, "full", (2, *shape) if batches == 2 else shape, timings)
+            rows.extend(timed_rows(op, "full", (2, *shape) if batches == 2 else shape, timings))
             ours, eager, compiled_cost, floor = (timings[p][1] for p in ("fusedgan", "eager", "compile", "sum_backward"))
             lines.append(
                 f"| {op} | {label if batches == 2 else label[2:]} | {ours:.1f} | {eager:.1f} | {compiled_cost:.1f} | "
@@ -99,13 +101,14 @@ def time_costs(ops: list[str], device: str, rounds: int, rows: list) -> str:
 
 
 def time_stats(device: str, rounds: int, rows: list) -> str:
-    """discriminator_stats against the composition of torch ops it replaces, eager and compiled."""
+    """discriminator_stats against the composition of torch ops it replaces, eager and compiled:
+    adds the rows, returns the table."""
     lines = list(COMPARISON_HEADER)
     stats = {"fusedgan": F.discriminator_stats, "eager": eager_discriminator_stats, "compile": compiled(eager_discriminator_stats)}
     for shape in STATS_SHAPES:
         real, fake = batches_of(shape, device)
         timings = time_providers({name: partial(f, real, fake) for name, f in stats.items()}, device, rounds=rounds)
-        rows += timed_rows("discriminator_stats", "forward", (2, *shape), timings)
+        rows.extend(timed_rows("discriminator_stats", "forward", (2, *shape), timings))
         lines += comparison_lines("discriminator_stats", (2, *shape), timings)
     return "\n".join(lines) + "\n"
 
