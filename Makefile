@@ -25,13 +25,12 @@ demo: install
 test: install
 	$(PY) -m pytest -q
 
-# Every benchmark script, the plots of two of them, then docs/benchmarks.md and the README's
-# headline figures from the results.
+# Every benchmark script, a plot of each, then docs/benchmarks.md (with the targets table) and
+# the README's headline figures from the results.
 bench: install
 	$(PY) -m pip install -q matplotlib
 	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
-	$(PY) benchmarks/plot_results.py bce
-	$(PY) benchmarks/plot_results.py gan_costs
+	$(PY) benchmarks/plot_results.py
 	$(PY) benchmarks/report.py
 
 # The parts of docs/api.md that come from the code (the families, the fit routines).

@@ -1,17 +1,24 @@
 """Batched log-likelihoods and fits, fusedgan vs torch.distributions, torch.compile and scipy.
 
-- normal log-likelihood, forward + backward (gradients for loc and scale), 1024 data sets x
-  16384 points, vs `torch.distributions.Normal(loc, scale).log_prob(x).sum(-1)` eager and
-  compiled;
-- normal-mixture log-likelihood, forward + backward, 64 data sets (on a GPU also 1) x 1024
-  points x 8 dims, 16 components, vs torch.distributions.MixtureSameFamily;
-- on the CPU only (front-ends without a GPU side): the numpy front-end's normal
-  log-likelihood vs `scipy.stats.norm.logpdf(x, loc, scale).sum(-1)`, and
-  `fusedgan.mle.fit("student_t", x)` of 10,000 data sets of 100 points vs `scipy.stats.t.fit`
-  in a loop (timed on 20 of the sets), as time per data set.
+- every family's log-likelihood (normal, laplace, exponential, bernoulli, poisson, student_t,
+  and categorical with 16 classes), forward + backward with gradients for the data (labels
+  have none) and every parameter, on 1024 data sets x 16384 points with one set of parameters
+  per data set (shape (1024, 1); categorical logits (1024, 1, 16)), vs
+  `torch.distributions.<Family>(*params, validate_args=False).log_prob(x).sum(-1)` eager and
+  under torch.compile;
+- the normal-mixture log-likelihood, forward + backward (all four arguments), 64 data sets (on
+  a GPU also 1) x 1024 points x 8 dims, 16 components, vs `torch.distributions.MixtureSameFamily`
+  of a Categorical and an Independent Normal (validate_args=False), eager and compiled;
+- on the CPU only (front-ends without a GPU side): fusedgan.numpy's normal, categorical and
+  normal-mixture log-likelihoods on the same data against scipy
+  (`scipy.stats.norm.logpdf(x, loc, scale).sum(-1)`; `scipy.special.log_softmax` and
+  `np.take_along_axis`; `norm.logpdf` of every point and component with
+  `scipy.special.logsumexp`), and `fusedgan.mle.fit("student_t", x)` of 10,000 data sets of
+  100 points vs `scipy.stats.t.fit` in a loop (timed on 20 of the sets), as time per data set.
+
 Writes benchmarks/results/loglik.csv (loglik-cuda.csv on a GPU) and loglik-<device>.md.
 
-    python benchmarks/bench_loglik.py [--device cpu|cuda] [--rounds N]
+    python benchmarks/bench_loglik.py [--device cpu|cuda] [--rounds N] [--ops student_t_log_likelihood ...]
 """
 
 from __future__ import annotations
@@ -22,91 +29,153 @@ import numpy as np
 import torch
 
 import fusedgan.numpy as fnp
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import (COMPARISON_HEADER, bench_parser, comparison_lines, compiled, forward_backward, gpu_or_cpu, time_providers,
+                    timed_rows, write_results)
 from fusedgan import functional as F
 from fusedgan import mle
 
-SETS, POINTS = 1024, 16384
+SETS, POINTS, CLASSES = 1024, 16384, 16
 MIXTURE_SETS = {"cpu": [64], "cuda": [1, 64]}
+POINT_DIMS, COMPONENTS = (1024, 8), 16
+D = torch.distributions
+
+# Each family's torch.distributions object, from the parameters in fusedgan's order.
+DISTRIBUTIONS = {
+    "normal": lambda loc, scale: D.Normal(loc, scale, validate_args=False),
+    "laplace": lambda loc, scale: D.Laplace(loc, scale, validate_args=False),
+    "exponential": lambda rate: D.Exponential(rate, validate_args=False),
+    "bernoulli": lambda logits: D.Bernoulli(logits=logits, validate_args=False),
+    "poisson": lambda rate: D.Poisson(rate, validate_args=False),
+    "student_t": lambda df, loc, scale: D.StudentT(df, loc, scale, validate_args=False),
+    "categorical": lambda logits: D.Categorical(logits=logits, validate_args=False),
+}
+FAMILY_OPS = [f"{family}_log_likelihood" for family in DISTRIBUTIONS]
+NUMPY_OPS = ["numpy.normal_log_likelihood", "numpy.categorical_log_likelihood", "numpy.normal_mixture_log_likelihood"]
+OPS = [*FAMILY_OPS, "normal_mixture_log_likelihood", *NUMPY_OPS, "student_t_fit"]
 
 
-def distributions_normal(x, loc, scale):
-    return torch.distributions.Normal(loc, scale).log_prob(x).sum(-1)
+def family_inputs(family: str) -> list[torch.Tensor]:
+    """A family's data, SETS x POINTS, and parameters, one set per data set, drawn on the CPU so
+    that every device times the same values."""
+    g = torch.Generator().manual_seed(0)
+
+    def real(*classes):
+        return torch.randn(SETS, 1, *classes, generator=g)
+
+    def positive(scale=1.0):
+        return (torch.rand(SETS, 1, generator=g) + 0.5) * scale
+
+    def normal():
+        return torch.randn(SETS, POINTS, generator=g)
+
+    return {
+        "normal": lambda: [normal(), real(), positive()],
+        "laplace": lambda: [normal(), real(), positive()],
+        "exponential": lambda: [torch.empty(SETS, POINTS).exponential_(generator=g), positive()],
+        "bernoulli": lambda: [torch.bernoulli(torch.full((SETS, POINTS), 0.5), generator=g), real()],
+        "poisson": lambda: [torch.poisson(torch.full((SETS, POINTS), 3.0), generator=g), positive(3.0)],
+        "student_t": lambda: [normal(), positive(4.0), real(), positive()],
+        "categorical": lambda: [torch.randint(CLASSES, (SETS, POINTS), generator=g), real(CLASSES)],
+    }[family]()
+
+
+def mixture_inputs(sets: int) -> list[torch.Tensor]:
+    """x (sets, points, dims) and the components' logits, locs and scales per data set."""
+    g = torch.Generator().manual_seed(0)
+    points, dims = POINT_DIMS
+    return [torch.randn(sets, points, dims, generator=g), torch.randn(sets, COMPONENTS, generator=g),
+            torch.randn(sets, COMPONENTS, dims, generator=g), torch.rand(sets, COMPONENTS, dims, generator=g) + 0.5]
+
+
+def mixture_shape(sets: int) -> tuple[int, ...]:
+    """The mixture cases' shape: sets x points x dims x components."""
+    return (sets, *POINT_DIMS, COMPONENTS)
+
+
+def distributions_log_likelihood(family: str):
+    """log p(x) summed over each data set, by the family's torch.distributions object."""
+    make = DISTRIBUTIONS[family]
+
+    def log_likelihood(x, *params):
+        return make(*params).log_prob(x).sum(-1)
+
+    return log_likelihood
 
 
 def mixture_same_family(x, logits, loc, scale):
-    D = torch.distributions
-    mixture = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(loc, scale), 1))
+    mixture = D.MixtureSameFamily(D.Categorical(logits=logits, validate_args=False),
+                                  D.Independent(D.Normal(loc, scale, validate_args=False), 1, validate_args=False),
+                                  validate_args=False)
     return mixture.log_prob(x.movedim(-2, 0)).sum(0)
 
 
-def gradients_of(fn, *args, wrt):
-    """A provider: the gradients of fn(*args).sum() for the tensors in wrt."""
-    return lambda: torch.autograd.grad(fn(*args).sum(), wrt)
-
-
 def main() -> None:
-    parser = bench_parser(__doc__, rounds=7)
-    args = parser.parse_args()
+    args = bench_parser(__doc__, rounds=7, ops=OPS).parse_args()
     device = gpu_or_cpu(args.device)
-    rows: list[Row] = []
-    lines = ["| case | fusedgan | baseline | × baseline | baseline is |", "|---|---|---|---|---|"]
+    rows, lines = [], list(COMPARISON_HEADER)
 
-    def record(op, n, timings, baseline, unit="ms"):
-        for provider, t in timings.items():
-            rows.append(Row(op, provider, "full", n, *t))
-        ours, theirs = timings["fusedgan"][1], timings[baseline][1]
-        scale = 1e-3 if unit == "ms" else 1.0
-        lines.append(f"| {op} | {ours * scale:.2f} {unit} | {theirs * scale:.2f} {unit} | {theirs / ours:.1f} | {baseline} |")
-        print(lines[-1], flush=True)
+    def record(op, mode, shape, timings, dtype=torch.float32):
+        rows.extend(timed_rows(op, mode, shape, timings, dtype))
+        lines.extend(comparison_lines(op, shape, timings))
 
-    # The data are drawn on the CPU, so that every device times the same values.
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(SETS, POINTS, generator=g).to(device)
-    loc = torch.randn(SETS, 1, generator=g).to(device).requires_grad_()
-    scale = (torch.rand(SETS, 1, generator=g) + 0.5).to(device).requires_grad_()
-    compiled = torch.compile(distributions_normal, fullgraph=True, dynamic=False)
-    costs = {"fusedgan": F.normal_log_likelihood, "torch.distributions": distributions_normal, "compile": compiled}
-    providers = {name: gradients_of(f, x, loc, scale, wrt=(loc, scale)) for name, f in costs.items()}
-    timings = time_providers(providers, device, rounds=args.rounds)
-    record("normal fwd+bwd 1024x16384", SETS * POINTS, timings, "torch.distributions")
-    lines.append(f"| (same, vs torch.compile) | | {timings['compile'][1] / 1e3:.2f} ms | {timings['compile'][1] / timings['fusedgan'][1]:.1f} | compile |")
+    def time_gradients(op, shape, ours, distributions, inputs):
+        """Forward + backward of fusedgan, torch.distributions and its compilation, on the inputs
+        moved to the device (the floating ones require grad)."""
+        inputs = [t.to(device).requires_grad_(t.is_floating_point()) for t in inputs]
+        costs = {"fusedgan": ours, "torch.distributions": distributions, "compile": compiled(distributions)}
+        timings = time_providers({name: forward_backward(f, *inputs) for name, f in costs.items()}, device, rounds=args.rounds)
+        record(op, "full", shape, timings)
 
-    for sets in MIXTURE_SETS[device]:
-        mx = torch.randn(sets, 1024, 8, generator=g).to(device)
-        mparams = [torch.randn(sets, 16, generator=g), torch.randn(sets, 16, 8, generator=g), torch.rand(sets, 16, 8, generator=g) + 0.5]
-        mparams = [p.to(device).requires_grad_() for p in mparams]
-        providers = {name: gradients_of(f, mx, *mparams, wrt=mparams)
-                     for name, f in {"fusedgan": F.normal_mixture_log_likelihood, "torch.distributions": mixture_same_family}.items()}
-        timings = time_providers(providers, device, rounds=args.rounds)
-        record(f"normal mixture fwd+bwd {sets}x1024x8, K=16", mx.numel(), timings, "torch.distributions")
-
+    for family, op in zip(DISTRIBUTIONS, FAMILY_OPS):
+        if op in args.ops:
+            time_gradients(op, (SETS, POINTS), getattr(F, op), distributions_log_likelihood(family), family_inputs(family))
+    if "normal_mixture_log_likelihood" in args.ops:
+        for sets in MIXTURE_SETS[device]:
+            time_gradients("normal_mixture_log_likelihood", mixture_shape(sets), F.normal_mixture_log_likelihood,
+                           mixture_same_family, mixture_inputs(sets))
     if device == "cpu":
-        cpu_front_ends(x, loc, scale, args.rounds, record)
+        cpu_front_ends(args.ops, args.rounds, record)
     write_results("loglik", rows, device, "\n".join(lines) + "\n")
 
 
-def cpu_front_ends(x, loc, scale, rounds, record) -> None:
+def cpu_front_ends(ops, rounds, record) -> None:
     """The numpy front-end and the fit routines, against scipy."""
-    import scipy.stats  # here, not above: a GPU machine that runs the rest need not have scipy
+    import scipy.special  # here, not above: a GPU machine that runs the rest need not have scipy
+    import scipy.stats
 
-    xn, locn, scalen = x.numpy(), loc.detach().numpy(), scale.detach().numpy()
-    timings = time_providers(
-        {"fusedgan": lambda: fnp.normal_log_likelihood(xn, locn, scalen),
-         "scipy": lambda: scipy.stats.norm.logpdf(xn, locn, scalen).sum(-1)},
-        "cpu", rounds=rounds,
-    )
-    record("numpy normal 1024x16384", SETS * POINTS, timings, "scipy")
+    def scipy_categorical(labels, logits):
+        return np.take_along_axis(scipy.special.log_softmax(logits, axis=-1), labels[..., None], axis=-1)[..., 0].sum(-1)
 
-    t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
-    start = time.perf_counter()
-    mle.fit("student_t", t_sets)
-    ours = (time.perf_counter() - start) / len(t_sets) * 1e6
-    start = time.perf_counter()
-    for row in t_sets[:20].numpy():
-        scipy.stats.t.fit(row)
-    theirs = (time.perf_counter() - start) / 20 * 1e6
-    record("student_t fit, per data set (10,000 x 100)", t_sets.numel(), {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)}, "scipy", unit="µs")
+    def scipy_normal_mixture(x, logits, loc, scale):
+        # every point's log-density under every component, (sets, points, components)
+        components = scipy.stats.norm.logpdf(x[:, :, None], loc[:, None], scale[:, None]).sum(-1)
+        return scipy.special.logsumexp(components + scipy.special.log_softmax(logits, axis=-1)[:, None], axis=-1).sum(-1)
+
+    cases = {  # op -> (fusedgan, scipy, inputs, shape)
+        "numpy.normal_log_likelihood": (fnp.normal_log_likelihood, lambda x, loc, scale: scipy.stats.norm.logpdf(x, loc, scale).sum(-1),
+                                        lambda: family_inputs("normal"), (SETS, POINTS)),
+        "numpy.categorical_log_likelihood": (fnp.categorical_log_likelihood, scipy_categorical, lambda: family_inputs("categorical"),
+                                             (SETS, POINTS)),
+        "numpy.normal_mixture_log_likelihood": (fnp.normal_mixture_log_likelihood, scipy_normal_mixture, lambda: mixture_inputs(64),
+                                                mixture_shape(64)),
+    }
+    for op, (ours, theirs, inputs, shape) in cases.items():
+        if op in ops:
+            arrays = [t.numpy() for t in inputs()]
+            timings = time_providers({"fusedgan": lambda: ours(*arrays), "scipy": lambda: theirs(*arrays)}, "cpu", rounds=rounds)
+            record(op, "forward", shape, timings)
+
+    if "student_t_fit" in ops:
+        t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
+        start = time.perf_counter()
+        mle.fit("student_t", t_sets)
+        ours = (time.perf_counter() - start) / len(t_sets) * 1e6
+        start = time.perf_counter()
+        for row in t_sets[:20].numpy():
+            scipy.stats.t.fit(row)
+        theirs = (time.perf_counter() - start) / 20 * 1e6
+        record("student_t_fit", "fit", t_sets.shape, {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)},
+               dtype=t_sets.dtype)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as TF
 
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import bench_parser, gpu_or_cpu, time_providers, timed_rows, write_results
 from fusedgan.train import TrainConfig
 from fusedgan.train.run import build
 
@@ -83,7 +83,7 @@ def main() -> None:
         providers = {"fusedgan": trainer_step(config), "eager": textbook_step(config),
                      "fusedgan_defaults": trainer_step(base.replace(update=update))}
         timings = time_providers(providers, device, rounds=args.rounds)
-        rows += [Row("gan_step", provider, update, config.batch_size, *t) for provider, t in timings.items()]
+        rows += timed_rows("gan_step", update, (config.batch_size,), timings)
         ours, eager, defaults = (1e6 / timings[p][1] for p in ("fusedgan", "eager", "fusedgan_defaults"))
         lines.append(f"| {update} | {config.batch_size} | {ours:.0f} | {eager:.0f} | {ours / eager:.2f} | {defaults:.0f} |")
         print(lines[-1], flush=True)

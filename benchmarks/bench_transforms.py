@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as TF
 from torch.func import functional_call, grad, jvp, vmap
 
-from common import Row, bench_parser, gpu_or_cpu, time_providers, write_results
+from common import Row, bench_parser, gpu_or_cpu, shape_text, time_providers, timed_rows, write_results
 from fusedgan import functional as F
 
 
@@ -28,7 +28,8 @@ def two_bce(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
                   + TF.binary_cross_entropy_with_logits(fake, torch.zeros_like(fake)))
 
 
-def cases(device: str) -> dict[str, tuple[str, dict]]:
+def cases(device: str) -> list[tuple[str, tuple[int, ...], str, dict]]:
+    """(op, shape, mode, providers) of every case."""
     g = torch.Generator(device=device).manual_seed(0)
 
     def vmapped(samples: int, n: int) -> dict:
@@ -57,24 +58,24 @@ def cases(device: str) -> dict[str, tuple[str, dict]]:
         name: (lambda f: lambda: jvp(lambda a: f(a, big_y), (big_x,), (tangent,)))(f)
         for name, f in (("fusedgan", F.binary_cross_entropy_with_logits), ("torch", TF.binary_cross_entropy_with_logits))
     }
-    return {
-        "vmap of BCE with logits (mean), 64 x 256": ("vmap", vmapped(64, 256)),
-        "vmap of BCE with logits (mean), 64 x 16384": ("vmap", vmapped(64, 16384)),
-        "per-sample gradients of J(D), vmap(grad), 256 samples, MLP 2-64-64-1": ("vmap_grad", per_sample_grads),
-        "jvp of BCE with logits (mean), 1M": ("jvp", forward_mode),
-    }
+    return [
+        ("vmap of BCE with logits (mean)", (64, 256), "vmap", vmapped(64, 256)),
+        ("vmap of BCE with logits (mean)", (64, 16384), "vmap", vmapped(64, 16384)),
+        ("per-sample gradients of J(D), vmap(grad), MLP 2-64-64-1", (256,), "vmap_grad", per_sample_grads),
+        ("jvp of BCE with logits (mean)", (1 << 20,), "jvp", forward_mode),
+    ]
 
 
 def main() -> None:
     args = bench_parser(__doc__).parse_args()
     device = gpu_or_cpu(args.device)
     rows: list[Row] = []
-    lines = ["| case | fusedgan µs | torch µs | × torch |", "|---|---|---|---|"]
-    for case, (mode, providers) in cases(device).items():
+    lines = ["| case | shape | fusedgan µs | torch µs | × torch |", "|---|---|---|---|---|"]
+    for op, shape, mode, providers in cases(device):
         timings = time_providers(providers, device, rounds=args.rounds)
-        rows += [Row(case, provider, mode, 0, *t) for provider, t in timings.items()]
+        rows += timed_rows(op, mode, shape, timings)
         ours, theirs = timings["fusedgan"][1], timings["torch"][1]
-        lines.append(f"| {case} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f} |")
+        lines.append(f"| {op} | {shape_text(shape)} | {ours:.1f} | {theirs:.1f} | {theirs / ours:.2f} |")
         print(lines[-1], flush=True)
     write_results("transforms", rows, device, "\n".join(lines) + "\n")
 

@@ -7,20 +7,20 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import os
 import platform
 import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
 import fusedgan
-from report import RESULTS, results_csv
+from longformat import FIELDS, duration, results_csv, results_folder
 
-FIELDS = ["op", "provider", "mode", "n", "p20_us", "p50_us", "p80_us", "device", "threads", "torch", "fusedgan", "timestamp"]
+# Every script compiles its baseline once per shape: more recompilations of one function than
+# dynamo allows by default.
+torch._dynamo.config.recompile_limit = 64
 
 
 @dataclass
@@ -28,10 +28,20 @@ class Row:
     op: str
     provider: str
     mode: str
-    n: int
+    shape: str  # the case's dims joined by "x", as shape_text writes them
+    dtype: str
     p20_us: float
     p50_us: float
     p80_us: float
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def timed_rows(op: str, mode: str, shape: Sequence[int], timings: dict, dtype: torch.dtype = torch.float32) -> list[Row]:
+    """One row per provider of a time_providers result."""
+    return [Row(op, provider, mode, shape_text(shape), str(dtype).removeprefix("torch."), *t) for provider, t in timings.items()]
 
 
 def cpu_model() -> str:
@@ -54,6 +64,24 @@ def device_name(device: str) -> str:
 def synchronize(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def compiled(fn: Callable) -> Callable:
+    """The torch.compile baseline of an eager composition: default mode, one graph, static shapes
+    (warmed up, as every provider, by time_providers)."""
+    return torch.compile(fn, fullgraph=True, dynamic=False)
+
+
+def forward_backward(fn: Callable, *inputs: torch.Tensor) -> Callable[[], object]:
+    """A provider: fn(*inputs), summed if it is not a scalar, and its gradients for every input
+    that requires grad."""
+    wrt = [t for t in inputs if t.requires_grad]
+
+    def step():
+        out = fn(*inputs)
+        return torch.autograd.grad(out.sum() if out.dim() else out, wrt)
+
+    return step
 
 
 def time_providers(
@@ -90,7 +118,7 @@ def time_providers(
 def write_results(stem: str, rows: list[Row], device: str, table: str) -> None:
     """Appends the rows to results/<stem>.csv (CPU) or <stem>-cuda.csv and writes
     results/<stem>-<device>.md."""
-    folder = Path(os.environ.get("FUSEDGAN_BENCH_RESULTS", RESULTS))
+    folder = results_folder()
     folder.mkdir(exist_ok=True)
     path = results_csv(stem, device, folder)
     new = not path.exists()
@@ -122,13 +150,29 @@ def size_label(n: int) -> str:
     return str(n)
 
 
-def bench_parser(description: str, rounds: int = 15, devices: bool = True) -> argparse.ArgumentParser:
-    """The flags every timing script takes: --rounds, and --device where it has a CUDA side."""
+def bench_parser(description: str, rounds: int = 15, devices: bool = True, ops: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The flags every timing script takes: --rounds, --device where it has a CUDA side, and
+    --ops where it times several ops (all by default; a few while working on one)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     if devices:
         parser.add_argument("--device", choices=["cpu", "cuda"])
     parser.add_argument("--rounds", type=int, default=rounds)
+    if ops:
+        parser.add_argument("--ops", nargs="+", choices=ops, default=list(ops), metavar="OP", help=", ".join(ops))
     return parser
+
+
+COMPARISON_HEADER = ["| op | shape | fusedgan | baseline | baseline's time | speed-up |", "|---|---|---|---|---|---|"]
+
+
+def comparison_lines(op: str, shape: Sequence[int], timings: dict) -> list[str]:
+    """Rows of a COMPARISON_HEADER table, printed as they come: fusedgan's median against each
+    other provider's."""
+    ours = timings["fusedgan"][1]
+    lines = [f"| {op} | {shape_text(shape)} | {duration(ours)} | {provider} | {duration(t[1])} | {t[1] / ours:.2f} |"
+             for provider, t in timings.items() if provider != "fusedgan"]
+    print(*lines, sep="\n", flush=True)
+    return lines
 
 
 def gpu_or_cpu(argv_device: str | None) -> str:

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 import fusedgan
-from common import RESULTS, device_name
+from common import device_name
+from longformat import RESULTS
 from fusedgan.train.config import defaults_for
 
 # published figures for the same protocol (modes, high-quality samples %), as reported in

@@ -15,7 +15,7 @@ import gpu_check
 import pytest
 import torch
 from cuda_cases import every_op, run
-from report import LONG_FORMAT
+from longformat import FIELDS
 
 from fusedgan import functional as F
 
@@ -79,19 +79,19 @@ def test_no_stage_starts_near_the_end_of_the_budget(tmp_path):
 
 
 def write_run(path: Path, stamp: str, rows) -> None:
-    """Appends a run of (op, provider, mode, n, p50 µs) rows measured on an H200 to a results CSV."""
+    """Appends a run of (op, provider, mode, shape, p50 µs) rows measured on an H200 to a results CSV."""
     new = not path.exists()
     with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LONG_FORMAT)
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
         if new:
             writer.writeheader()
-        for op, provider, mode, n, p50 in rows:
-            writer.writerow(dict(op=op, provider=provider, mode=mode, n=n, p20_us=p50, p50_us=p50, p80_us=p50,
+        for op, provider, mode, shape, p50 in rows:
+            writer.writerow(dict(op=op, provider=provider, mode=mode, shape=shape, dtype="float32", p20_us=p50, p50_us=p50, p80_us=p50,
                                  device="NVIDIA H200", threads=16, torch="2.11.0+cu130", fusedgan="0.1.0", timestamp=stamp))
 
 
 def bce_run(fused, compiled, copy, eager=5000.0):
-    return [("bce_with_logits", provider, "full", gpu_check.BCE_N, p50)
+    return [("bce_with_logits", provider, "full", str(gpu_check.BCE_N), p50)
             for provider, p50 in (("fusedgan", fused), ("compile", compiled), ("copy", copy), ("eager", eager))]
 
 
@@ -105,7 +105,7 @@ def test_targets_met_from_the_latest_run(tmp_path):
     # 12 bytes an element in 140 µs against the copy's 8 in 100 µs: 107%; torch.compile 300 µs
     write_run(tmp_path / "bce-cuda.csv", "2026-02-01T00:00:00+00:00", bce_run(fused=140.0, compiled=300.0, copy=100.0))
     write_run(tmp_path / "loglik-cuda.csv", "2026-02-01T00:00:00+00:00",
-              [("normal fwd+bwd", "fusedgan", "full", 10, 10.0), ("normal fwd+bwd", "torch.distributions", "full", 10, 20.0)])
+              [("normal_log_likelihood", "fusedgan", "full", "2x5", 10.0), ("normal_log_likelihood", "torch.distributions", "full", "2x5", 20.0)])
     write_junit(tmp_path / "device-checks.xml", "")
     assert gpu_check.targets(tmp_path, "cuda", SINCE) == [
         ("BCE fwd+bwd at 64M: ≥ 85% of a copy's bandwidth", "met", "107% of the copy's 5369 GB/s"),
@@ -118,13 +118,13 @@ def test_targets_met_from_the_latest_run(tmp_path):
 def test_targets_missed_name_what_missed_them(tmp_path):
     write_run(tmp_path / "bce-cuda.csv", "2026-02-01T00:00:00+00:00", bce_run(fused=200.0, compiled=250.0, copy=100.0))
     write_run(tmp_path / "entropy-cuda.csv", "2026-02-01T00:00:00+00:00",
-              [("entropy", "fusedgan", "full", 1000000, 300.0), ("entropy", "torch", "full", 1000000, 100.0),
-               ("entropy", "fusedgan", "full", 4096, 20.0), ("entropy", "torch", "full", 4096, 10.0)])
+              [("entropy", "fusedgan", "full", "1x1000000", 300.0), ("entropy", "eager", "full", "1x1000000", 100.0),
+               ("entropy", "fusedgan", "full", "4096x50257", 20.0), ("entropy", "eager", "full", "4096x50257", 10.0)])
     write_junit(tmp_path / "device-checks.xml", '<failure message="mismatched"/>')
     assert [(status, measured) for _, status, measured in gpu_check.targets(tmp_path, "cuda", SINCE)] == [
         ("MISSED", "75% of the copy's 5369 GB/s"),
         ("MISSED", "1.25×"),
-        ("MISSED", "entropy (full, n = 1000000): 3.00× eager's time; entropy (full, n = 4096): 2.00× eager's time"),
+        ("MISSED", "entropy (full, 1x1000000): 3.00× eager's time; entropy (full, 4096x50257): 2.00× eager's time"),
         ("MISSED", f"tests/test_cuda_device.py::{gpu_check.BIT_IDENTICAL_TEST}"),
     ]
 

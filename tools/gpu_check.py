@@ -48,7 +48,7 @@ from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from report import RESULTS, latest_runs, parse_time, results_csv  # noqa: E402 (standard library only, as this script)
+from longformat import RESULTS, Key, latest_runs, parse_time, results_csv  # noqa: E402 (standard library only, as this script)
 
 # A task's device time is 15 minutes, the machine's start and a rerun included.
 BUDGET_S = 470
@@ -79,22 +79,23 @@ CHECK_CUDA_BUILD = "import sys, fusedgan; info = fusedgan.build_info(); print(in
 # The benchmarks' arguments: few shapes, few rounds, few torch.compile warm-ups (each a
 # compilation of its own). BCE_N is the size of the BCE targets.
 BCE_N = 1 << 26
+LOGLIK_OPS = ["normal_log_likelihood", "normal_mixture_log_likelihood"]  # each with a compiled baseline per shape
 BENCHMARKS = {
     "cuda": {
         "bce": ["--modes", "full", "--sizes", "128", str(1 << 20), str(1 << 24), str(BCE_N), "--rounds", "7"],
-        "gan_costs": ["--costs", "discriminator_cost", "--rounds", "7"],
-        "loglik": ["--rounds", "5"],
+        "gan_costs": ["--ops", "discriminator_cost", "--rounds", "7"],
+        "loglik": ["--ops", *LOGLIK_OPS, "--rounds", "5"],
         "entropy": ["--rounds", "5"],
     },
     "cpu": {
         "bce": ["--modes", "full", "--sizes", "4096", "65536", "--rounds", "2"],
-        "gan_costs": ["--costs", "discriminator_cost", "--rounds", "2"],
-        "loglik": ["--rounds", "2"],
+        "gan_costs": ["--ops", "discriminator_cost", "--rounds", "2"],
+        "loglik": ["--ops", *LOGLIK_OPS, "--rounds", "2"],
         "entropy": ["--rounds", "2"],
     },
 }
-BENCH_LIMITS_S = {"bce": 120, "gan_costs": 90, "loglik": 60, "entropy": 60}  # a killed script writes nothing
-EAGER = ("eager", "torch", "torch.distributions")  # the benchmarks' names for torch's ops run eagerly
+BENCH_LIMITS_S = {"bce": 120, "gan_costs": 90, "loglik": 90, "entropy": 90}  # a killed script writes nothing
+EAGER = ("eager", "torch.distributions")  # the benchmarks' names for torch's ops run eagerly
 # test_cuda_device.py's test of the same bits run after run (the summary reads its outcome)
 BIT_IDENTICAL_TEST = "test_every_op_gives_the_same_bits_run_after_run"
 
@@ -260,7 +261,7 @@ def environment_problem(info: dict, rehearse: bool) -> Optional[str]:
 
 def bce_targets(p50: dict) -> list[tuple[str, str, str]]:
     names = ("BCE fwd+bwd at 64M: ≥ 85% of a copy's bandwidth", "BCE fwd+bwd at 64M: ≥ 1.5 × torch.compile")
-    fused, compiled, copy = (p50.get(("bce_with_logits", provider, "full", BCE_N)) for provider in ("fusedgan", "compile", "copy"))
+    fused, compiled, copy = (p50.get(Key("bce_with_logits", provider, "full", str(BCE_N))) for provider in ("fusedgan", "compile", "copy"))
     if None in (fused, compiled, copy):
         return [(name, "not measured", "") for name in names]
     # The fused pass reads x and y and writes x's gradient: 12 bytes an element to the copy's 8.
@@ -276,10 +277,10 @@ def eager_target(runs: dict[str, dict]) -> tuple[str, str, str]:
     name = "no op slower than torch eager at any benchmarked shape"
     times = []  # (fusedgan's time over eager's, case)
     for p50 in runs.values():
-        for (op, provider, mode, n), fused in p50.items():
-            eager = [p50[(op, baseline, mode, n)] for baseline in EAGER if (op, baseline, mode, n) in p50]
-            if provider == "fusedgan" and eager:
-                times.append((fused / eager[0], f"{op} ({mode}, n = {n})"))
+        for key, fused in p50.items():
+            eager = [p50[other] for other in (key._replace(provider=baseline) for baseline in EAGER) if other in p50]
+            if key.provider == "fusedgan" and eager:
+                times.append((fused / eager[0], f"{key.op} ({key.mode}, {key.shape})"))
     if not times:
         return name, "not measured", ""
     slower = sorted((t for t in times if t[0] > 1), reverse=True)
