@@ -1,5 +1,8 @@
-"""The categorical log-likelihood (csrc/torch/categorical.cpp, composed from ATen ops)
-against torch.distributions.Categorical."""
+"""The categorical log-likelihood (csrc/torch/categorical.cpp, composed from ATen ops: label
+counts where the logits are a data set's, gathered log-probabilities otherwise) against
+torch.distributions.Categorical."""
+
+import math
 
 import pytest
 import torch
@@ -19,6 +22,41 @@ def test_categorical_matches_torch_distributions_and_gradcheck():
         assert torch.autograd.gradcheck(lambda l: F.categorical_log_likelihood(labels, l), (logits,))
     assert F.categorical_log_likelihood(labels, draw((5,), 20), dim=None).shape == ()
     assert F.categorical_log_likelihood(torch.tensor(2), draw((5,), 20), dim=-1).shape == ()
+
+
+@pytest.mark.parametrize("labels_shape, logits_shape, dim", [
+    ((3, 40), (3, 1, 5), -1),  # a data set's logits: counted
+    ((2, 3, 40), (2, 1, 1, 5), (1, 2)),  # counted over two dims
+    ((40, 3), (1, 3, 5), 0),  # counted along the first dim
+    ((40, 3), (5,), None),  # one set of logits for every label
+    ((3, 40), (3, 40, 5), -1),  # a point's logits: gathered
+    ((3, 40), (3, 1, 5), ()),  # no sum
+])
+def test_every_layout_matches_torch_distributions_in_value_and_gradients(labels_shape, logits_shape, dim):
+    g = torch.Generator().manual_seed(21)
+    labels = torch.randint(0, 5, labels_shape, generator=g, dtype=torch.int32)  # any integer dtype
+    logits = torch.randn(logits_shape, generator=g, dtype=torch.float64, requires_grad=True)
+    value = F.categorical_log_likelihood(labels, logits, dim=dim)
+    log_prob = torch.distributions.Categorical(logits=logits, validate_args=False).log_prob(labels.long())
+    expected = log_prob.sum() if dim is None else log_prob.sum(dim) if dim != () else log_prob
+    torch.testing.assert_close(value, expected, rtol=1e-12, atol=1e-12)
+    grad = torch.randn(value.shape, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(torch.autograd.grad(value, logits, grad)[0], torch.autograd.grad(expected, logits, grad)[0])
+    assert torch.autograd.gradgradcheck(lambda l: F.categorical_log_likelihood(labels, l, dim=dim), (logits,))
+
+
+def test_impossible_classes():
+    """A class of probability 0 (logit -inf) adds nothing unless a label names it; then -inf."""
+    logits = torch.tensor([[[0.0, -float("inf"), 0.0]], [[0.0, -float("inf"), 0.0]]], requires_grad=True)
+    value = F.categorical_log_likelihood(torch.tensor([[0, 2, 2], [0, 1, 2]]), logits)
+    torch.testing.assert_close(value, torch.tensor([3 * -math.log(2), -float("inf")]))
+    (grad,) = torch.autograd.grad(value[0], logits)
+    torch.testing.assert_close(grad[0, 0], torch.tensor([-0.5, 0.0, 0.5]))
+
+
+def test_repeated_dims_are_refused():
+    with pytest.raises(ValueError, match="dim 1 appears more than once"):
+        F.categorical_log_likelihood(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 1, 4), dim=(1, -1))
 
 
 def test_categorical_bad_labels():

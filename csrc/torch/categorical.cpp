@@ -1,10 +1,18 @@
 // fusedgan::categorical_log_likelihood(labels, logits, dim): the sum over `dim` of
-// log softmax(logits)[label], the class axis being logits' last. Written with ATen ops
-// (log_softmax, gather), registered CompositeImplicitAutograd: its autograd, Meta, CUDA and
-// torch.func support come from those ops. Labels out of range raise on CPU.
+// log softmax(logits)[label], the class axis being logits' last. Written with ATen ops,
+// registered CompositeImplicitAutograd: its autograd, Meta, CUDA and torch.func support come
+// from those ops. Labels out of range raise on CPU.
+//
+// Where the logits are constant along the summed dims (a data set's parameters), the sum is
+// that of counts[c] * log_p[c] over the classes, the counts a histogram of the labels
+// (scatter_add), and the logits' gradient is g (counts - n softmax): no tensor as large as the
+// labels times the classes, as gathering from the expanded log_p would give its backward.
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
+
+#include <algorithm>
+#include <vector>
 
 #include "autograd.h"
 #include "checks.h"
@@ -25,24 +33,58 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   // Checked where the labels are real numbers on the CPU (not while traced or transformed).
   const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize});
   if (labels.is_cpu() && !labels.key_set().has_any(traced) && !transformed(labels) && labels.numel() > 0) {
-    TORCH_CHECK_VALUE(labels.min().item<int64_t>() >= 0 && labels.max().item<int64_t>() < classes, kOp,
+    const auto [low, high] = at::aminmax(labels);
+    TORCH_CHECK_VALUE(low.item<int64_t>() >= 0 && high.item<int64_t>() < classes, kOp,
                       ": labels must lie in [0, ", classes, ") for logits of ", classes, " classes");
   }
-  const Tensor log_p = at::log_softmax(logits, -1);
   // labels and the logits' leading dims broadcast together; the class axis stays whole.
-  const auto shape = at::infer_size_symdimvector(labels.sym_sizes(), log_p.sym_sizes().slice(0, log_p.dim() - 1));
+  const auto shape = at::infer_size_symdimvector(labels.sym_sizes(), logits.sym_sizes().slice(0, logits.dim() - 1));
   c10::SymDimVector expanded(shape.begin(), shape.end());
   expanded.push_back(classes);
-  const Tensor picked =
-      log_p.expand_symint(expanded).gather(-1, labels.expand_symint(shape).unsqueeze(-1)).squeeze(-1);
-  if (!dim) return picked.sum();
-  if (dim->empty()) return picked;  // a sum over no dims, as the other log-likelihoods take it
-  for (int64_t d : *dim) {
-    const int64_t rank = std::max<int64_t>(picked.dim(), 1);
-    TORCH_CHECK_VALUE(d >= -rank && d < rank, kOp, ": dim ", d, " is out of range for the broadcast labels of ",
-                      picked.dim(), " dimensions");
+  const Tensor log_p = at::log_softmax(logits, -1).expand_symint(expanded);
+  const Tensor labels_expanded = labels.to(at::kLong).expand_symint(shape);
+  const int64_t rank = static_cast<int64_t>(shape.size());
+  std::vector<int64_t> summed;  // the summed dims, ascending
+  if (!dim) {
+    for (int64_t d = 0; d < rank; ++d) summed.push_back(d);
+  } else {
+    for (int64_t d : *dim) {
+      const int64_t bound = std::max<int64_t>(rank, 1);
+      TORCH_CHECK_VALUE(d >= -bound && d < bound, kOp, ": dim ", d, " is out of range for the broadcast labels of ",
+                        rank, " dimensions");
+      if (rank > 0) summed.push_back(d < 0 ? d + rank : d);
+    }
+    std::sort(summed.begin(), summed.end());
+    const auto repeated = std::adjacent_find(summed.begin(), summed.end());
+    TORCH_CHECK_VALUE(repeated == summed.end(), kOp, ": dim ", repeated == summed.end() ? 0 : *repeated,
+                      " appears more than once in dim");
   }
-  return picked.sum(*dim);
+  // Constant along a summed dim: the logits are broadcast there (their stride is 0 or the
+  // dim has one element).
+  const bool per_data_set = !summed.empty() && std::all_of(summed.begin(), summed.end(), [&](int64_t d) {
+    return log_p.sym_stride(d) == 0 || log_p.sym_size(d) == 1;
+  });
+  if (!per_data_set) {
+    const Tensor picked = log_p.gather(-1, labels_expanded.unsqueeze(-1)).squeeze(-1);
+    if (!dim) return picked.sum();
+    return dim->empty() ? picked : picked.sum(*dim);  // a sum over no dims, as the other log-likelihoods take it
+  }
+  // The kept dims first, then the summed ones flattened: (kept..., points).
+  std::vector<int64_t> order;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (!std::binary_search(summed.begin(), summed.end(), d)) order.push_back(d);
+  }
+  const int64_t kept = static_cast<int64_t>(order.size());
+  order.insert(order.end(), summed.begin(), summed.end());
+  Tensor points = labels_expanded.permute(order).flatten(kept);
+  order.push_back(rank);  // the classes
+  Tensor log_p_kept = log_p.permute(order);
+  for (int64_t k = 0; k < rank - kept; ++k) log_p_kept = log_p_kept.select(kept, 0);
+  const Tensor zeros = at::zeros_symint(log_p_kept.sym_sizes(), points.options());
+  const Tensor counts = zeros.scatter_add(-1, points, at::ones({}, points.options()).expand_symint(points.sym_sizes()));
+  // A class no label names adds nothing, even where its log_p is -inf.
+  const Tensor terms = counts.to(log_p.scalar_type()) * log_p_kept;
+  return at::where(counts == 0, at::zeros({}, terms.options()), terms).sum(-1);
 }
 
 }  // namespace
