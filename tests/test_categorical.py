@@ -54,6 +54,14 @@ def test_impossible_classes():
     torch.testing.assert_close(grad[0, 0], torch.tensor([-0.5, 0.0, 0.5]))
 
 
+def test_half_precision_counts_past_2048():
+    """Counts beyond half's whole numbers (2048) still count one each."""
+    logits = torch.tensor([[0.0, 0.0]], dtype=torch.float16, requires_grad=True)
+    value = F.categorical_log_likelihood(torch.zeros(1, 5001, dtype=torch.long), logits.unsqueeze(-2))
+    assert value.dtype == torch.float16
+    torch.testing.assert_close(value.float(), torch.tensor([-5001 * math.log(2)]), rtol=1e-3, atol=0)
+
+
 def test_repeated_dims_are_refused():
     with pytest.raises(ValueError, match="dim 1 appears more than once"):
         F.categorical_log_likelihood(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 1, 4), dim=(1, -1))

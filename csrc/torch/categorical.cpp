@@ -10,6 +10,7 @@
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
+#include <ATen/OpMathType.h>
 
 #include <algorithm>
 #include <vector>
@@ -41,7 +42,8 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   const auto shape = at::infer_size_symdimvector(labels.sym_sizes(), logits.sym_sizes().slice(0, logits.dim() - 1));
   c10::SymDimVector expanded(shape.begin(), shape.end());
   expanded.push_back(classes);
-  const Tensor log_p = at::log_softmax(logits, -1).expand_symint(expanded);
+  Tensor padded = logits;  // with the labels' rank (plus the classes)
+  while (padded.dim() < static_cast<int64_t>(expanded.size())) padded = padded.unsqueeze(0);
   const Tensor labels_expanded = labels.to(at::kLong).expand_symint(shape);
   const int64_t rank = static_cast<int64_t>(shape.size());
   std::vector<int64_t> summed;  // the summed dims, ascending
@@ -62,9 +64,10 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   // Constant along a summed dim: the logits are broadcast there (their stride is 0 or the
   // dim has one element).
   const bool per_data_set = !summed.empty() && std::all_of(summed.begin(), summed.end(), [&](int64_t d) {
-    return log_p.sym_stride(d) == 0 || log_p.sym_size(d) == 1;
+    return padded.sym_stride(d) == 0 || padded.sym_size(d) == 1;
   });
   if (!per_data_set) {
+    const Tensor log_p = at::log_softmax(padded, -1).expand_symint(expanded);
     const Tensor picked = log_p.gather(-1, labels_expanded.unsqueeze(-1)).squeeze(-1);
     if (!dim) return picked.sum();
     return dim->empty() ? picked : picked.sum(*dim);  // a sum over no dims, as the other log-likelihoods take it
@@ -78,13 +81,22 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   order.insert(order.end(), summed.begin(), summed.end());
   Tensor points = labels_expanded.permute(order).flatten(kept);
   order.push_back(rank);  // the classes
-  Tensor log_p_kept = log_p.permute(order);
-  for (int64_t k = 0; k < rank - kept; ++k) log_p_kept = log_p_kept.select(kept, 0);
-  const Tensor zeros = at::zeros_symint(log_p_kept.sym_sizes(), points.options());
-  const Tensor counts = zeros.scatter_add(-1, points, at::ones({}, points.options()).expand_symint(points.sym_sizes()));
-  // A class no label names adds nothing, even where its log_p is -inf.
-  const Tensor terms = counts.to(log_p.scalar_type()) * log_p_kept;
-  return at::where(counts == 0, at::zeros({}, terms.options()), terms).sum(-1);
+  // The logits of each kept index (one along the summed dims), selected before the softmax
+  // and expanded after it, so that the backward's tensors are no larger than the logits.
+  Tensor logits_kept = padded.permute(order);
+  for (int64_t k = 0; k < rank - kept; ++k) logits_kept = logits_kept.select(kept, 0);
+  c10::SymDimVector counts_shape;
+  for (int64_t k = 0; k < kept; ++k) counts_shape.push_back(shape[order[k]]);
+  counts_shape.push_back(classes);
+  const Tensor log_p_kept = at::log_softmax(logits_kept, -1).expand_symint(counts_shape);
+  // Counted in double: whole numbers exact to 2^53 (float's stop at 2^24), and faster than int64.
+  const auto real = points.options().dtype(at::kDouble);
+  const Tensor counts = at::zeros_symint(counts_shape, real).scatter_add(-1, points, at::ones({}, real).expand_symint(points.sym_sizes()));
+  // In float at least (half's whole numbers stop at 2048). A class no label names adds
+  // nothing, even where its log_p is -inf.
+  const auto compute = at::toOpMathType(logits.scalar_type());
+  const Tensor terms = counts.to(compute) * log_p_kept.to(compute);
+  return at::where(counts == 0, at::zeros({}, terms.options()), terms).sum(-1).to(logits.scalar_type());
 }
 
 }  // namespace
