@@ -106,12 +106,14 @@ struct LogLikelihoodArgs {
 };
 
 // Where the backward writes: d/dx per element; each parameter's gradient per element, or
-// per row (summed over the row) where that parameter is constant along the row. Null: not
-// wanted.
+// per row (summed over the row) where that parameter is constant along the row; and the
+// per-row log-likelihoods, the forward's output, in the same pass (a forward that gives
+// its parameters' gradients at grad = 1). Null: not wanted.
 struct LogLikelihoodGrads {
   void* x;
   void* params[kMaxParams];
   bool per_row[kMaxParams];
+  void* value;
 };
 
 // A diagonal normal mixture's log-likelihood over `sets` data sets, all contiguous:

@@ -226,6 +226,19 @@ def test_log_likelihoods(family, layout, dtype):
     compare(lambda: value_and_grads(lambda *args: fn(*args, dim=dim), (x, *params)), dtype)
 
 
+@pytest.mark.parametrize("layout", ["per_set", "sets_in_slices", "along_dim_0"])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_log_likelihoods_with_parameter_gradients_from_the_forward_pass(family, layout):
+    """The data fixed, as in maximum likelihood: the values and the parameters' gradients from
+    one pass (the backward kernels summing the log-likelihoods too)."""
+    x_shape, p_shape, dim = LOGLIK_LAYOUTS[layout]
+    reference = REFERENCES[family]
+    x = reference.data(x_shape, 12).float()
+    params = [make(p_shape).float() for make in reference.params]
+    fn = getattr(F, FAMILIES[family].function_name)
+    compare(lambda: value_and_grads(lambda *p: fn(x, *p, dim=dim), params), torch.float32)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_log_likelihoods_in_16_bits(dtype):
     x, loc, scale = randn((37, 129), 13).to(dtype), randn((37, 1), 14).to(dtype), rand((37, 1), 15, 0.5, 2).to(dtype)

@@ -156,6 +156,93 @@ def test_poisson_counts_on_both_sides_of_the_lgamma_table():
         torch.testing.assert_close(rate32.grad.double(), rate64.grad, rtol=1e-6, atol=1e-6)
 
 
+PER_SET_LAYOUTS = {  # name -> (data shape, parameter shape, dim): one parameter value per data set
+    "rows": ((3, 700), (3, 1), -1),
+    "columns": ((700, 3), (3,), 0),
+    "middle": ((2, 700, 3), (2, 1, 3), 1),
+    "long_rows": ((2, 40000), (2, 1), -1),  # rows in several parts
+    "all": ((50,), (), None),
+}
+
+
+@pytest.mark.parametrize("layout", list(PER_SET_LAYOUTS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_parameter_gradients_from_the_forward_pass(family, dtype, layout):
+    """Where the data need no gradient and each parameter has one value per data set, the forward
+    computes the parameters' gradients in its pass over the data and the backward scales them:
+    the same bits as the separate kernels give (with the data needing a gradient too), and
+    again on a second backward. The value is the plain forward's to rounding: the compiler may
+    fuse a multiply and an add in one loop and not in the other."""
+    x_shape, p_shape, dim = PER_SET_LAYOUTS[layout]
+    reference = REFERENCES[family]
+    x = reference.data(x_shape, 31).to(dtype)
+    params = [make(p_shape).to(dtype).requires_grad_() for make in reference.params]
+    fn = function(family)
+    value = fn(x, *params, dim=dim)
+    assert value.grad_fn is not None
+    with torch.no_grad():
+        eps = torch.finfo(dtype).eps
+        torch.testing.assert_close(value, fn(x, *params, dim=dim), rtol=4 * eps, atol=4 * eps)
+    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(32)).to(dtype)
+    first = torch.autograd.grad(value, params, grad_output, retain_graph=True)
+    again = torch.autograd.grad(value, params, grad_output)
+    x_too = x.clone().requires_grad_()
+    separate = torch.autograd.grad(fn(x_too, *params, dim=dim), [x_too, *params], grad_output)[1:]
+    for a, b, c in zip(first, again, separate):
+        assert a.shape == b.shape == c.shape and torch.equal(a, b) and torch.equal(a, c)
+    params64 = [p.detach().double().requires_grad_() for p in params]
+    expected = torch.autograd.grad(reference_log_likelihood(family, x.double(), params64, dim), params64, grad_output.double())
+    for a, e in zip(first, expected):
+        torch.testing.assert_close(a.double(), e, **TOLERANCES[dtype])
+
+
+def test_parameter_gradients_from_the_forward_pass_take_each_its_own_incoming_gradient():
+    """loss.backward() on a mean of the per-set values, and a per-set weighting: the kept
+    gradients are scaled per data set."""
+    x = torch.randn(4, 50, generator=torch.Generator().manual_seed(33), dtype=torch.float64)
+    loc = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(4, 1, dtype=torch.float64).add(0.5).requires_grad_()
+    weights = torch.tensor([1.0, -2.0, 0.0, 3.5], dtype=torch.float64)
+    (F.normal_log_likelihood(x, loc, scale) * weights).mean().backward()
+    expected_loc, expected_scale = torch.autograd.grad(
+        (torch.distributions.Normal(loc, scale).log_prob(x).sum(-1) * weights).mean(), [loc, scale])
+    torch.testing.assert_close(loc.grad, expected_loc)
+    torch.testing.assert_close(scale.grad, expected_scale)
+
+
+def test_parameters_broadcast_across_data_sets_take_the_separate_backward():
+    """A parameter shared by every data set (its gradient sums over the sets) or varying along
+    the data is not kept from the forward: its gradient is still right."""
+    x = torch.randn(4, 50, generator=torch.Generator().manual_seed(34), dtype=torch.float64)
+    for loc, scale in ((torch.zeros(1, 1), torch.ones(4, 1)), (torch.zeros(4, 50), torch.ones(1))):
+        loc, scale = loc.double().requires_grad_(), scale.double().add(0.5).requires_grad_()
+        value = F.normal_log_likelihood(x, loc, scale)
+        grad_output = torch.randn(4, dtype=torch.float64)
+        ours = torch.autograd.grad(value, [loc, scale], grad_output)
+        expected = torch.autograd.grad(torch.distributions.Normal(loc, scale).log_prob(x).sum(-1), [loc, scale], grad_output)
+        for a, e in zip(ours, expected):
+            torch.testing.assert_close(a, e)
+
+
+def test_and_grad_under_vmap_matches_a_loop():
+    """The _and_grad op's batching rule, called directly (the log-likelihood's autograd does not
+    keep gradients under torch.func)."""
+    g = torch.Generator().manual_seed(35)
+    x, loc, scale = torch.randn(5, 3, 40, generator=g), torch.randn(5, 3, 1, generator=g), torch.rand(3, 1, generator=g) + 0.5
+    op = torch.ops.fusedgan._log_likelihood_and_grad.default
+    batched = torch.func.vmap(lambda x, loc: op("normal", x, loc, scale, None, [-1], [True, True, False])[:3])(x, loc)
+    looped = [op("normal", x[i], loc[i], scale, None, [-1], [True, True, False]) for i in range(5)]
+    for k in range(3):  # the value, and the gradients of loc (per sample) and scale (shared)
+        torch.testing.assert_close(batched[k], torch.stack([r[k] for r in looped]))
+
+
+def test_and_grad_is_not_differentiable():
+    x, loc, scale = torch.randn(2, 5), torch.zeros(2, 1, requires_grad=True), torch.ones(2, 1)
+    with pytest.raises(RuntimeError, match="_log_likelihood_and_grad is not differentiable"):
+        torch.ops.fusedgan._log_likelihood_and_grad("normal", x, loc, scale, None, [-1], [True, False, False])
+
+
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_differentiable_backward_matches_the_kernels(family):
     """With create_graph the gradients are the family's partials in ATen ops; without, the
@@ -269,10 +356,13 @@ def opcheck_samples():
     yield ops._log_likelihood_backward.default, (torch.rand(4), "normal", x, loc, scale, None, [-1], [True, True, True, False])
     yield ops._log_likelihood_backward.default, (torch.rand(6), "bernoulli", x.sigmoid(), x, None, None, [0], [False, True, False, False])
     yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
+    yield ops._log_likelihood_and_grad.default, ("normal", x, loc, scale, None, [-1], [True, True, False])
+    yield ops._log_likelihood_and_grad.default, ("student_t", x, scale + 2, loc, scale, [1], [True, False, True])
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
-    list(opcheck_samples()), lambda name: name in ("fusedgan::log_likelihood", "fusedgan::_log_likelihood_backward"))
+    list(opcheck_samples()),
+    lambda name: name in ("fusedgan::log_likelihood", "fusedgan::_log_likelihood_backward", "fusedgan::_log_likelihood_and_grad"))
 
 
 @pytest.mark.parametrize("dynamic", [False, True])

@@ -1,5 +1,6 @@
 // Log-likelihoods: per row (data set), the sum of log f over its points in one pass;
-// backward: d/dx per element and the parameters' gradients per element or summed per row.
+// backward: d/dx per element and the parameters' gradients per element or summed per row,
+// and where asked the log-likelihoods too, summed as the forward sums them.
 #include "../math/loglik.h"
 #include "kernels.h"
 #include "loops.h"
@@ -7,24 +8,38 @@
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
+namespace {
+// A row's value of an operand constant along the row (absent ones read as 1), as a Uniform.
+template <class T>
+Uniform<T> row_value(const Operand& operand, int64_t row) {
+  if (!operand.data) return {1};
+  return {math::widen(static_cast<const T*>(operand.data)[row * operand.row_stride])};
+}
+}  // namespace
+
 void log_likelihood(const LogLikelihoodArgs& a, void* out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       using LogPdf = decltype(log_pdf);
-      const bool split = math::kSplits<LogPdf> && math::params_per_row(a);
+      const bool per_row = math::params_per_row(a);
+      const bool split = math::kSplits<LogPdf> && per_row;
       const auto totals = sum_rows<1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         const int64_t begin = row * a.grid.cols;
         if constexpr (math::kSplits<LogPdf>) {
           if (split) {  // the parameters' terms once per row part, in double
             const auto data_term = [](auto x, auto p0, auto p1, auto p2) { return LogPdf::data_term(x, p0, p1, p2); };
             const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, data_term, a.x,
-                                                   a.params[0], a.params[1], a.params[2]);
+                                                   row_value<T>(a.params[0], row), row_value<T>(a.params[1], row),
+                                                   row_value<T>(a.params[2], row));
             return std::array<double, 1>{sums.first + double(last - first) * math::row_normalizer<LogPdf, T>(a, row)};
           }
         }
-        const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.params[0],
-                                               a.params[1], a.params[2]);
+        const ChunkSums sums =
+            per_row ? reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, row_value<T>(a.params[0], row),
+                                      row_value<T>(a.params[1], row), row_value<T>(a.params[2], row))
+                    : reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.params[0],
+                                      a.params[1], a.params[2]);
         return std::array<double, 1>{sums.first};
       });
       for (int64_t row = 0; row < a.grid.rows; ++row) math::narrow_into(static_cast<T*>(out) + row, totals[row][0]);
@@ -44,9 +59,11 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
       using LogPdf = decltype(log_pdf);
       // A split family with its parameters constant along each row: the data's partials per
       // element, the costly ones once per row part, in double.
-      const bool split = math::kSplits<LogPdf> && math::params_per_row(a);
-      const auto totals = sum_rows<kMaxParams>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
-        typename L::Sum sums[kMaxParams];
+      const bool per_row = math::params_per_row(a);
+      const bool split = math::kSplits<LogPdf> && per_row;
+      constexpr int kValue = kMaxParams;  // the log-likelihood's slot in the sums
+      const auto totals = sum_rows<kMaxParams + 1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
+        typename L::Sum sums[kMaxParams + 1];
         const auto run = [&](auto splitting) {
           const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
             const auto [x, p0, p1, p2, g] = std::apply(
@@ -59,37 +76,56 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
                 return log_pdf.partials(x, p0, p1, p2);
               }
             }();
+            if (out.value) {
+              if constexpr (decltype(splitting)::value) {
+                sums[kValue].add(LogPdf::data_term(x, p0, p1, p2), count);
+              } else {
+                sums[kValue].add(log_pdf(x, p0, p1, p2), count);
+              }
+            }
             if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
             for (int k = 0; k < kMaxParams; ++k) {
               if (out.per_row[k]) {
-                sums[k].add(g * partials.params[k], count);
+                sums[k].add(partials.params[k], count);  // times the row's g when stored
               } else if (out.params[k]) {
                 L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count, streaming);
               }
             }
           };
           const int64_t begin = row * a.grid.cols;
-          for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
-                          grad_per_row);
+          if (per_row) {
+            for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, row_value<T>(a.params[0], row),
+                            row_value<T>(a.params[1], row), row_value<T>(a.params[2], row), row_value<T>(grad_per_row, row));
+          } else {
+            for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
+                            grad_per_row);
+          }
         };
-        std::array<double, kMaxParams> totals{};
+        std::array<double, kMaxParams + 1> totals{};
         if constexpr (math::kSplits<LogPdf>) {
           if (split) {
             run(std::true_type{});
-            const double g = math::widen(static_cast<const T*>(grad)[row]);
             const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
-            for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * g * costly.params[k];
+            for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * costly.params[k] + sums[k].total();
+            totals[kValue] = sums[kValue].total() + double(last - first) * math::row_normalizer<LogPdf, T>(a, row);
           }
         }
-        if (!split) run(std::false_type{});
+        if (!split) {
+          run(std::false_type{});
+          for (int k = 0; k <= kValue; ++k) totals[k] = sums[k].total();
+        }
         if (streaming) end_streaming();
-        for (int k = 0; k < kMaxParams; ++k) totals[k] += sums[k].total();
         return totals;
       });
+      if (out.value) {
+        for (int64_t row = 0; row < a.grid.rows; ++row) {
+          math::narrow_into(static_cast<T*>(out.value) + row, totals[row][kValue]);
+        }
+      }
       for (int k = 0; k < kMaxParams; ++k) {
         if (!out.per_row[k]) continue;
         for (int64_t row = 0; row < a.grid.rows; ++row) {
-          math::narrow_into(static_cast<T*>(out.params[k]) + row, totals[row][k]);
+          math::narrow_scaled_into(static_cast<T*>(out.params[k]) + row, totals[row][k], static_cast<const T*>(grad)[row]);
         }
       }
     });

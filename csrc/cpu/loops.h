@@ -159,6 +159,25 @@ struct Cursor {
   FUSEDGAN_ALWAYS_INLINE Vec at(int64_t offset, int count) const { return data ? Lanes<T>::load(data + offset, count) : value; }
 };
 
+// An operand with one value along a row (a data set's parameter), given as that value: the
+// compiler then sees it is the same on every run and computes what depends on it alone
+// (1 / scale) once, not once per vector as it must for a Cursor.
+template <class T>
+struct Uniform {
+  typename Lanes<T>::Vec value;
+  FUSEDGAN_ALWAYS_INLINE typename Lanes<T>::Vec at(int64_t, int) const { return value; }
+};
+
+// The cursor of an operand along a row segment.
+template <class T>
+FUSEDGAN_ALWAYS_INLINE Cursor<T> cursor(const Operand& operand, int64_t row, int64_t col) {
+  return Cursor<T>(operand, row, col);
+}
+template <class T>
+FUSEDGAN_ALWAYS_INLINE Uniform<T> cursor(const Uniform<T>& uniform, int64_t, int64_t) {
+  return uniform;
+}
+
 // step(index, count, cursors...) over [begin, end) in runs of kWidth (the last of a row
 // segment shorter), the operands' cursors set up once per row segment.
 template <class T, class Step, class... Operands>
@@ -168,7 +187,7 @@ FUSEDGAN_ALWAYS_INLINE void for_each_run(Grid grid, int64_t begin, int64_t end, 
   int64_t col = begin % grid.cols;
   for (int64_t index = begin; index < end; ++row, col = 0) {
     const int64_t length = std::min(end - index, grid.cols - col);
-    const auto cursors = std::make_tuple(Cursor<T>(operands, row, col)...);
+    const auto cursors = std::make_tuple(cursor<T>(operands, row, col)...);
     int64_t offset = 0;
     for (; offset + kWidth <= length; offset += kWidth) step(index + offset, kWidth, cursors, offset);
     if (offset < length) step(index + offset, int(length - offset), cursors, offset);

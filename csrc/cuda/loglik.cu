@@ -8,18 +8,31 @@
 namespace fusedgan::cuda {
 namespace {
 
+// An element's log-density (a split family's: its data term).
+template <bool kSplit, class LogPdf, class V>
+__device__ double element_log_density(const LogPdf& log_pdf, V x, V p0, V p1, V p2) {
+  if constexpr (kSplit) {
+    return double(LogPdf::data_term(x, p0, p1, p2));
+  } else {
+    return double(log_pdf(x, p0, p1, p2));
+  }
+}
+
+// A row's log-likelihood from the sum of its elements' (a split family's: plus the normalizer
+// per point).
+template <class T, class LogPdf, bool kSplit>
+__device__ void store_row_log_likelihood(const LogLikelihoodArgs& a, int64_t row, double sum, T* out) {
+  if constexpr (kSplit) sum += double(a.grid.cols) * math::row_normalizer<LogPdf, T>(a, row);
+  math::narrow_into(out + row, math::compute_t<T>(sum));
+}
+
 template <class T, class LogPdf, bool kSplit>
 struct LogDensity {
   LogLikelihoodArgs a;
   LogPdf log_pdf;
   __device__ void operator()(int64_t row, int64_t col, double (&sums)[1]) const {
-    const auto x = load<T>(a.x, row, col), p0 = load<T>(a.params[0], row, col), p1 = load<T>(a.params[1], row, col),
-               p2 = load<T>(a.params[2], row, col);
-    if constexpr (kSplit) {
-      sums[0] += double(LogPdf::data_term(x, p0, p1, p2));
-    } else {
-      sums[0] += double(log_pdf(x, p0, p1, p2));
-    }
+    sums[0] += element_log_density<kSplit>(log_pdf, load<T>(a.x, row, col), load<T>(a.params[0], row, col),
+                                           load<T>(a.params[1], row, col), load<T>(a.params[2], row, col));
   }
 };
 
@@ -28,21 +41,22 @@ struct StoreLogLikelihood {
   LogLikelihoodArgs a;
   T* out;
   __device__ void operator()(int64_t row, const double (&sums)[1]) const {
-    double total = sums[0];
-    if constexpr (kSplit) total += double(a.grid.cols) * math::row_normalizer<LogPdf, T>(a, row);
-    math::narrow_into(out + row, math::compute_t<T>(total));
+    store_row_log_likelihood<T, LogPdf, kSplit>(a, row, sums[0], out);
   }
 };
 
+constexpr int kValue = kMaxParams;  // the log-likelihood's slot in the backward's sums
+
 // An element's gradients times grad[row]: d/dx and the per-element parameter gradients
-// stored, the per-row ones added to the row's sums (a split family's: the data's partials).
+// stored, the per-row ones added to the row's sums (a split family's: the data's partials),
+// and where asked its log-density to the row's log-likelihood.
 template <class T, class LogPdf, bool kSplit>
 struct GradientTerms {
   LogLikelihoodArgs a;
   const T* grad;
   LogLikelihoodGrads out;
   LogPdf log_pdf;
-  __device__ void operator()(int64_t row, int64_t col, double (&sums)[kMaxParams]) const {
+  __device__ void operator()(int64_t row, int64_t col, double (&sums)[kMaxParams + 1]) const {
     const auto g = math::widen(grad[row]);
     const int64_t i = row * a.grid.cols + col;
     const auto x = load<T>(a.x, row, col), p0 = load<T>(a.params[0], row, col), p1 = load<T>(a.params[1], row, col),
@@ -57,29 +71,31 @@ struct GradientTerms {
     if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
     for (int k = 0; k < kMaxParams; ++k) {
       if (out.per_row[k]) {
-        sums[k] += double(g * p.params[k]);
+        sums[k] += double(p.params[k]);  // times the row's g when stored
       } else if (out.params[k]) {
         math::narrow_into(static_cast<T*>(out.params[k]) + i, g * p.params[k]);
       }
     }
+    if (out.value) sums[kValue] += element_log_density<kSplit>(log_pdf, x, p0, p1, p2);
   }
 };
 
-// The per-row gradients (a split family's: plus its costly partials times the row's length).
+// The per-row gradients (a split family's: plus its costly partials times the row's length),
+// times the row's g, and where asked the row's log-likelihood.
 template <class T, class LogPdf, bool kSplit>
 struct StoreRowGradients {
   LogLikelihoodArgs a;
   const T* grad;
   LogLikelihoodGrads out;
-  __device__ void operator()(int64_t row, const double (&sums)[kMaxParams]) const {
+  __device__ void operator()(int64_t row, const double (&sums)[kMaxParams + 1]) const {
+    if (out.value) store_row_log_likelihood<T, LogPdf, kSplit>(a, row, sums[kValue], static_cast<T*>(out.value));
     double totals[kMaxParams] = {sums[0], sums[1], sums[2]};
     if constexpr (kSplit) {
-      const double g = math::widen(grad[row]);
       const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
-      for (int k = 0; k < kMaxParams; ++k) totals[k] += double(a.grid.cols) * g * costly.params[k];
+      for (int k = 0; k < kMaxParams; ++k) totals[k] += double(a.grid.cols) * costly.params[k];
     }
     for (int k = 0; k < kMaxParams; ++k) {
-      if (out.per_row[k]) math::narrow_into(static_cast<T*>(out.params[k]) + row, math::compute_t<T>(totals[k]));
+      if (out.per_row[k]) math::narrow_scaled_into(static_cast<T*>(out.params[k]) + row, totals[k], grad[row]);
     }
   }
 };
@@ -109,7 +125,7 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
       using LogPdf = decltype(log_pdf);
       with_flag(math::kSplits<LogPdf> && math::params_per_row(a), [&](auto split) {
         constexpr bool kSplit = math::kSplits<LogPdf> && decltype(split)::value;
-        sum_rows<kMaxParams>(a.grid.rows, a.grid.cols, GradientTerms<T, LogPdf, kSplit>{a, g, out, log_pdf},
+        sum_rows<kMaxParams + 1>(a.grid.rows, a.grid.cols, GradientTerms<T, LogPdf, kSplit>{a, g, out, log_pdf},
                              StoreRowGradients<T, LogPdf, kSplit>{a, g, out}, where);
       });
     });

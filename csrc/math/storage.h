@@ -84,6 +84,16 @@ FUSEDGAN_HOST_DEVICE void narrow_into(BFloat16* out, float v) { *out = to_bfloat
 template <class Storage>
 using compute_t = decltype(widen(Storage{}));
 
+// A per-row sum rounded to T, then times g in T's compute type: what a gradient kept from
+// the forward (the sum at g = 1) becomes when autograd scales it by g, so that computing it
+// in the backward gives the same bits.
+template <class T>
+FUSEDGAN_HOST_DEVICE void narrow_scaled_into(T* out, double sum, T g) {
+  T rounded;
+  narrow_into(&rounded, compute_t<T>(sum));
+  narrow_into(out, widen(rounded) * widen(g));
+}
+
 // Calls fn with a value of the storage type named by dtype: fn(T{}) -> T is the element type.
 template <class Fn>
 decltype(auto) visit_dtype(DType dtype, Fn&& fn) {

@@ -31,7 +31,8 @@ bool is_plain_cpu_one(const at::Tensor& t) {
 }  // namespace
 
 at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
-  if (!is_plain_cpu_one(grad_output)) grad.mul_(grad_output);
+  if (is_plain_cpu_one(grad_output)) return grad;
+  grad.mul_(grad_output.numel() == 1 ? grad_output : grad_output.reshape(grad.sizes()));
   return grad;
 }
 

@@ -8,7 +8,8 @@
 // mixture the same formulas written in ATen ops over whole tensors.
 //
 // Gradients computed in the forward pass: a reduced loss (mean or sum) can give its input
-// gradient at grad = 1 in the same pass as its value, sharing the exp/log work; the node
+// gradient at grad = 1 in the same pass as its value, sharing the exp/log work, and a
+// log-likelihood its per-data-set parameters' gradients, reading the data once; the node
 // keeps it and its first backward only scales it by the incoming gradient, or hands it on as
 // it is when that is 1, as for loss.backward(). A second backward (retain_graph), a
 // differentiable one, or one whose incoming gradient has a tangent computes the gradients
@@ -58,7 +59,9 @@ bool transformed(const at::Tensor& t);
 
 // A gradient at grad = 1 (ours alone) times grad_output, in place, or as it is when
 // grad_output is a plain 1; a repeated backward that recomputes the gradient and scales it
-// here gets the same bits as the first.
+// here gets the same bits as the first. grad_output holds one value for all of grad (a
+// reduced loss), or one per element of grad in the same order (the gradient of a parameter
+// with one value per data set, of the per-set log-likelihoods).
 at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output);
 
 // An op's backward node. Its first backward hands on the kept gradients (scaled by the

@@ -2,7 +2,9 @@
 // is the sum over `dim` of log f(x; a, b, c) for a family of families.def (its formula in
 // csrc/math/loglik.h), with the parameters broadcast against x and every other dim a batch of
 // independent data sets; fusedgan::_log_likelihood_backward gives d/dx and the parameters'
-// gradients.
+// gradients; fusedgan::_log_likelihood_and_grad gives the log-likelihoods and the parameters'
+// gradients at grad = 1 in one pass over the data, which a forward whose data need no
+// gradient keeps for its backward (maximum likelihood: the data are fixed).
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
@@ -25,6 +27,7 @@ namespace {
 using torch::autograd::variable_list;
 using DimList = at::OptionalIntArrayRef;
 using OutputMask = std::array<bool, 4>;  // x, a, b, c
+using ParamMask = std::array<bool, kMaxParams>;  // a, b, c
 using Params = std::array<OptionalTensor, kMaxParams>;
 using Gradients = std::tuple<Tensor, Tensor, Tensor, Tensor>;
 
@@ -138,16 +141,20 @@ struct LogLikelihoodCall {
 
 // ---- CPU and CUDA
 
-Tensor forward(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
-               const OptionalTensor& c, DimList dim) {
-  const FamilyInfo& info = family_info(family);
-  const Params params{a, b, c};
-  const Shapes s = shapes_of(info, x, params, dim);
+void check_supports(const FamilyInfo& info, const Params& params) {
   for (int k = 0; k < info.param_count; ++k) {
     if (info.params[k].support == math::Support::Positive) {
       check_positive(function_name(info), info.params[k].name, *params[k]);
     }
   }
+}
+
+Tensor forward(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
+               const OptionalTensor& c, DimList dim) {
+  const FamilyInfo& info = family_info(family);
+  const Params params{a, b, c};
+  const Shapes s = shapes_of(info, x, params, dim);
+  check_supports(info, params);
   const auto dtype = dtype_of(x, params);
   const LogLikelihoodCall call(info, s, dtype, x, params);
   Tensor out = at::empty(s.output, x.options().dtype(dtype));
@@ -167,18 +174,19 @@ void check_backward_grad(const FamilyInfo& info, const Tensor& grad, const Tenso
   check_grad(function_name(info), grad, x, c10::fromIntArrayRefSlow(s.output));
 }
 
-Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
-                   const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
-  const FamilyInfo& info = family_info(family);
-  const Params params{a, b, c};
-  const Shapes s = shapes_of(info, x, params, dim);
-  check_backward_grad(info, grad, x, s);
+// The gradients for an incoming gradient of one value per data set (grad_rows, in the
+// computation's dtype), and the log-likelihoods into `value` where it is defined.
+Gradients gradients(const FamilyInfo& info, const Shapes& s, const Tensor& grad_rows, const Tensor& x,
+                    const Params& params, OutputMask mask, const Tensor& value) {
   const auto dtype = dtype_of(x, params);
   const LogLikelihoodCall call(info, s, dtype, x, params);
-  const Tensor grad_rows = cast(grad, dtype, x.device())->contiguous();
   const auto options = x.options().dtype(dtype);
+  const Tensor& a = *params[0];
+  const OptionalTensor& b = params[1];
+  const OptionalTensor& c = params[2];
   // A parameter constant along the summed dims gets its gradient summed per data set.
   LogLikelihoodGrads grads{};
+  grads.value = value.defined() ? value.data_ptr() : nullptr;
   Tensor gx = mask[0] ? new_output(s.permuted, options) : Tensor();
   grads.x = gx.defined() ? gx.data_ptr() : nullptr;
   std::array<Tensor, kMaxParams> gp;
@@ -202,6 +210,29 @@ Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x,
           c ? finish(gp[2], grads.per_row[2], *c) : Tensor()};
 }
 
+Gradients backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
+                   const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
+  const FamilyInfo& info = family_info(family);
+  const Params params{a, b, c};
+  const Shapes s = shapes_of(info, x, params, dim);
+  check_backward_grad(info, grad, x, s);
+  const Tensor grad_rows = cast(grad, dtype_of(x, params), x.device())->contiguous();
+  return gradients(info, s, grad_rows, x, params, mask, Tensor());
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> and_grad(c10::string_view family, const Tensor& x, const Tensor& a,
+                                                    const OptionalTensor& b, const OptionalTensor& c, DimList dim,
+                                                    ParamMask wanted) {
+  const FamilyInfo& info = family_info(family);
+  const Params params{a, b, c};
+  const Shapes s = shapes_of(info, x, params, dim);
+  check_supports(info, params);
+  const Tensor value = at::empty(s.output, x.options().dtype(dtype_of(x, params)));
+  const Tensor ones = at::ones({value.numel()}, value.options());
+  const auto [gx, ga, gb, gc] = gradients(info, s, ones, x, params, {false, wanted[0], wanted[1], wanted[2]}, value);
+  return {value, ga, gb, gc};
+}
+
 // ---- Meta
 
 Tensor forward_meta(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
@@ -220,6 +251,15 @@ Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tenso
   return {like(mask[0], x), like(mask[1], a), like(mask[2], b), like(mask[3], c)};
 }
 
+std::tuple<Tensor, Tensor, Tensor, Tensor> and_grad_meta(c10::string_view family, const Tensor& x, const Tensor& a,
+                                                         const OptionalTensor& b, const OptionalTensor& c, DimList dim,
+                                                         ParamMask wanted) {
+  const Params params{a, b, c};
+  const Tensor value = forward_meta(family, x, a, b, c, dim);
+  const auto like = [&](bool want, const OptionalTensor& t) { return want && t ? at::empty(t->sizes(), value.options()) : Tensor(); };
+  return {value, like(wanted[0], a), like(wanted[1], b), like(wanted[2], c)};
+}
+
 // ---- calls through the dispatcher
 
 Tensor call_forward(c10::string_view family, const Tensor& x, const Params& p, DimList dim) {
@@ -229,6 +269,12 @@ Tensor call_forward(c10::string_view family, const Tensor& x, const Params& p, D
 Gradients call_backward(const Tensor& grad, c10::string_view family, const Tensor& x, const Params& p, DimList dim,
                         OutputMask mask) {
   return call_op<"fusedgan::_log_likelihood_backward", Gradients>(grad, family, x, *p[0], p[1], p[2], dim, mask);
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor> call_and_grad(c10::string_view family, const Tensor& x, const Params& p,
+                                                         DimList dim, ParamMask wanted) {
+  return call_op<"fusedgan::_log_likelihood_and_grad", std::tuple<Tensor, Tensor, Tensor, Tensor>>(
+      family, x, *p[0], p[1], p[2], dim, wanted);
 }
 
 // ---- Autograd
@@ -285,15 +331,46 @@ Tensor tangent(const FamilyInfo& info, const Tensor& x, const Params& params, Di
   return (summed.empty() ? full : full.sum(summed)).to(dtype);
 }
 
+// Which parameters' gradients the forward computes and keeps: all that need one, where the
+// data need none and each such parameter has one value per data set (its gradient is then
+// one sum per data set, which the backward scales by that set's incoming gradient). None
+// under torch.func, which would not use them.
+std::optional<ParamMask> kept_gradients(const FamilyInfo& info, const Tensor& x, const Params& params, DimList dim) {
+  if (x.requires_grad() || transformed(x)) return std::nullopt;
+  const Shapes s = shapes_of(info, x, params, dim);
+  ParamMask wanted{};
+  for (int k = 0; k < kMaxParams; ++k) {
+    if (!params[k] || !params[k]->requires_grad()) continue;
+    const Tensor& p = *params[k];
+    if (transformed(p)) return std::nullopt;
+    const int64_t offset = int64_t(s.full.size()) - p.dim();
+    for (size_t i = 0; i < s.order.size(); ++i) {
+      const int64_t d = s.order[i];
+      const int64_t size = d < offset ? 1 : p.size(d - offset);
+      if (size != (i < s.split ? s.full[d] : 1)) return std::nullopt;
+    }
+    wanted[k] = true;
+  }
+  return wanted;
+}
+
 Tensor forward_autograd(c10::string_view family, const Tensor& x, const Tensor& a, const OptionalTensor& b,
                         const OptionalTensor& c, DimList dim) {
   Tensor out;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    out = call_forward(family, x, Params{a, b, c}, dim);
+    const Params params{a, b, c};
+    std::vector<Tensor> kept;  // none, or one per input (the data's undefined)
+    if (records_grad(x, a, b, c)) {
+      if (const auto wanted = kept_gradients(family_info(family), x, params, dim)) {
+        kept.resize(4);
+        std::tie(out, kept[1], kept[2], kept[3]) = call_and_grad(family, x, params, dim, *wanted);
+      }
+    }
+    if (!out.defined()) out = call_forward(family, x, params, dim);
     if (records_grad(x, a, b, c)) {
       const std::optional<std::vector<int64_t>> dims = dim ? std::optional(dim->vec()) : std::nullopt;
-      record_backward(out, "LogLikelihoodBackward", {x, a, b.value_or(Tensor()), c.value_or(Tensor())}, {},
+      record_backward(out, "LogLikelihoodBackward", {x, a, b.value_or(Tensor()), c.value_or(Tensor())}, std::move(kept),
                       {x, a, b.value_or(Tensor()), c.value_or(Tensor())},
                       [name = std::string(family.data(), family.size()), dims](
                           const variable_list& saved, const Tensor& grad, const std::vector<bool>& wanted) {
@@ -322,9 +399,20 @@ Gradients backward_autograd(const Tensor& grad, c10::string_view family, const T
   return differentiable_backward(family_info(family), grad, x, Params{a, b, c}, dim, mask);
 }
 
+// The _and_grad op is the first-order pass of the log-likelihood's autograd, not differentiable itself.
+std::tuple<Tensor, Tensor, Tensor, Tensor> and_grad_autograd(c10::string_view family, const Tensor& x, const Tensor& a,
+                                                             const OptionalTensor& b, const OptionalTensor& c,
+                                                             DimList dim, ParamMask wanted) {
+  TORCH_CHECK(!records_grad(x, a, b, c) && !has_tangents(x, a, b, c),
+              "_log_likelihood_and_grad is not differentiable; call log_likelihood for a differentiable value");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_and_grad(family, x, Params{a, b, c}, dim, wanted);
+}
+
 void register_device_kernels(torch::Library& m) {
   m.impl("log_likelihood", forward);
   m.impl("_log_likelihood_backward", backward);
+  m.impl("_log_likelihood_and_grad", and_grad);
 }
 
 }  // namespace
@@ -334,6 +422,9 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def(
       "_log_likelihood_backward(Tensor grad, str family, Tensor x, Tensor a, Tensor? b, Tensor? c, int[]? dim, "
       "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "_log_likelihood_and_grad(str family, Tensor x, Tensor a, Tensor? b, Tensor? c, int[]? dim, "
+      "bool[3] params_mask) -> (Tensor, Tensor, Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
@@ -342,11 +433,13 @@ TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
 TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("log_likelihood", forward_meta);
   m.impl("_log_likelihood_backward", backward_meta);
+  m.impl("_log_likelihood_and_grad", and_grad_meta);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("log_likelihood", forward_autograd);
   m.impl("_log_likelihood_backward", backward_autograd);
+  m.impl("_log_likelihood_and_grad", and_grad_autograd);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"log_likelihood"}); }

@@ -246,6 +246,17 @@ def _log_likelihood_backward(info, in_dims, grad, family, x, a, b, c, dim, mask)
     return result, _dims(result)
 
 
+@_rule(_ops._log_likelihood_and_grad.default)
+def _log_likelihood_and_grad(info, in_dims, family, x, a, b, c, dim, mask):
+    params = [a, b, c]
+    logical = [None if t is None else (t.shape if d is None else t.movedim(d, 0).shape[1:])
+               for t, d in zip(params, in_dims[2:5])]
+    aligned, dims, _ = _loglik_layout(info, in_dims[1:5], [x, *params], dim, expand=True)
+    value, *grads = _ops._log_likelihood_and_grad.default(family, *aligned, dims, mask)
+    result = (value, *(_unaligned(g, shape) for g, shape in zip(grads, logical)))
+    return result, _dims(result)
+
+
 # ---- the normal mixture: batch dims aligned from the right, the per-set dims as they are
 
 
