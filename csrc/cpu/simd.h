@@ -43,9 +43,15 @@ struct Mask {
 FUSEDGAN_ALWAYS_INLINE Mask operator&(Mask a, Mask b) { return {a.bits & b.bits}; }
 FUSEDGAN_ALWAYS_INLINE Mask operator|(Mask a, Mask b) { return {a.bits | b.bits}; }
 FUSEDGAN_ALWAYS_INLINE bool all(Mask m) {
+#if defined(__AVX512F__)
+  return _mm512_cmpeq_epi32_mask(reinterpret_cast<__m512i>(m.bits), _mm512_setzero_si512()) == 0;
+#elif defined(__AVX2__)
+  return _mm256_movemask_ps(reinterpret_cast<__m256>(m.bits)) == (1 << kLanes) - 1;
+#else
   int32_t merged = -1;
   for (int i = 0; i < kLanes; ++i) merged &= m.bits[i];
   return merged != 0;
+#endif
 }
 
 struct VecF {
@@ -242,13 +248,24 @@ const float* tabled(const ScalarFunction& f) {
   return table;
 }
 
+// table[n] in every lane: with AVX-512 from two registers where every n < 32 (small counts,
+// the common case), one permute rather than a gather's sixteen loads.
+FUSEDGAN_ALWAYS_INLINE VecF lookup(const float* table, I32xN n) {
+#if defined(__AVX512F__)
+  if (all(Mask{n < 32})) {
+    return VecF(reinterpret_cast<F32xN>(
+        _mm512_permutex2var_ps(_mm512_loadu_ps(table), reinterpret_cast<__m512i>(n), _mm512_loadu_ps(table + 16))));
+  }
+#endif
+  return gather(table, n);
+}
+
 template <class ScalarFunction>
 FUSEDGAN_ALWAYS_INLINE VecF tabled_or_per_lane(VecF v, const float* table, const ScalarFunction& f) {
-  const Mask in_range{(v.v >= 1.0f) & (v.v <= float(kTabled))};  // false for NaN
-  if (!all(in_range)) return per_lane(v, f);
-  const I32xN n = __builtin_convertvector(v.v, I32xN);  // truncated
-  const Mask whole{__builtin_convertvector(n, F32xN) == v.v};
-  return all(whole) ? gather(table, n) : per_lane(v, f);
+  const VecF clamped = select(v > VecF(float(kTabled)), VecF(float(kTabled)), select(v >= VecF(1.0f), v, VecF(1.0f)));
+  const I32xN n = __builtin_convertvector(clamped.v, I32xN);  // truncated
+  const Mask tabled_here{__builtin_convertvector(n, F32xN) == v.v};  // false for NaN and out of range
+  return all(tabled_here) ? lookup(table, n) : per_lane(v, f);
 }
 
 FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) {
