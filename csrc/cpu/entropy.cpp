@@ -77,9 +77,10 @@ struct SoftmaxLanes {
   VecF entropy() const { return log(s) - t / s; }
 };
 
+// The statistics of a block's rows; `columns` and `e` get the block's columns and their
+// e^(z - m), for a gradient to reuse.
 template <class T>
-SoftmaxLanes softmax_lanes(const T* first, int64_t length) {
-  VecF columns[kShortRow];
+SoftmaxLanes softmax_lanes(const T* first, int64_t length, VecF (&columns)[kShortRow], VecF (&e)[kShortRow]) {
   VecF m(-HUGE_VALF), s(0.0f), t(0.0f);
   for (int64_t j = 0; j < length; ++j) {
     columns[j] = column(first, length, j);
@@ -87,10 +88,23 @@ SoftmaxLanes softmax_lanes(const T* first, int64_t length) {
   }
   for (int64_t j = 0; j < length; ++j) {
     const math::SoftmaxTerms<VecF> terms = math::softmax_terms(columns[j], m);
+    e[j] = terms.e;
     s = s + terms.e;
     t = t + terms.t;
   }
   return {m, s, t};
+}
+
+// Column j of a block of kLanes rows of `length` from `first` on, stored: lane i into row i.
+template <class T>
+void store_column(T* first, int64_t length, int64_t j, VecF values) {
+  if constexpr (std::is_same_v<T, float>) {
+    scatter(first + j, int32_t(length), values);
+  } else {
+    float lanes[kLanes];
+    values.store(lanes);
+    for (int i = 0; i < kLanes; ++i) math::narrow_into(first + i * length + j, lanes[i]);
+  }
 }
 
 // ---- the forms: each a function of a row, and of a block of kLanes short rows from `first`
@@ -158,7 +172,8 @@ struct EntropyWithLogits : Form<T> {
     return true;
   }
   bool block(int64_t first) const {
-    this->store_block(first, softmax_lanes(this->input(first), this->a.length).entropy());
+    VecF columns[kShortRow], e[kShortRow];
+    this->store_block(first, softmax_lanes(this->input(first), this->a.length, columns, e).entropy());
     return true;
   }
 };
@@ -169,20 +184,28 @@ struct EntropyWithLogitsBackward : Form<T> {
     store_gradient(row, softmax_row(this->input(row), this->a.length));
     return true;
   }
-  bool block(int64_t first) const {  // the statistics a row per lane, the gradients along the rows
-    const SoftmaxLanes stats = softmax_lanes(this->input(first), this->a.length);
-    float max[kLanes], s[kLanes], t[kLanes];
-    stats.max.store(max);
-    stats.s.store(s);
-    stats.t.store(t);
-    for (int i = 0; i < kLanes; ++i) store_gradient(first + i, {max[i], s[i], t[i]});
+  // A row per lane throughout: the gradient's columns from the statistics' pass (its
+  // exponentials reused), stored back into the rows.
+  bool block(int64_t first) const {
+    const int64_t length = this->a.length;
+    VecF columns[kShortRow], e[kShortRow];
+    const SoftmaxLanes stats = softmax_lanes(this->input(first), length, columns, e);
+    const VecF inv_s = VecF(1.0f) / stats.s, t_over_s = stats.t / stats.s;
+    float g[kLanes];
+    for (int i = 0; i < kLanes; ++i) g[i] = float(this->scaled_grad(first + i));
+    const VecF scaled = VecF::load(g);
+    for (int64_t j = 0; j < length; ++j) {
+      const VecF shifted = columns[j] - stats.max;
+      store_column(this->row_out(first), length, j,
+                   scaled * math::entropy_with_logits_grad(e[j] * inv_s, shifted - t_over_s));
+    }
     return true;
   }
   void store_gradient(int64_t row, const math::SoftmaxRow& stats) const {
-    const Vec<T> g(this->scaled_grad(row));
+    const Vec<T> g(this->scaled_grad(row)), m(stats.max), r(1 / stats.s), h(stats.t / stats.s);
     T* out = this->row_out(row);
     for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t i, Vec<T> z, int count) {
-      Lanes<T>::store(out + i, g * math::entropy_with_logits_grad(z, stats), count);
+      Lanes<T>::store(out + i, g * math::entropy_with_logits_grad(z, m, r, h), count);
     });
   }
 };

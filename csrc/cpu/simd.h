@@ -129,6 +129,17 @@ FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, I32xN offsets) {
 // The lanes base[i * stride] for i < kLanes: one column of a block of short rows.
 FUSEDGAN_ALWAYS_INLINE VecF gather(const float* base, int32_t stride) { return gather(base, lane_index() * stride); }
 
+// Stores lane i into base[i * stride]: gather's reverse.
+FUSEDGAN_ALWAYS_INLINE void scatter(float* base, int32_t stride, VecF v) {
+#if defined(__AVX512F__)
+  _mm512_i32scatter_ps(base, reinterpret_cast<__m512i>(lane_index() * stride), reinterpret_cast<__m512>(v.v), 4);
+#else
+  float lanes[kLanes];
+  v.store(lanes);
+  for (int i = 0; i < kLanes; ++i) base[i * stride] = lanes[i];
+#endif
+}
+
 inline constexpr float kInf = __builtin_inff();
 inline constexpr float kNaN = __builtin_nanf("");
 

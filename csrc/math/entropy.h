@@ -57,11 +57,17 @@ FUSEDGAN_HOST_DEVICE V entropy_with_logits_grad(V p, V log_p_plus_entropy) {
   return -weighted(p, log_p_plus_entropy);
 }
 
+// dH/dz of a logit of a row with max m, 1/s and t/s.
+template <class V>
+FUSEDGAN_HOST_DEVICE V entropy_with_logits_grad(V z, V max, V inv_s, V t_over_s) {
+  const V shifted = z - max;
+  return entropy_with_logits_grad(exp(shifted) * inv_s, shifted - t_over_s);
+}
+
 // dH/dz of a logit of a row with statistics `row`.
 template <class V>
 FUSEDGAN_HOST_DEVICE V entropy_with_logits_grad(V z, const SoftmaxRow& row) {
-  const V shifted = z - V(row.max);
-  return entropy_with_logits_grad(exp(shifted) * V(1 / row.s), shifted - V(row.t / row.s));
+  return entropy_with_logits_grad(z, V(row.max), V(1 / row.s), V(row.t / row.s));
 }
 
 // ---- binary entropy, elementwise
