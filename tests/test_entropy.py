@@ -169,6 +169,43 @@ def test_integer_inputs_are_named():
         F.entropy_with_logits(torch.ones(3, dtype=torch.int64))
 
 
+# ---- the softmax form's gradient, computed in its forward pass and kept
+
+@pytest.mark.parametrize("shape,dim", [((5000, 16), -1), ((16, 5000), 0), ((7, 300, 3), 1), ((), -1), ((0, 4), -1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_gradient_kept_from_the_forward_pass(shape, dim, dtype):
+    """The first backward scales the gradient the forward computed; a second (retain_graph)
+    and a differentiable one compute it again: the same bits, and the same value as without
+    a gradient (to rounding)."""
+    z = (torch.randn(shape, generator=torch.Generator().manual_seed(40), dtype=torch.float64) * 3).to(dtype)
+    leaf = z.clone().requires_grad_()
+    value = F.entropy_with_logits(leaf, dim)
+    with torch.no_grad():
+        torch.testing.assert_close(value, F.entropy_with_logits(z, dim), **ENTROPY_TOLERANCES[dtype])
+    grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(41), dtype=torch.float64).to(dtype)
+    first = torch.autograd.grad(value, leaf, grad_output, retain_graph=True)[0]
+    again = torch.autograd.grad(value, leaf, grad_output, retain_graph=True)[0]
+    graphed = torch.autograd.grad(value, leaf, grad_output, create_graph=True)[0]
+    assert torch.equal(first, again)
+    torch.testing.assert_close(first, graphed, **ENTROPY_TOLERANCES[dtype])
+    if z.dim() and z.numel():
+        reference = z.double().requires_grad_()
+        expected = torch.distributions.Categorical(logits=reference.movedim(dim, -1)).entropy()
+        torch.testing.assert_close(first.double(), torch.autograd.grad(expected, reference, grad_output.double())[0],
+                                   **ENTROPY_TOLERANCES[dtype])
+
+
+def test_and_grad_is_not_differentiable_and_has_a_batching_rule():
+    z = random_logits((4, 6, 5)).float()
+    op = torch.ops.fusedgan._entropy_with_logits_and_grad.default
+    with pytest.raises(RuntimeError, match="_entropy_with_logits_and_grad is not differentiable"):
+        op(z.clone().requires_grad_(), -1, None)
+    batched = torch.func.vmap(lambda x: op(x, 0, 2.0), in_dims=1)(z)
+    looped = [op(z[:, i], 0, 2.0) for i in range(6)]
+    for k in range(2):
+        torch.testing.assert_close(batched[k], torch.stack([r[k] for r in looped]))
+
+
 # ---- registration
 
 def opcheck_samples():
@@ -181,6 +218,7 @@ def opcheck_samples():
         grad = torch.rand(5 if dim == 0 else 3)
         yield ops._entropy_backward.default, (grad, q, dim, None)
         yield ops._entropy_with_logits_backward.default, (grad, z, dim, None)
+        yield ops._entropy_with_logits_and_grad.default, (z, dim, 2.0)
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: name.removeprefix("fusedgan::_").removeprefix("fusedgan::").startswith("entropy"))

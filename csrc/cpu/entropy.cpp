@@ -115,11 +115,16 @@ struct Form {
   RowArgs a;
   const T* grad;  // backward only
   T* out;
+  T* value;  // a backward's values too, where not null
   const T* input(int64_t row) const { return static_cast<const T*>(a.input) + row * a.length; }
   T* row_out(int64_t row) const { return out + row * a.length; }
   double scaled_grad(int64_t row) const { return double(math::widen(grad[row])) * a.scale; }
-  // A value per lane's row, times the scale, into out[first...].
-  void store_block(int64_t first, VecF value) const { Lanes<T>::store(out + first, value * VecF(a.scale), kLanes); }
+  // A value per lane's row, times the scale, into to[first...].
+  void store_block(T* to, int64_t first, VecF values) const { Lanes<T>::store(to + first, values * VecF(a.scale), kLanes); }
+  // A row's value, times the scale, into to[row].
+  void store_row(T* to, int64_t row, double row_value) const {
+    math::narrow_into(to + row, math::compute_t<T>(row_value * a.scale));
+  }
 };
 
 template <class T>
@@ -132,7 +137,7 @@ struct Entropy : Form<T> {
       in_domain = in_domain & (q >= zero);
       sum.add(math::entr(q), count);
     });
-    math::narrow_into(this->out + row, math::compute_t<T>(sum.total() * this->a.scale));
+    this->store_row(this->out, row, sum.total());
     return all(in_domain);
   }
   bool block(int64_t first) const {
@@ -143,7 +148,7 @@ struct Entropy : Form<T> {
       in_domain = in_domain & (q >= VecF(0.0f));
       sum = sum + math::entr(q);
     }
-    this->store_block(first, sum);
+    this->store_block(this->out, first, sum);
     return all(in_domain);
   }
 };
@@ -167,13 +172,12 @@ struct EntropyBackward : Form<T> {
 template <class T>
 struct EntropyWithLogits : Form<T> {
   bool operator()(int64_t row) const {
-    const double entropy = softmax_row(this->input(row), this->a.length).entropy();
-    math::narrow_into(this->out + row, math::compute_t<T>(entropy * this->a.scale));
+    this->store_row(this->out, row, softmax_row(this->input(row), this->a.length).entropy());
     return true;
   }
   bool block(int64_t first) const {
     VecF columns[kShortRow], e[kShortRow];
-    this->store_block(first, softmax_lanes(this->input(first), this->a.length, columns, e).entropy());
+    this->store_block(this->out, first, softmax_lanes(this->input(first), this->a.length, columns, e).entropy());
     return true;
   }
 };
@@ -181,7 +185,9 @@ struct EntropyWithLogits : Form<T> {
 template <class T>
 struct EntropyWithLogitsBackward : Form<T> {
   bool operator()(int64_t row) const {
-    store_gradient(row, softmax_row(this->input(row), this->a.length));
+    const math::SoftmaxRow stats = softmax_row(this->input(row), this->a.length);
+    if (this->value) this->store_row(this->value, row, stats.entropy());
+    store_gradient(row, stats);
     return true;
   }
   // A row per lane throughout: the gradient's columns from the statistics' pass (its
@@ -190,6 +196,7 @@ struct EntropyWithLogitsBackward : Form<T> {
     const int64_t length = this->a.length;
     VecF columns[kShortRow], e[kShortRow];
     const SoftmaxLanes stats = softmax_lanes(this->input(first), length, columns, e);
+    if (this->value) this->store_block(this->value, first, stats.entropy());
     const VecF inv_s = VecF(1.0f) / stats.s, t_over_s = stats.t / stats.s;
     float g[kLanes];
     for (int i = 0; i < kLanes; ++i) g[i] = float(this->scaled_grad(first + i));
@@ -213,14 +220,14 @@ struct EntropyWithLogitsBackward : Form<T> {
 // Applies Form<T> to every row (short rows: to every full block of them, and to the rows
 // after the last block one by one); false if a row was outside the op's domain.
 template <template <class> class Form>
-bool for_rows(const RowArgs& a, const void* grad, void* out) {
+bool for_rows(const RowArgs& a, const void* grad, void* out, void* value = nullptr) {
   std::atomic<bool> in_domain{true};
   const auto note = [&](bool rows_in_domain) {
     if (!rows_in_domain) in_domain.store(false, std::memory_order_relaxed);
   };
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    const Form<T> form{{a, static_cast<const T*>(grad), static_cast<T*>(out)}};
+    const Form<T> form{{a, static_cast<const T*>(grad), static_cast<T*>(out), static_cast<T*>(value)}};
     int64_t blocks = 0;
     if constexpr (Lanes<T>::kWidth > 1) {
       if (a.length <= kShortRow) blocks = a.rows / kLanes;
@@ -243,8 +250,8 @@ void entropy_backward(const RowArgs& a, const void* grad, void* grad_input) {
 
 void entropy_with_logits(const RowArgs& a, void* out) { for_rows<EntropyWithLogits>(a, nullptr, out); }
 
-void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input) {
-  for_rows<EntropyWithLogitsBackward>(a, grad, grad_input);
+void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input, void* value) {
+  for_rows<EntropyWithLogitsBackward>(a, grad, grad_input, value);
 }
 
 }  // namespace FUSEDGAN_ISA

@@ -68,12 +68,17 @@ struct EntropyBackward {
 };
 
 template <class T>
+__device__ void store_entropy(const RowArgs& a, int64_t row, const math::SoftmaxRow& stats, T* out) {
+  math::narrow_into(out + row, math::compute_t<T>(stats.entropy() * a.scale));
+}
+
+template <class T>
 struct EntropyWithLogits {
   RowArgs a;
   T* out;
   __device__ void operator()(int64_t row, int lane, int group) const {
     const math::SoftmaxRow stats = softmax_row(Row<T>(a, row), lane, group);
-    if (row >= 0 && lane == 0) math::narrow_into(out + row, math::compute_t<T>(stats.entropy() * a.scale));
+    if (row >= 0 && lane == 0) store_entropy(a, row, stats, out);
   }
 };
 
@@ -82,10 +87,12 @@ struct EntropyWithLogitsBackward {
   RowArgs a;
   const T* grad;
   T* grad_input;
+  T* value;  // the entropies too, where not null
   __device__ void operator()(int64_t row, int lane, int group) const {
     const Row<T> r(a, row);
     const math::SoftmaxRow stats = softmax_row(r, lane, group);
     if (row < 0) return;
+    if (value && lane == 0) store_entropy(a, row, stats, value);
     const double g = double(math::widen(grad[row])) * a.scale;
     for (int64_t i = lane; i < r.length; i += group) {
       math::narrow_into(grad_input + row * a.length + i,
@@ -125,8 +132,8 @@ void entropy_backward(const RowArgs& a, const void* grad, void* grad_input, Laun
 
 void entropy_with_logits(const RowArgs& a, void* out, Launch launch) { for_rows<EntropyWithLogits>(a, launch, out); }
 
-void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input, Launch launch) {
-  for_rows<EntropyWithLogitsBackward>(a, launch, grad, grad_input);
+void entropy_with_logits_backward(const RowArgs& a, const void* grad, void* grad_input, void* value, Launch launch) {
+  for_rows<EntropyWithLogitsBackward>(a, launch, grad, grad_input, value);
 }
 
 }  // namespace fusedgan::cuda

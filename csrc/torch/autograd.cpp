@@ -30,9 +30,13 @@ bool is_plain_cpu_one(const at::Tensor& t) {
 
 }  // namespace
 
-at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output) {
+at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output, std::optional<int64_t> reduced_dim) {
   if (is_plain_cpu_one(grad_output)) return grad;
-  grad.mul_(grad_output.numel() == 1 ? grad_output : grad_output.reshape(grad.sizes()));
+  if (reduced_dim) {
+    grad.mul_(grad_output.unsqueeze(*reduced_dim));
+  } else {
+    grad.mul_(grad_output.numel() == 1 ? grad_output : grad_output.reshape(grad.sizes()));
+  }
   return grad;
 }
 
@@ -43,7 +47,7 @@ torch::autograd::variable_list LossNode::apply(torch::autograd::variable_list&& 
     torch::autograd::variable_list result = std::move(kept);  // ours alone now: scaled in place
     kept.clear();
     for (auto& g : result) {
-      if (g.defined()) g = scale_forward_grad(g, grad);
+      if (g.defined()) g = scale_forward_grad(g, grad, reduced_dim);
     }
     return result;
   }
@@ -74,11 +78,12 @@ auto make_node() {
 
 void record_backward(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
                        std::vector<at::Tensor> kept, const torch::autograd::variable_list& to_save,
-                       LossNode::Recompute recompute) {
+                       LossNode::Recompute recompute, std::optional<int64_t> reduced_dim) {
   auto node = make_node<LossNode>();
   node->node_name = name;
   node->set_next_edges(torch::autograd::collect_next_edges(inputs));
   node->kept = std::move(kept);
+  node->reduced_dim = reduced_dim;
   for (const auto& t : to_save) node->saved.emplace_back(t, /*is_output=*/false);
   node->recompute = std::move(recompute);
   torch::autograd::set_history(output, node);

@@ -60,9 +60,11 @@ bool transformed(const at::Tensor& t);
 // A gradient at grad = 1 (ours alone) times grad_output, in place, or as it is when
 // grad_output is a plain 1; a repeated backward that recomputes the gradient and scales it
 // here gets the same bits as the first. grad_output holds one value for all of grad (a
-// reduced loss), or one per element of grad in the same order (the gradient of a parameter
-// with one value per data set, of the per-set log-likelihoods).
-at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output);
+// reduced loss), one per element of grad in the same order (the gradient of a parameter with
+// one value per data set, of the per-set log-likelihoods), or, with reduced_dim, one per
+// slice of grad along that dim (an entropy of rows along it).
+at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output,
+                              std::optional<int64_t> reduced_dim = std::nullopt);
 
 // An op's backward node. Its first backward hands on the kept gradients (scaled by the
 // incoming one) where the forward computed them; otherwise, and for a later or differentiable
@@ -74,6 +76,7 @@ struct LossNode : torch::autograd::Node {
       const torch::autograd::variable_list& saved, const at::Tensor& grad, const std::vector<bool>& wanted)>;
   const char* node_name = "LossNode";
   std::vector<at::Tensor> kept;
+  std::optional<int64_t> reduced_dim;  // of the kept gradients, where the output reduced one away
   std::vector<torch::autograd::SavedVariable> saved;
   Recompute recompute;
 
@@ -83,9 +86,10 @@ struct LossNode : torch::autograd::Node {
 };
 
 // Records `output` as computed from `inputs` by a new LossNode named `name` (as grad_fn shows
-// it), keeping `kept` and saving `to_save` (undefined tensors allowed) for `recompute`.
+// it), keeping `kept` (see scale_forward_grad for reduced_dim) and saving `to_save`
+// (undefined tensors allowed) for `recompute`.
 void record_backward(const at::Tensor& output, const char* name, const torch::autograd::variable_list& inputs,
                      std::vector<at::Tensor> kept, const torch::autograd::variable_list& to_save,
-                     LossNode::Recompute recompute);
+                     LossNode::Recompute recompute, std::optional<int64_t> reduced_dim = std::nullopt);
 
 }  // namespace fusedgan

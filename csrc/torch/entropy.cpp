@@ -2,7 +2,9 @@
 // probabilities) and fusedgan::entropy_with_logits (of the softmax), each with a _backward op.
 // The kernels run over rows: the dim moved last and made contiguous. The forms differ in name,
 // argument name and kernels, which a form struct states; every function below is written once
-// for both. (The binary form is an elementwise loss: binary_entropy.cpp.)
+// for both. (The binary form is an elementwise loss: binary_entropy.cpp.) The softmax form has
+// an _and_grad op too: the entropies and their gradient at grad = 1 from one pass, which its
+// forward keeps for the backward.
 #include <torch/library.h>
 
 #include "../math/entropy.h"
@@ -28,7 +30,6 @@ struct OfProbabilities {
   static constexpr OpName kForwardOp = "fusedgan::entropy";
   static constexpr OpName kBackwardOp = "fusedgan::_entropy_backward";
   static constexpr auto forward_kernel = [](const auto& table) { return table.entropy; };
-  static constexpr auto backward_kernel = [](const auto& table) { return table.entropy_backward; };
 };
 
 struct OfLogits {
@@ -37,8 +38,8 @@ struct OfLogits {
   static constexpr const char* kNode = "EntropyWithLogitsBackward";
   static constexpr OpName kForwardOp = "fusedgan::entropy_with_logits";
   static constexpr OpName kBackwardOp = "fusedgan::_entropy_with_logits_backward";
+  static constexpr OpName kAndGradOp = "fusedgan::_entropy_with_logits_and_grad";
   static constexpr auto forward_kernel = [](const auto& table) { return table.entropy_with_logits; };
-  static constexpr auto backward_kernel = [](const auto& table) { return table.entropy_with_logits_backward; };
 };
 
 // ---- checks
@@ -102,17 +103,38 @@ Tensor forward(const Tensor& input, int64_t dim, OptionalDouble base) {
   return out;
 }
 
+// The gradient for an incoming one per row (grad_rows), in the input's layout; for the softmax
+// form also the entropies into `value` where it is defined.
+template <class Form>
+Tensor gradient(const Tensor& input, int64_t dim, const Rows& view, const Tensor& grad_rows, const Tensor& value) {
+  Tensor grad_rows_input = new_output(view.rows.sizes(), view.rows.options());
+  on_device(input, [&](const auto& kernels, auto... launch) {
+    if constexpr (std::is_same_v<Form, OfLogits>) {
+      kernels.entropy_with_logits_backward(view.args, grad_rows.data_ptr(), grad_rows_input.data_ptr(),
+                                           value.defined() ? value.data_ptr() : nullptr, launch...);
+    } else {
+      kernels.entropy_backward(view.args, grad_rows.data_ptr(), grad_rows_input.data_ptr(), launch...);
+    }
+  });
+  if (input.dim() == 0) return grad_rows_input.reshape({});
+  return grad_rows_input.movedim(-1, checked_dim<Form>(input, dim)).contiguous();
+}
+
 template <class Form>
 Tensor backward(const Tensor& grad, const Tensor& input, int64_t dim, OptionalDouble base) {
   const Rows view = rows_of<Form>(input, dim, check_arguments<Form>(input, dim, base));
   check_grad(Form::kName, grad, input, output_sizes<Form>(input, dim));
   const Tensor grad_rows = cast(grad, input.scalar_type(), input.device())->contiguous();
-  Tensor grad_rows_input = new_output(view.rows.sizes(), view.rows.options());
-  on_device(input, [&](const auto& kernels, auto... launch) {
-    Form::backward_kernel(kernels)(view.args, grad_rows.data_ptr(), grad_rows_input.data_ptr(), launch...);
-  });
-  if (input.dim() == 0) return grad_rows_input.reshape({});
-  return grad_rows_input.movedim(-1, checked_dim<Form>(input, dim)).contiguous();
+  return gradient<Form>(input, dim, view, grad_rows, Tensor());
+}
+
+std::tuple<Tensor, Tensor> and_grad(const Tensor& logits, int64_t dim, OptionalDouble base) {
+  using Form = OfLogits;
+  const Rows view = rows_of<Form>(logits, dim, check_arguments<Form>(logits, dim, base));
+  Tensor entropy = at::empty(C10_AS_INTARRAYREF_SLOW(output_sizes<Form>(logits, dim)), logits.options());
+  const Tensor ones = at::ones({view.args.rows}, logits.options());
+  Tensor grad = gradient<Form>(logits, dim, view, ones, entropy);
+  return {entropy, grad};
 }
 
 // ---- Meta
@@ -130,6 +152,10 @@ Tensor backward_meta(const Tensor& grad, const Tensor& input, int64_t dim, Optio
   return at::empty_symint(input.sym_sizes(), input.options());
 }
 
+std::tuple<Tensor, Tensor> and_grad_meta(const Tensor& logits, int64_t dim, OptionalDouble base) {
+  return {forward_meta<OfLogits>(logits, dim, base), at::empty_symint(logits.sym_sizes(), logits.options())};
+}
+
 // ---- calls through the dispatcher
 
 template <class Form>
@@ -140,6 +166,10 @@ Tensor call_forward(const Tensor& input, int64_t dim, const OptionalDouble& base
 template <class Form>
 Tensor call_backward(const Tensor& grad, const Tensor& input, int64_t dim, const OptionalDouble& base) {
   return call_op<Form::kBackwardOp, Tensor>(grad, input, dim, base);
+}
+
+std::tuple<Tensor, Tensor> call_and_grad(const Tensor& logits, int64_t dim, const OptionalDouble& base) {
+  return call_op<OfLogits::kAndGradOp, std::tuple<Tensor, Tensor>>(logits, dim, base);
 }
 
 // ---- Autograd
@@ -172,12 +202,26 @@ Tensor forward_autograd(const Tensor& input, int64_t dim, OptionalDouble base) {
   Tensor entropy;
   {
     at::AutoDispatchBelowADInplaceOrView guard;
-    entropy = call_forward<Form>(input, dim, base);
+    // The softmax form computes its gradient in the forward pass and keeps it, unless a
+    // transform would not use it; in float and double, where scaling it later rounds once,
+    // as computing it in the backward does.
+    std::vector<Tensor> kept;
+    if constexpr (std::is_same_v<Form, OfLogits>) {
+      const bool rounds_once = input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble;
+      if (records_grad(input) && rounds_once && !transformed(input) && !tangent_of(input).defined()) {
+        kept.resize(1);
+        std::tie(entropy, kept[0]) = call_and_grad(input, dim, base);
+      }
+    }
+    if (!entropy.defined()) entropy = call_forward<Form>(input, dim, base);
     if (records_grad(input)) {
-      record_backward(entropy, Form::kNode, {input}, {}, {input},
-                      [dim, base](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
-                        return variable_list{call_backward<Form>(grad, saved[0], dim, base)};
-                      });
+      const std::optional<int64_t> reduced = input.dim() == 0 ? std::nullopt : std::optional(checked_dim<Form>(input, dim));
+      record_backward(
+          entropy, Form::kNode, {input}, std::move(kept), {input},
+          [dim, base](const variable_list& saved, const Tensor& grad, const std::vector<bool>&) {
+            return variable_list{call_backward<Form>(grad, saved[0], dim, base)};
+          },
+          reduced);
     }
   }
   if (const Tensor t = tangent_of(input); t.defined()) {  // the derivative at the primal times t, over dim
@@ -202,11 +246,20 @@ Tensor backward_autograd(const Tensor& grad, const Tensor& input, int64_t dim, O
   return differentiable_backward<Form>(grad, input, dim, unit);
 }
 
+// The _and_grad op is the first-order pass of the entropy's autograd, not differentiable itself.
+std::tuple<Tensor, Tensor> and_grad_autograd(const Tensor& logits, int64_t dim, OptionalDouble base) {
+  TORCH_CHECK(!records_grad(logits) && !has_tangents(logits),
+              "_entropy_with_logits_and_grad is not differentiable; call entropy_with_logits for a differentiable value");
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return call_and_grad(logits, dim, base);
+}
+
 void register_device_kernels(torch::Library& m) {
   m.impl("entropy", forward<OfProbabilities>);
   m.impl("_entropy_backward", backward<OfProbabilities>);
   m.impl("entropy_with_logits", forward<OfLogits>);
   m.impl("_entropy_with_logits_backward", backward<OfLogits>);
+  m.impl("_entropy_with_logits_and_grad", and_grad);
 }
 
 }  // namespace
@@ -216,6 +269,7 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def("_entropy_backward(Tensor grad, Tensor probs, int dim, float? base) -> Tensor");
   m.def("entropy_with_logits(Tensor logits, int dim=-1, float? base=None) -> Tensor");
   m.def("_entropy_with_logits_backward(Tensor grad, Tensor logits, int dim, float? base) -> Tensor");
+  m.def("_entropy_with_logits_and_grad(Tensor logits, int dim, float? base) -> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
@@ -226,6 +280,7 @@ TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("_entropy_backward", backward_meta<OfProbabilities>);
   m.impl("entropy_with_logits", forward_meta<OfLogits>);
   m.impl("_entropy_with_logits_backward", backward_meta<OfLogits>);
+  m.impl("_entropy_with_logits_and_grad", and_grad_meta);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
@@ -233,6 +288,7 @@ TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {
   m.impl("_entropy_backward", backward_autograd<OfProbabilities>);
   m.impl("entropy_with_logits", forward_autograd<OfLogits>);
   m.impl("_entropy_with_logits_backward", backward_autograd<OfLogits>);
+  m.impl("_entropy_with_logits_and_grad", and_grad_autograd);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, AutocastCUDA, m) { register_float32_autocast(m, {"entropy", "entropy_with_logits"}); }

@@ -195,10 +195,13 @@ def _discriminator_stats(info, in_dims, real, fake):
 # ---- the entropies along a dim: the vmapped dim first, the op's dim shifted past it
 
 
+def _along(x, dim):
+    """x (batch, *logical) as an entropy op takes it, and the dim; a sample of 0 dims is one row."""
+    return (x.unsqueeze(-1), -1) if x.dim() == 1 else (x, dim if dim < 0 else dim + 1)
+
+
 def _entropy(forward, backward) -> None:
-    def along(x, dim):
-        """x (batch, *logical) as the op takes it, and the dim; a sample of 0 dims is one row."""
-        return (x.unsqueeze(-1), -1) if x.dim() == 1 else (x, dim if dim < 0 else dim + 1)
+    along = _along
 
     @_rule(forward)
     def forward_rule(info, in_dims, x, dim, base):
@@ -214,6 +217,13 @@ def _entropy(forward, backward) -> None:
 
 _entropy(_ops.entropy.default, _ops._entropy_backward.default)
 _entropy(_ops.entropy_with_logits.default, _ops._entropy_with_logits_backward.default)
+
+
+@_rule(_ops._entropy_with_logits_and_grad.default)
+def _entropy_with_logits_and_grad(info, in_dims, x, dim, base):
+    x = x.movedim(in_dims[0], 0)
+    entropy, grad = _ops._entropy_with_logits_and_grad.default(*_along(x, dim), base)
+    return (entropy, grad.reshape(x.shape)), (0, 0)
 
 
 # ---- the log-likelihoods: data and parameters aligned from the right, dims shifted past the
