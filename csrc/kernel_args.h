@@ -86,6 +86,17 @@ struct RowArgs {
   double scale;
 };
 
+// ---- label counts: per row, how many of its points carry each label (categorical data)
+
+// labels (rows, points), contiguous; counts (rows, classes), contiguous, whole numbers.
+struct LabelCountArgs {
+  int64_t rows;
+  int64_t points;
+  int64_t classes;
+  const int64_t* labels;
+  double* counts;
+};
+
 // ---- log-likelihoods: sum over the data of log f(x; a, b, c)
 
 // One enumerator per row of families.def.

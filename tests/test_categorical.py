@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as TF
 from helpers import opcheck_tests
 from references import draw
 
@@ -74,11 +75,33 @@ def test_categorical_bad_labels():
         F.categorical_log_likelihood(torch.tensor([0.0]), torch.zeros(3))
 
 
+@pytest.mark.parametrize("classes", [1, 5, 3000])  # one, a few (interleaved histograms), many
+def test_label_counts_match_one_hot_sums(classes):
+    labels = torch.randint(0, classes, (7, 1001), generator=torch.Generator().manual_seed(42))
+    for dtype in (torch.int64, torch.int32, torch.uint8 if classes <= 256 else torch.int16):
+        counts = torch.ops.fusedgan._label_counts(labels.to(dtype), classes)
+        assert counts.dtype == torch.float64
+        assert torch.equal(counts, TF.one_hot(labels, classes).sum(1).double())
+    assert torch.equal(torch.ops.fusedgan._label_counts(labels[:, :0], classes), torch.zeros(7, classes, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("bad", [-1, 5, 2**40])
+def test_label_counts_refuse_labels_out_of_range(bad):
+    labels = torch.zeros(3, 100, dtype=torch.long)
+    labels[2, 57] = bad
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        torch.ops.fusedgan._label_counts(labels, 5)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
+        F.categorical_log_likelihood(labels, torch.zeros(3, 1, 5))
+
+
 def opcheck_samples():
     yield torch.ops.fusedgan.categorical_log_likelihood.default, (torch.tensor([[0, 2]]), torch.zeros(1, 1, 3, requires_grad=True), [-1])
+    yield torch.ops.fusedgan._label_counts.default, (torch.tensor([[0, 2, 2], [1, 0, 2]]), 3)
 
 
-test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "categorical" in name)
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
+    list(opcheck_samples()), lambda name: "categorical" in name or "label_counts" in name)
 
 
 @pytest.mark.parametrize("dynamic", [False, True])

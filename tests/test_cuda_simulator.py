@@ -239,6 +239,17 @@ def test_log_likelihoods_with_parameter_gradients_from_the_forward_pass(family, 
     compare(lambda: value_and_grads(lambda *p: fn(x, *p, dim=dim), params), torch.float32)
 
 
+def test_label_counts():
+    """The same counts (atomic additions of whole numbers in any order); a label out of range
+    makes its row's counts NaN, where the CPU raises."""
+    labels = torch.randint(0, 5, (9, 700), generator=torch.Generator().manual_seed(43))
+    compare(lambda: (torch.ops.fusedgan._label_counts(labels, 5),), torch.float64, dict(rtol=0, atol=0))
+    labels[4, 3] = 5
+    with simulated_cuda():
+        counts = torch.ops.fusedgan._label_counts(labels, 5)
+    assert counts[4].isnan().any() and not counts[torch.arange(9) != 4].isnan().any()
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_log_likelihoods_in_16_bits(dtype):
     x, loc, scale = randn((37, 129), 13).to(dtype), randn((37, 1), 14).to(dtype), rand((37, 1), 15, 0.5, 2).to(dtype)

@@ -5,8 +5,9 @@
 //
 // Where the logits are constant along the summed dims (a data set's parameters), the sum is
 // that of counts[c] * log_p[c] over the classes, the counts a histogram of the labels
-// (scatter_add), and the logits' gradient is g (counts - n softmax): no tensor as large as the
-// labels times the classes, as gathering from the expanded log_p would give its backward.
+// (fusedgan::_label_counts, one pass over them that checks their range too), and the logits'
+// gradient is g (counts - n softmax): no tensor as large as the labels times the classes, as
+// gathering from the expanded log_p would give its backward.
 #include <torch/library.h>
 
 #include <ATen/ExpandUtils.h>
@@ -17,27 +18,51 @@
 
 #include "autograd.h"
 #include "checks.h"
+#include "device.h"
+#include "dispatch.h"
 
 namespace fusedgan {
 namespace {
 
 constexpr const char* kOp = "categorical_log_likelihood";
 
-Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at::OptionalIntArrayRef dim) {
+void check_labels(const Tensor& labels) {
   TORCH_CHECK(!at::isFloatingType(labels.scalar_type()) && !at::isComplexType(labels.scalar_type()) &&
                   labels.scalar_type() != at::kBool,
               kOp, ": expected labels to be an integer tensor, got ", labels.scalar_type());
+}
+
+void check_label_range(bool in_range, const c10::SymInt& classes) {
+  TORCH_CHECK_VALUE(in_range, kOp, ": labels must lie in [0, ", classes, ") for logits of ", classes, " classes");
+}
+
+// fusedgan::_label_counts(labels, classes): labels (rows, points), of any integer dtype ->
+// (rows, classes) float64 counts.
+Tensor label_counts(const Tensor& labels, int64_t classes) {
+  check_labels(labels);
+  TORCH_CHECK_VALUE(labels.dim() == 2, "_label_counts: expected labels of 2 dims (rows, points), got ", labels.dim());
+  TORCH_CHECK_VALUE(classes >= 1, "_label_counts: classes must be at least 1, got ", classes);
+  const Tensor flat = labels.to(at::kLong).contiguous();
+  Tensor counts = at::empty({flat.size(0), classes}, flat.options().dtype(at::kDouble));
+  const LabelCountArgs args{flat.size(0), flat.size(1), classes, flat.const_data_ptr<int64_t>(),
+                            counts.mutable_data_ptr<double>()};
+  check_label_range(on_device(flat, [&](const auto& kernels, auto... launch) { return kernels.label_counts(args, launch...); }),
+                    classes);
+  return counts;
+}
+
+Tensor label_counts_meta(const Tensor& labels, c10::SymInt classes) {
+  check_labels(labels);
+  TORCH_CHECK_VALUE(labels.dim() == 2, "_label_counts: expected labels of 2 dims (rows, points), got ", labels.dim());
+  return at::empty_symint({labels.sym_size(0), std::move(classes)}, labels.options().dtype(at::kDouble));
+}
+
+Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at::OptionalIntArrayRef dim) {
+  check_labels(labels);
   check_floating(kOp, "logits", logits);
   check_same_device(kOp, "logits", logits, labels);
   TORCH_CHECK_VALUE(logits.dim() >= 1, kOp, ": logits needs a class dimension (its last)");
   const c10::SymInt classes = logits.sym_size(-1);
-  // Checked where the labels are real numbers on the CPU (not while traced or transformed).
-  const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize});
-  if (labels.is_cpu() && !labels.key_set().has_any(traced) && !transformed(labels) && labels.numel() > 0) {
-    const auto [low, high] = at::aminmax(labels);
-    TORCH_CHECK_VALUE(low.item<int64_t>() >= 0 && high.item<int64_t>() < classes, kOp,
-                      ": labels must lie in [0, ", classes, ") for logits of ", classes, " classes");
-  }
   // labels and the logits' leading dims broadcast together; the class axis stays whole.
   const auto shape = at::infer_size_symdimvector(labels.sym_sizes(), logits.sym_sizes().slice(0, logits.dim() - 1));
   c10::SymDimVector expanded(shape.begin(), shape.end());
@@ -67,6 +92,12 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
     return padded.sym_stride(d) == 0 || padded.sym_size(d) == 1;
   });
   if (!per_data_set) {
+    // Checked where the labels are real numbers on the CPU (not while traced or transformed).
+    const auto traced = c10::DispatchKeySet({c10::DispatchKey::Python, c10::DispatchKey::Functionalize});
+    if (labels.is_cpu() && !labels.key_set().has_any(traced) && !transformed(labels) && labels.numel() > 0) {
+      const auto [low, high] = at::aminmax(labels);
+      check_label_range(low.item<int64_t>() >= 0 && high.item<int64_t>() < classes, classes);
+    }
     const Tensor log_p = at::log_softmax(padded, -1).expand_symint(expanded);
     const Tensor picked = log_p.gather(-1, labels_expanded.unsqueeze(-1)).squeeze(-1);
     if (!dim) return picked.sum();
@@ -89,9 +120,8 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
   for (int64_t k = 0; k < kept; ++k) counts_shape.push_back(shape[order[k]]);
   counts_shape.push_back(classes);
   const Tensor log_p_kept = at::log_softmax(logits_kept, -1).expand_symint(counts_shape);
-  // Counted in double: whole numbers exact to 2^53 (float's stop at 2^24), and faster than int64.
-  const auto real = points.options().dtype(at::kDouble);
-  const Tensor counts = at::zeros_symint(counts_shape, real).scatter_add(-1, points, at::ones({}, real).expand_symint(points.sym_sizes()));
+  const Tensor sets = kept == 0 ? points.unsqueeze(0) : points.flatten(0, kept - 1);
+  const Tensor counts = call_op<"fusedgan::_label_counts", Tensor>(sets, classes).view_symint(counts_shape);
   // In float at least (half's whole numbers stop at 2048). A class no label names adds
   // nothing, even where its log_p is -inf.
   const auto compute = at::toOpMathType(logits.scalar_type());
@@ -103,7 +133,12 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
 
 TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def("categorical_log_likelihood(Tensor labels, Tensor logits, int[]? dim=None) -> Tensor");
+  m.def("_label_counts(Tensor labels, SymInt classes) -> Tensor");
 }
+
+TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { m.impl("_label_counts", label_counts); }
+TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { m.impl("_label_counts", label_counts); }
+TORCH_LIBRARY_IMPL(fusedgan, Meta, m) { m.impl("_label_counts", label_counts_meta); }
 
 TORCH_LIBRARY_IMPL(fusedgan, CompositeImplicitAutograd, m) {
   m.impl("categorical_log_likelihood", categorical_log_likelihood);

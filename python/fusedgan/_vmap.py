@@ -192,6 +192,15 @@ def _discriminator_stats(info, in_dims, real, fake):
     return torch.stack([torch.sigmoid(real).mean(1), torch.sigmoid(fake).mean(1), right], 1), 0
 
 
+# ---- label counts (the categorical log-likelihood's): the vmapped dim's rows and the others' as one
+
+
+@_rule(_ops._label_counts.default)
+def _label_counts(info, in_dims, labels, classes):
+    labels = labels.movedim(in_dims[0], 0)
+    return _ops._label_counts.default(labels.flatten(0, 1), classes).unflatten(0, labels.shape[:2]), 0
+
+
 # ---- the entropies along a dim: the vmapped dim first, the op's dim shifted past it
 
 

@@ -50,6 +50,7 @@ inline cudaError_t cudaMemsetAsync(void* data, int value, size_t bytes, cudaStre
 inline unsigned atomicAdd(unsigned* address, unsigned value) {
   return std::atomic_ref<unsigned>(*address).fetch_add(value);
 }
+inline double atomicAdd(double* address, double value) { return std::atomic_ref<double>(*address).fetch_add(value); }
 inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 
 namespace fusedgan::cuda::simulator {
