@@ -148,6 +148,7 @@ inline constexpr float kNaN = __builtin_nanf("");
 struct ExpParts {
   VecF mantissa;
   I32xN exponent;
+  VecF n;  // the exponent as a float
 };
 FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
   const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
@@ -160,7 +161,7 @@ FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
-  return {p * r * r + r + 1.0f, bits_of(shifted) - bits_of(VecF(round_magic))};
+  return {p * r * r + r + 1.0f, bits_of(shifted) - bits_of(VecF(round_magic)), n};
 }
 
 // e^t for any t: +inf above ~88.72, subnormal below ~-87.3 and 0 below ~-103.9, NaN kept. 2^n is
@@ -210,12 +211,21 @@ FUSEDGAN_ALWAYS_INLINE VecF log1p(VecF x) {
   return select(x == VecF(kInf), x, select(u == VecF(0.0f), VecF(-kInf), result));
 }
 
-// e^-a for a >= 0: no overflow guard needed, and results below the smallest normal float
-// (a > ~87.3) flush to 0.
+// e^-a for a >= 0: no overflow guard needed. With AVX-512, 2^n is applied by vscalefps,
+// which also rounds results below the smallest normal float (a > ~87.3) to subnormals, and
+// the bound by vminps (NaN kept: min_ps(x, y) is y where either is NaN): two instructions
+// where the other builds take five, and flush those results to 0.
 FUSEDGAN_ALWAYS_INLINE VecF exp_minus(VecF a) {
+#if defined(__AVX512F__)
+  const __m512 bounded = _mm512_min_ps(_mm512_set1_ps(104.0f), reinterpret_cast<__m512>(a.v));
+  const ExpParts e = exp_parts(-VecF(reinterpret_cast<F32xN>(bounded)));
+  return VecF(reinterpret_cast<F32xN>(
+      _mm512_scalef_ps(reinterpret_cast<__m512>(e.mantissa.v), reinterpret_cast<__m512>(e.n.v))));
+#else
   const ExpParts e = exp_parts(-select(a > VecF(88.0f), VecF(88.0f), a));  // keeps NaN
   const I32xN biased = e.exponent + 127;
   return select(Mask{biased > 0}, e.mantissa * from_bits(biased << 23), VecF(0.0f));
+#endif
 }
 
 // log(1 + z) for z in [0, 1]: with s = z / (2 + z) in [0, 1/3], log(1 + z) = 2 atanh(s)
