@@ -167,10 +167,18 @@ FUSEDGAN_ALWAYS_INLINE ExpParts exp_parts(VecF t) {
 // e^t for any t: +inf above ~88.72, subnormal below ~-87.3 and 0 below ~-103.9, NaN kept. 2^n is
 // applied as two factors so that neither leaves the normal range.
 FUSEDGAN_ALWAYS_INLINE VecF exp(VecF t) {
+#if defined(__AVX512F__)  // as exp_minus does: bounds by vminps/vmaxps (NaN kept), 2^n by vscalefps
+  const __m512 bounded = _mm512_max_ps(_mm512_set1_ps(-104.0f),
+                                       _mm512_min_ps(_mm512_set1_ps(88.8f), reinterpret_cast<__m512>(t.v)));
+  const ExpParts e = exp_parts(VecF(reinterpret_cast<F32xN>(bounded)));
+  return VecF(reinterpret_cast<F32xN>(
+      _mm512_scalef_ps(reinterpret_cast<__m512>(e.mantissa.v), reinterpret_cast<__m512>(e.n.v))));
+#else
   const VecF clamped = select(t > VecF(88.8f), VecF(88.8f), select(t < VecF(-104.0f), VecF(-104.0f), t));
   const ExpParts e = exp_parts(clamped);
   const I32xN half = e.exponent >> 1;
   return e.mantissa * from_bits((half + 127) << 23) * from_bits((e.exponent - half + 127) << 23);
+#endif
 }
 
 // log x: x = m 2^e with m in [sqrt(1/2), sqrt(2)), log m = f - f^2/2 + f^3 P(f), f = m - 1.
