@@ -257,7 +257,8 @@ def headline_rows(runs: dict[tuple[str, str], Run]) -> list[tuple[str, list[str]
 
 
 def build_headline() -> str:
-    rows = headline_rows(latest_of_each())
+    runs = latest_of_each()
+    rows = headline_rows(runs)
     if not rows:
         return "No benchmark results yet: run `make bench`."
     machines = sorted({machine for _, _, run_machines, _ in rows for machine in run_machines})
@@ -275,6 +276,12 @@ def build_headline() -> str:
         f"Medians of the latest run of each benchmark ({when}){where}.",
         "\"× faster\" is the baseline's time over fusedgan's; \"the floor's time\" is fusedgan's time",
         "over the floor's. All tables, with what each one measures: [docs/benchmarks.md](docs/benchmarks.md).",
+    ]
+    results = [targets.evaluate(target, runs.get((target.stem, "cpu")))[-1] for target in targets.TARGETS]
+    lines += [
+        "",
+        f"Performance targets on the CPU: {results.count('met')} of {len(results)} met, "
+        f"{results.count('MISSED')} missed ([every figure](docs/benchmarks.md#targets-cpu)).",
     ]
     return "\n".join(lines)
 
