@@ -1,9 +1,12 @@
 """Shared by the test modules."""
 
+import csv
+
 import pytest
 import torch
 
 import fusedgan
+from longformat import FIELDS
 
 CUDA_AVAILABLE = torch.cuda.is_available() and fusedgan.build_info()["cuda"]
 
@@ -63,3 +66,18 @@ def opcheck_tests(samples, is_covered_op):
         assert registered == covered
 
     return test_opcheck, test_every_op_has_an_opcheck_sample
+
+
+def append_results(path, stamp: str, rows, device: str = "Some CPU (avx2)", threads: int = 2,
+                   torch_version: str = "2.13.0+cpu") -> None:
+    """Appends a run of (op, provider, mode, shape, (p20, p50, p80) µs) rows to a benchmark
+    results CSV, as the benchmark scripts write them."""
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new:
+            writer.writeheader()
+        for op, provider, mode, shape, (p20, p50, p80) in rows:
+            writer.writerow(dict(op=op, provider=provider, mode=mode, shape=shape, dtype="float32", p20_us=p20, p50_us=p50,
+                                 p80_us=p80, device=device, threads=threads, torch=torch_version, fusedgan="0.1.0",
+                                 timestamp=stamp))

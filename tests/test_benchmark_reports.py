@@ -3,27 +3,14 @@ comparison of two runs (benchmarks/compare.py), on results CSV files written her
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import compare
 import targets
-from longformat import FIELDS, latest_of_each, latest_runs
+from helpers import append_results
+from longformat import latest_of_each, latest_runs
 
 MI = 1 << 20
-
-
-def write_run(path: Path, stamp: str, rows) -> None:
-    """Appends a CPU run of (op, provider, mode, shape, (p20, p50, p80) µs) rows to a results CSV."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        for op, provider, mode, shape, (p20, p50, p80) in rows:
-            writer.writerow(dict(op=op, provider=provider, mode=mode, shape=shape, dtype="float32", p20_us=p20, p50_us=p50,
-                                 p80_us=p80, device="Some CPU (avx2)", threads=2, torch="2.13.0+cpu", fusedgan="0.1.0",
-                                 timestamp=stamp))
 
 
 def flat(p50: float) -> tuple[float, float, float]:
@@ -32,11 +19,11 @@ def flat(p50: float) -> tuple[float, float, float]:
 
 def test_targets_are_figured_from_the_latest_run_of_each_file(tmp_path):
     normal = ("normal_log_likelihood", "full", "1024x16384")
-    write_run(tmp_path / "loglik.csv", "2026-01-01T00:00:00+00:00", [(normal[0], "fusedgan", *normal[1:], flat(100.0))])
-    write_run(tmp_path / "loglik.csv", "2026-02-01T00:00:00+00:00",
+    append_results(tmp_path / "loglik.csv", "2026-01-01T00:00:00+00:00", [(normal[0], "fusedgan", *normal[1:], flat(100.0))])
+    append_results(tmp_path / "loglik.csv", "2026-02-01T00:00:00+00:00",
               [(normal[0], provider, *normal[1:], flat(p50)) for provider, p50 in
                (("fusedgan", 10.0), ("compile", 25.0), ("torch.distributions", 900.0))])
-    write_run(tmp_path / "bce.csv", "2026-02-01T00:00:00+00:00",
+    append_results(tmp_path / "bce.csv", "2026-02-01T00:00:00+00:00",
               [("bce_with_logits", provider, "full", str(16 * MI), flat(p50)) for provider, p50 in (("fusedgan", 30.0), ("copy", 10.0))])
     lines = targets.table(latest_of_each(tmp_path)).splitlines()
     assert "| `normal_log_likelihood` fwd+bwd, 1024 × 16384 | `torch.compile` | ≥ 2× | 10.0 µs | 25.0 µs | 2.50× | met |" in lines
@@ -51,10 +38,10 @@ def test_targets_are_figured_from_the_latest_run_of_each_file(tmp_path):
 
 def test_compare_puts_the_regressions_first_and_marks_those_beyond_the_noise(tmp_path):
     case = ("bce_with_logits", "full", "1048576")
-    write_run(tmp_path / "old.csv", "2026-01-01T00:00:00+00:00",
+    append_results(tmp_path / "old.csv", "2026-01-01T00:00:00+00:00",
               [(case[0], "fusedgan", *case[1:], (95.0, 100.0, 105.0)), (case[0], "eager", *case[1:], (990.0, 1000.0, 1010.0)),
                ("entropy", "fusedgan", "full", "16384x16", flat(5.0))])
-    write_run(tmp_path / "new.csv", "2026-01-02T00:00:00+00:00",
+    append_results(tmp_path / "new.csv", "2026-01-02T00:00:00+00:00",
               [(case[0], "fusedgan", *case[1:], (115.0, 120.0, 125.0)), (case[0], "eager", *case[1:], (960.0, 1010.0, 1020.0))])
     lines = compare.comparison(latest_runs(tmp_path / "old.csv")["cpu"], latest_runs(tmp_path / "new.csv")["cpu"])
     assert lines[2:] == [

@@ -4,7 +4,6 @@ the workload it runs under compute-sanitizer; and its refusal to start without a
 
 from __future__ import annotations
 
-import csv
 import datetime
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import gpu_check
 import pytest
 import torch
 from cuda_cases import every_op, run
-from longformat import FIELDS
+from helpers import append_results
 
 from fusedgan import functional as F
 
@@ -80,14 +79,8 @@ def test_no_stage_starts_near_the_end_of_the_budget(tmp_path):
 
 def write_run(path: Path, stamp: str, rows) -> None:
     """Appends a run of (op, provider, mode, shape, p50 µs) rows measured on an H200 to a results CSV."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
-        if new:
-            writer.writeheader()
-        for op, provider, mode, shape, p50 in rows:
-            writer.writerow(dict(op=op, provider=provider, mode=mode, shape=shape, dtype="float32", p20_us=p50, p50_us=p50, p80_us=p50,
-                                 device="NVIDIA H200", threads=16, torch="2.11.0+cu130", fusedgan="0.1.0", timestamp=stamp))
+    append_results(path, stamp, [(*row[:4], (row[4],) * 3) for row in rows], device="NVIDIA H200", threads=16,
+                   torch_version="2.11.0+cu130")
 
 
 def bce_run(fused, compiled, copy, eager=5000.0):
