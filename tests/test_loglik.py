@@ -225,6 +225,20 @@ def test_parameters_broadcast_across_data_sets_take_the_separate_backward():
             torch.testing.assert_close(a, e)
 
 
+@pytest.mark.parametrize("data_needs_grad", [False, True])
+def test_expanded_parameters_get_a_gradient_per_element(data_needs_grad):
+    """A parameter expanded along the data (stride 0, full shape) has one value per data set in
+    memory but a gradient per element, which its expansion's backward then sums."""
+    x = torch.randn(4, 50, generator=torch.Generator().manual_seed(36), dtype=torch.float64).requires_grad_(data_needs_grad)
+    loc = torch.randn(4, 1, dtype=torch.float64, requires_grad=True)
+    scale = torch.rand(4, 1, dtype=torch.float64).add(0.5).requires_grad_()
+    grad_output = torch.randn(4, dtype=torch.float64)
+    ours = torch.autograd.grad(F.normal_log_likelihood(x, loc.expand(4, 50), scale.expand(4, 50)), [loc, scale], grad_output)
+    expected = torch.autograd.grad(torch.distributions.Normal(loc, scale).log_prob(x).sum(-1), [loc, scale], grad_output)
+    for a, e in zip(ours, expected):
+        torch.testing.assert_close(a, e)
+
+
 def test_and_grad_under_vmap_matches_a_loop():
     """The _and_grad op's batching rule, called directly (the log-likelihood's autograd does not
     keep gradients under torch.func)."""

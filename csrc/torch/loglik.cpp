@@ -108,6 +108,21 @@ Shapes shapes_of(const FamilyInfo& info, const Tensor& x, const Params& params, 
   return s;
 }
 
+// A tensor's size along dim d of the full shape (1 where it has no such dim: broadcast).
+int64_t size_along(const Shapes& s, const Tensor& t, int64_t d) {
+  const int64_t offset = int64_t(s.full.size()) - t.dim();
+  return d < offset ? 1 : t.size(d - offset);
+}
+
+// Whether a parameter has one value per data set in its shape (size 1 along every summed
+// dim), not only in its strides: an expanded one has a gradient per element.
+bool one_per_data_set(const Shapes& s, const Tensor& p) {
+  for (size_t i = s.split; i < s.order.size(); ++i) {
+    if (size_along(s, p, s.order[i]) != 1) return false;
+  }
+  return true;
+}
+
 at::ScalarType dtype_of(const Tensor& x, const Params& params) {
   auto dtype = x.scalar_type();
   for (const auto& p : params) {
@@ -192,7 +207,7 @@ Gradients gradients(const FamilyInfo& info, const Shapes& s, const Tensor& grad_
   std::array<Tensor, kMaxParams> gp;
   for (int k = 0; k < kMaxParams; ++k) {
     if (!mask[k + 1] || !params[k]) continue;
-    grads.per_row[k] = call.args.params[k].broadcast_col;
+    grads.per_row[k] = call.args.params[k].broadcast_col && one_per_data_set(s, *params[k]);
     gp[k] = grads.per_row[k] ? at::empty({call.args.grid.rows}, options) : new_output(s.permuted, options);
     grads.params[k] = gp[k].data_ptr();
   }
@@ -342,12 +357,9 @@ std::optional<ParamMask> kept_gradients(const FamilyInfo& info, const Tensor& x,
   for (int k = 0; k < kMaxParams; ++k) {
     if (!params[k] || !params[k]->requires_grad()) continue;
     const Tensor& p = *params[k];
-    if (transformed(p)) return std::nullopt;
-    const int64_t offset = int64_t(s.full.size()) - p.dim();
-    for (size_t i = 0; i < s.order.size(); ++i) {
-      const int64_t d = s.order[i];
-      const int64_t size = d < offset ? 1 : p.size(d - offset);
-      if (size != (i < s.split ? s.full[d] : 1)) return std::nullopt;
+    if (transformed(p) || !one_per_data_set(s, p)) return std::nullopt;
+    for (size_t i = 0; i < s.split; ++i) {  // and its gradient no sum over data sets
+      if (size_along(s, p, s.order[i]) != s.full[s.order[i]]) return std::nullopt;
     }
     wanted[k] = true;
   }
