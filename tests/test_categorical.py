@@ -46,6 +46,16 @@ def test_every_layout_matches_torch_distributions_in_value_and_gradients(labels_
     assert torch.autograd.gradgradcheck(lambda l: F.categorical_log_likelihood(labels, l, dim=dim), (logits,))
 
 
+def test_logits_expanded_along_the_data_get_a_gradient_per_point():
+    """Expanded logits (stride 0, full size) are one per point as far as autograd knows: each
+    point's row gets its own gradient, as torch.distributions gives."""
+    labels = torch.tensor([0, 2, 1, 2])
+    logits = torch.randn(1, 3, dtype=torch.float64).expand(4, 3).requires_grad_()
+    ours = torch.autograd.grad(F.categorical_log_likelihood(labels, logits, dim=-1), logits)[0]
+    expected = torch.autograd.grad(torch.distributions.Categorical(logits=logits).log_prob(labels).sum(), logits)[0]
+    torch.testing.assert_close(ours, expected)
+
+
 def test_impossible_classes():
     """A class of probability 0 (logit -inf) adds nothing unless a label names it; then -inf."""
     logits = torch.tensor([[[0.0, -float("inf"), 0.0]], [[0.0, -float("inf"), 0.0]]], requires_grad=True)

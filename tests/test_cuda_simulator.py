@@ -211,6 +211,7 @@ LOGLIK_LAYOUTS = {  # name -> (data shape, parameter shape, dim)
     "dim_tuple": ((4, 9, 33), (4, 1, 1), (1, 2)),
     "all_dims": ((2000,), (), None),
     "empty_sets": ((5, 0), (5, 1), -1),
+    "one_point_sets": ((50, 1), (50, 1), -1),
 }
 
 
@@ -237,6 +238,19 @@ def test_log_likelihoods_with_parameter_gradients_from_the_forward_pass(family, 
     params = [make(p_shape).float() for make in reference.params]
     fn = getattr(F, FAMILIES[family].function_name)
     compare(lambda: value_and_grads(lambda *p: fn(x, *p, dim=dim), params), torch.float32)
+
+
+@pytest.mark.parametrize("base", [None, 2.0])
+def test_entropy_gradient_kept_from_the_forward_pass_has_the_bits_of_the_backward(base):
+    """The first backward scales the kept gradient; a retained graph's second computes it with
+    the backward kernel: the same bits on the simulated GPU too."""
+    z = randn((37, 129), 44).float().requires_grad_()
+    grad_output = randn((37,), 45).float()
+    with simulated_cuda():
+        value = F.entropy_with_logits(z, -1, base=base)
+        first = torch.autograd.grad(value, z, grad_output, retain_graph=True)[0]
+        again = torch.autograd.grad(value, z, grad_output)[0]
+    assert torch.equal(first, again)
 
 
 def test_label_counts():

@@ -171,17 +171,18 @@ def test_integer_inputs_are_named():
 
 # ---- the softmax form's gradient, computed in its forward pass and kept
 
+@pytest.mark.parametrize("base", [None, 2.0])
 @pytest.mark.parametrize("shape,dim", [((5000, 16), -1), ((16, 5000), 0), ((7, 300, 3), 1), ((), -1), ((0, 4), -1)])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
-def test_gradient_kept_from_the_forward_pass(shape, dim, dtype):
+def test_gradient_kept_from_the_forward_pass(shape, dim, dtype, base):
     """The first backward scales the gradient the forward computed; a second (retain_graph)
     and a differentiable one compute it again: the same bits, and the same value as without
     a gradient (to rounding)."""
     z = (torch.randn(shape, generator=torch.Generator().manual_seed(40), dtype=torch.float64) * 3).to(dtype)
     leaf = z.clone().requires_grad_()
-    value = F.entropy_with_logits(leaf, dim)
+    value = F.entropy_with_logits(leaf, dim, base=base)
     with torch.no_grad():
-        torch.testing.assert_close(value, F.entropy_with_logits(z, dim), **ENTROPY_TOLERANCES[dtype])
+        torch.testing.assert_close(value, F.entropy_with_logits(z, dim, base=base), **ENTROPY_TOLERANCES[dtype])
     grad_output = torch.randn(value.shape, generator=torch.Generator().manual_seed(41), dtype=torch.float64).to(dtype)
     first = torch.autograd.grad(value, leaf, grad_output, retain_graph=True)[0]
     again = torch.autograd.grad(value, leaf, grad_output, retain_graph=True)[0]
@@ -190,7 +191,7 @@ def test_gradient_kept_from_the_forward_pass(shape, dim, dtype):
     torch.testing.assert_close(first, graphed, **ENTROPY_TOLERANCES[dtype])
     if z.dim() and z.numel():
         reference = z.double().requires_grad_()
-        expected = torch.distributions.Categorical(logits=reference.movedim(dim, -1)).entropy()
+        expected = torch.distributions.Categorical(logits=reference.movedim(dim, -1)).entropy() / math.log(base or math.e)
         torch.testing.assert_close(first.double(), torch.autograd.grad(expected, reference, grad_output.double())[0],
                                    **ENTROPY_TOLERANCES[dtype])
 

@@ -239,6 +239,33 @@ def test_expanded_parameters_get_a_gradient_per_element(data_needs_grad):
         torch.testing.assert_close(a, e)
 
 
+@pytest.mark.parametrize("layout", ["one_point_sets", "expanded"])
+def test_student_t_df_gradient_per_element(layout):
+    """df constant along each data set but its gradient stored per element (sets of one point, or
+    df expanded along the data): the digamma terms, taken once per set, are in it."""
+    g = torch.Generator().manual_seed(37)
+    points = 1 if layout == "one_point_sets" else 6
+    x = torch.randn(5, points, generator=g, dtype=torch.float64)
+    base_df = torch.rand(5, 1, generator=g, dtype=torch.float64).add(1).requires_grad_()
+    df = base_df if layout == "one_point_sets" else base_df.expand(5, points)
+    loc, scale = torch.zeros(5, 1, dtype=torch.float64), torch.ones(5, 1, dtype=torch.float64)
+    ours = torch.autograd.grad(F.student_t_log_likelihood(x, df, loc, scale).sum(), base_df)[0]
+    expected = torch.autograd.grad(torch.distributions.StudentT(base_df, loc, scale).log_prob(x).sum(), base_df)[0]
+    torch.testing.assert_close(ours, expected)
+
+
+def test_a_parameter_modified_in_place_after_the_forward_pass_is_refused():
+    """The gradients kept from the forward pass were taken at the old value: the backward must not
+    hand them on."""
+    x, loc, scale = torch.randn(3, 20), torch.zeros(3, 1, requires_grad=True), torch.ones(3, 1)
+    scaled_loc = loc * 1.0
+    value = F.normal_log_likelihood(x, scaled_loc, scale).sum()
+    with torch.no_grad():
+        scaled_loc.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        value.backward()
+
+
 def test_and_grad_under_vmap_matches_a_loop():
     """The _and_grad op's batching rule, called directly (the log-likelihood's autograd does not
     keep gradients under torch.func)."""

@@ -199,20 +199,23 @@ struct EntropyWithLogitsBackward : Form<T> {
     if (this->value) this->store_block(this->value, first, stats.entropy());
     const VecF inv_s = VecF(1.0f) / stats.s, t_over_s = stats.t / stats.s;
     float g[kLanes];
-    for (int i = 0; i < kLanes; ++i) g[i] = float(this->scaled_grad(first + i));
-    const VecF scaled = VecF::load(g);
+    for (int i = 0; i < kLanes; ++i) g[i] = math::widen(this->grad[first + i]);
+    const VecF grads = VecF::load(g), unit(float(this->a.scale));
     for (int64_t j = 0; j < length; ++j) {
       const VecF shifted = columns[j] - stats.max;
       store_column(this->row_out(first), length, j,
-                   scaled * math::entropy_with_logits_grad(e[j] * inv_s, shifted - t_over_s));
+                   unit * math::entropy_with_logits_grad(e[j] * inv_s, shifted - t_over_s) * grads);
     }
     return true;
   }
+  // The unit's gradient rounded, then times the row's incoming gradient: as autograd scales a
+  // gradient kept from the forward pass, so that both give the same bits.
   void store_gradient(int64_t row, const math::SoftmaxRow& stats) const {
-    const Vec<T> g(this->scaled_grad(row)), m(stats.max), r(1 / stats.s), h(stats.t / stats.s);
+    const Vec<T> g(math::widen(this->grad[row])), unit(this->a.scale), m(stats.max), r(1 / stats.s),
+        h(stats.t / stats.s);
     T* out = this->row_out(row);
     for_each_vector(this->input(row), this->a.length, 0.0f, [&](int64_t i, Vec<T> z, int count) {
-      Lanes<T>::store(out + i, g * math::entropy_with_logits_grad(z, m, r, h), count);
+      Lanes<T>::store(out + i, unit * math::entropy_with_logits_grad(z, m, r, h) * g, count);
     });
   }
 };

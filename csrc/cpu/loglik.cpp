@@ -64,6 +64,9 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
       constexpr int kValue = kMaxParams;  // the log-likelihood's slot in the sums
       const auto totals = sum_rows<kMaxParams + 1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         typename L::Sum sums[kMaxParams + 1];
+        // A split family's costly partials, for the parameters whose gradients are stored per
+        // element (a data set of one point, or a parameter expanded along the data).
+        typename L::Vec costly_per_element[kMaxParams] = {0.0f, 0.0f, 0.0f};
         const auto run = [&](auto splitting) {
           const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
             const auto [x, p0, p1, p2, g] = std::apply(
@@ -88,7 +91,8 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
               if (out.per_row[k]) {
                 sums[k].add(partials.params[k], count);  // times the row's g when stored
               } else if (out.params[k]) {
-                L::store(static_cast<T*>(out.params[k]) + index, g * partials.params[k], count, streaming);
+                const auto partial = decltype(splitting)::value ? partials.params[k] + costly_per_element[k] : partials.params[k];
+                L::store(static_cast<T*>(out.params[k]) + index, g * partial, count, streaming);
               }
             }
           };
@@ -104,8 +108,9 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
         std::array<double, kMaxParams + 1> totals{};
         if constexpr (math::kSplits<LogPdf>) {
           if (split) {
-            run(std::true_type{});
             const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
+            for (int k = 0; k < kMaxParams; ++k) costly_per_element[k] = typename L::Vec(costly.params[k]);
+            run(std::true_type{});
             for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * costly.params[k] + sums[k].total();
             totals[kValue] = sums[kValue].total() + double(last - first) * math::row_normalizer<LogPdf, T>(a, row);
           }

@@ -93,10 +93,11 @@ struct EntropyWithLogitsBackward {
     const math::SoftmaxRow stats = softmax_row(r, lane, group);
     if (row < 0) return;
     if (value && lane == 0) store_entropy(a, row, stats, value);
-    const double g = double(math::widen(grad[row])) * a.scale;
+    // The unit's gradient rounded to T, then times the row's incoming gradient: as autograd
+    // scales a gradient kept from the forward pass, so that both give the same bits.
     for (int64_t i = lane; i < r.length; i += group) {
-      math::narrow_into(grad_input + row * a.length + i,
-                        math::compute_t<T>(g * math::entropy_with_logits_grad(r[i], stats)));
+      math::narrow_scaled_into(grad_input + row * a.length + i, a.scale * math::entropy_with_logits_grad(r[i], stats),
+                               grad[row]);
     }
   }
 };

@@ -47,6 +47,17 @@ struct StoreLogLikelihood {
 
 constexpr int kValue = kMaxParams;  // the log-likelihood's slot in the backward's sums
 
+// A split family's costly partial by parameter k, for a gradient stored per element (a data
+// set of one point, or a parameter expanded along the data); 0 otherwise.
+template <class T, class LogPdf, bool kSplit>
+__device__ math::compute_t<T> costly_per_element(const LogLikelihoodArgs& a, int64_t row, int k) {
+  if constexpr (kSplit) {
+    return math::compute_t<T>(math::row_costly_partials<LogPdf, T>(a, row).params[k]);
+  } else {
+    return 0;
+  }
+}
+
 // An element's gradients times grad[row]: d/dx and the per-element parameter gradients
 // stored, the per-row ones added to the row's sums (a split family's: the data's partials),
 // and where asked its log-density to the row's log-likelihood.
@@ -73,7 +84,7 @@ struct GradientTerms {
       if (out.per_row[k]) {
         sums[k] += double(p.params[k]);  // times the row's g when stored
       } else if (out.params[k]) {
-        math::narrow_into(static_cast<T*>(out.params[k]) + i, g * p.params[k]);
+        math::narrow_into(static_cast<T*>(out.params[k]) + i, g * (p.params[k] + costly_per_element<T, LogPdf, kSplit>(a, row, k)));
       }
     }
     if (out.value) sums[kValue] += element_log_density<kSplit>(log_pdf, x, p0, p1, p2);

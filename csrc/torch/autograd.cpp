@@ -44,6 +44,7 @@ torch::autograd::variable_list LossNode::apply(torch::autograd::variable_list&& 
   const at::Tensor& grad = grads[0];
   if (!grad.defined()) return torch::autograd::variable_list(num_outputs());  // a zero gradient
   if (!at::GradMode::is_enabled() && !kept.empty() && !tangent_of(grad).defined()) {
+    for (auto& s : saved) s.unpack(getptr());  // raises if an input was modified in place since
     torch::autograd::variable_list result = std::move(kept);  // ours alone now: scaled in place
     kept.clear();
     for (auto& g : result) {

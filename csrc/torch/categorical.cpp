@@ -86,10 +86,10 @@ Tensor categorical_log_likelihood(const Tensor& labels, const Tensor& logits, at
     TORCH_CHECK_VALUE(repeated == summed.end(), kOp, ": dim ", repeated == summed.end() ? 0 : *repeated,
                       " appears more than once in dim");
   }
-  // Constant along a summed dim: the logits are broadcast there (their stride is 0 or the
-  // dim has one element).
+  // One set of logits per data set: size 1 along every summed dim (logits expanded there,
+  // stride 0 but full size, have a gradient per element and take the other path).
   const bool per_data_set = !summed.empty() && std::all_of(summed.begin(), summed.end(), [&](int64_t d) {
-    return padded.sym_stride(d) == 0 || padded.sym_size(d) == 1;
+    return padded.sym_size(d) == 1;
   });
   if (!per_data_set) {
     // Checked where the labels are real numbers on the CPU (not while traced or transformed).

@@ -203,8 +203,8 @@ Tensor forward_autograd(const Tensor& input, int64_t dim, OptionalDouble base) {
   {
     at::AutoDispatchBelowADInplaceOrView guard;
     // The softmax form computes its gradient in the forward pass and keeps it, unless a
-    // transform would not use it; in float and double, where scaling it later rounds once,
-    // as computing it in the backward does.
+    // transform would not use it; in float and double, where the backward kernels too round
+    // the gradient at grad = 1 to the dtype before scaling it, so that both give the same bits.
     std::vector<Tensor> kept;
     if constexpr (std::is_same_v<Form, OfLogits>) {
       const bool rounds_once = input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble;
