@@ -198,9 +198,7 @@ struct EntropyWithLogitsBackward : Form<T> {
     const SoftmaxLanes stats = softmax_lanes(this->input(first), length, columns, e);
     if (this->value) this->store_block(this->value, first, stats.entropy());
     const VecF inv_s = VecF(1.0f) / stats.s, t_over_s = stats.t / stats.s;
-    float g[kLanes];
-    for (int i = 0; i < kLanes; ++i) g[i] = math::widen(this->grad[first + i]);
-    const VecF grads = VecF::load(g), unit(float(this->a.scale));
+    const VecF grads = Lanes<T>::load(this->grad + first, kLanes), unit(float(this->a.scale));
     for (int64_t j = 0; j < length; ++j) {
       const VecF shifted = columns[j] - stats.max;
       store_column(this->row_out(first), length, j,

@@ -15,6 +15,14 @@ Uniform<T> row_value(const Operand& operand, int64_t row) {
   if (!operand.data) return {1};
   return {math::widen(static_cast<const T*>(operand.data)[row * operand.row_stride])};
 }
+
+// f(operands...) for a row: as their row values where they are constant along each row
+// (per_row), as they are otherwise.
+template <class T, class F, class... Operands>
+FUSEDGAN_ALWAYS_INLINE auto with_row_operands(bool per_row, int64_t row, const F& f, const Operands&... operands) {
+  if (per_row) return f(row_value<T>(operands, row)...);
+  return f(operands...);
+}
 }  // namespace
 
 void log_likelihood(const LogLikelihoodArgs& a, void* out) {
@@ -26,21 +34,21 @@ void log_likelihood(const LogLikelihoodArgs& a, void* out) {
       const bool split = math::kSplits<LogPdf> && per_row;
       const auto totals = sum_rows<1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
         const int64_t begin = row * a.grid.cols;
+        const auto sum = [&](const auto& f) FUSEDGAN_LAMBDA_ALWAYS_INLINE {
+          return with_row_operands<T>(
+              per_row, row,
+              [&](const auto&... params) FUSEDGAN_LAMBDA_ALWAYS_INLINE {
+                return reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, f, a.x, params...).first;
+              },
+              a.params[0], a.params[1], a.params[2]);
+        };
         if constexpr (math::kSplits<LogPdf>) {
           if (split) {  // the parameters' terms once per row part, in double
             const auto data_term = [](auto x, auto p0, auto p1, auto p2) { return LogPdf::data_term(x, p0, p1, p2); };
-            const ChunkSums sums = reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, data_term, a.x,
-                                                   row_value<T>(a.params[0], row), row_value<T>(a.params[1], row),
-                                                   row_value<T>(a.params[2], row));
-            return std::array<double, 1>{sums.first + double(last - first) * math::row_normalizer<LogPdf, T>(a, row)};
+            return std::array<double, 1>{sum(data_term) + double(last - first) * math::row_normalizer<LogPdf, T>(a, row)};
           }
         }
-        const ChunkSums sums =
-            per_row ? reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, row_value<T>(a.params[0], row),
-                                      row_value<T>(a.params[1], row), row_value<T>(a.params[2], row))
-                    : reduce_chunk<T>(a.grid, begin + first, begin + last, nullptr, log_pdf, a.x, a.params[0],
-                                      a.params[1], a.params[2]);
-        return std::array<double, 1>{sums.first};
+        return std::array<double, 1>{sum(log_pdf)};
       });
       for (int64_t row = 0; row < a.grid.rows; ++row) math::narrow_into(static_cast<T*>(out) + row, totals[row][0]);
     });
@@ -97,13 +105,10 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
             }
           };
           const int64_t begin = row * a.grid.cols;
-          if (per_row) {
-            for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, row_value<T>(a.params[0], row),
-                            row_value<T>(a.params[1], row), row_value<T>(a.params[2], row), row_value<T>(grad_per_row, row));
-          } else {
-            for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, a.params[0], a.params[1], a.params[2],
-                            grad_per_row);
-          }
+          with_row_operands<T>(
+              per_row, row,
+              [&](const auto&... operands) FUSEDGAN_LAMBDA_ALWAYS_INLINE { for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, operands...); },
+              a.params[0], a.params[1], a.params[2], grad_per_row);
         };
         std::array<double, kMaxParams + 1> totals{};
         if constexpr (math::kSplits<LogPdf>) {

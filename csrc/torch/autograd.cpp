@@ -8,6 +8,10 @@ void set_tangent(const at::Tensor& output, const at::Tensor& tangent) {
   output._set_fw_grad(tangent.to(output.scalar_type()), /*level=*/0, /*is_inplace_op=*/false);
 }
 
+void check_first_order(bool differentiated, const std::string& op, const char* differentiable_op, const char* what) {
+  TORCH_CHECK(!differentiated, op, " is not differentiable; call ", differentiable_op, " for a differentiable ", what);
+}
+
 bool transformed(const at::Tensor& t) {
   return t.key_set().has_any(
       c10::DispatchKeySet({c10::DispatchKey::FuncTorchGradWrapper, c10::DispatchKey::FuncTorchBatched}));

@@ -49,6 +49,11 @@ bool has_tangents(const Inputs&... inputs) {
   return (tangent_of(inputs).defined() || ...);
 }
 
+// An _and_grad op is the first-order pass of another op's autograd (`differentiable_op`, a
+// `what`): it refuses a call that would need its own derivative (differentiated: an input
+// requires grad or carries a tangent).
+void check_first_order(bool differentiated, const std::string& op, const char* differentiable_op, const char* what);
+
 // Gives output its tangent, in output's dtype.
 void set_tangent(const at::Tensor& output, const at::Tensor& tangent);
 

@@ -38,9 +38,13 @@ void check_label_range(bool in_range, const c10::SymInt& classes) {
 
 // fusedgan::_label_counts(labels, classes): labels (rows, points), of any integer dtype ->
 // (rows, classes) float64 counts.
-Tensor label_counts(const Tensor& labels, int64_t classes) {
+void check_label_count_labels(const Tensor& labels) {
   check_labels(labels);
   TORCH_CHECK_VALUE(labels.dim() == 2, "_label_counts: expected labels of 2 dims (rows, points), got ", labels.dim());
+}
+
+Tensor label_counts(const Tensor& labels, int64_t classes) {
+  check_label_count_labels(labels);
   TORCH_CHECK_VALUE(classes >= 1, "_label_counts: classes must be at least 1, got ", classes);
   const Tensor flat = labels.to(at::kLong).contiguous();
   Tensor counts = at::empty({flat.size(0), classes}, flat.options().dtype(at::kDouble));
@@ -52,8 +56,7 @@ Tensor label_counts(const Tensor& labels, int64_t classes) {
 }
 
 Tensor label_counts_meta(const Tensor& labels, c10::SymInt classes) {
-  check_labels(labels);
-  TORCH_CHECK_VALUE(labels.dim() == 2, "_label_counts: expected labels of 2 dims (rows, points), got ", labels.dim());
+  check_label_count_labels(labels);
   return at::empty_symint({labels.sym_size(0), std::move(classes)}, labels.options().dtype(at::kDouble));
 }
 

@@ -292,8 +292,7 @@ struct Elementwise {
 
   // The _and_grad op is the first-order pass of the loss's autograd, not differentiable itself.
   static std::tuple<Tensor, Tensor> and_grad_autograd(const ElementwiseArguments& a) {
-    TORCH_CHECK(!records(a) && !has_input_tangents(a), "_", Op::kName, "_and_grad is not differentiable; call ",
-                Op::kName, " for a differentiable loss");
+    check_first_order(records(a) || has_input_tangents(a), std::string("_") + Op::kName + "_and_grad", Op::kName, "loss");
     at::AutoDispatchBelowADInplaceOrView guard;
     return Op::call_and_grad(a);
   }

@@ -248,8 +248,8 @@ Tensor backward_autograd(const Tensor& grad, const Tensor& input, int64_t dim, O
 
 // The _and_grad op is the first-order pass of the entropy's autograd, not differentiable itself.
 std::tuple<Tensor, Tensor> and_grad_autograd(const Tensor& logits, int64_t dim, OptionalDouble base) {
-  TORCH_CHECK(!records_grad(logits) && !has_tangents(logits),
-              "_entropy_with_logits_and_grad is not differentiable; call entropy_with_logits for a differentiable value");
+  check_first_order(records_grad(logits) || has_tangents(logits), "_entropy_with_logits_and_grad", "entropy_with_logits",
+                    "value");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_and_grad(logits, dim, base);
 }

@@ -306,20 +306,16 @@ Tensor discriminator_stats_autograd(const Tensor& real, const Tensor& fake) {
   return call_discriminator_stats(real, fake);
 }
 
-void check_first_order(const char* op, const char* differentiable_op, bool records) {
-  TORCH_CHECK(!records, op, " is not differentiable; call ", differentiable_op, " for a differentiable cost");
-}
-
 std::tuple<Tensor, Tensor, Tensor> discriminator_cost_and_grad_autograd(const Tensor& real, const Tensor& fake,
                                                                         double real_label, double fake_label) {
-  check_first_order("_discriminator_cost_and_grad", "discriminator_cost",
-                    records_grad(real, fake) || has_tangents(real, fake));
+  check_first_order(records_grad(real, fake) || has_tangents(real, fake), "_discriminator_cost_and_grad",
+                    "discriminator_cost", "cost");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_discriminator_cost_and_grad(real, fake, real_label, fake_label);
 }
 
 std::tuple<Tensor, Tensor> generator_cost_and_grad_autograd(const Tensor& fake, c10::string_view kind) {
-  check_first_order("_generator_cost_and_grad", "generator_cost", records_grad(fake) || has_tangents(fake));
+  check_first_order(records_grad(fake) || has_tangents(fake), "_generator_cost_and_grad", "generator_cost", "cost");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_generator_cost_and_grad(fake, kind);
 }

@@ -256,23 +256,28 @@ Tensor forward_meta(c10::string_view family, const Tensor& x, const Tensor& a, c
   return at::empty(shapes_of(family_info(family), x, params, dim).output, x.options().dtype(dtype_of(x, params)));
 }
 
+// An argument's gradient as the Meta kernels give it: undefined where not wanted (or the
+// argument is absent), else empty, of the argument's shape in the computation's dtype.
+Tensor meta_gradient(bool wanted, const OptionalTensor& argument, const at::TensorOptions& options) {
+  return wanted && argument ? at::empty(argument->sizes(), options) : Tensor();
+}
+
 Gradients backward_meta(const Tensor& grad, c10::string_view family, const Tensor& x, const Tensor& a,
                         const OptionalTensor& b, const OptionalTensor& c, DimList dim, OutputMask mask) {
   const FamilyInfo& info = family_info(family);
   const Params params{a, b, c};
   check_backward_grad(info, grad, x, shapes_of(info, x, params, dim));
   const auto options = x.options().dtype(dtype_of(x, params));
-  const auto like = [&](bool wanted, const OptionalTensor& t) { return wanted && t ? at::empty(t->sizes(), options) : Tensor(); };
-  return {like(mask[0], x), like(mask[1], a), like(mask[2], b), like(mask[3], c)};
+  return {meta_gradient(mask[0], x, options), meta_gradient(mask[1], a, options), meta_gradient(mask[2], b, options),
+          meta_gradient(mask[3], c, options)};
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> and_grad_meta(c10::string_view family, const Tensor& x, const Tensor& a,
                                                          const OptionalTensor& b, const OptionalTensor& c, DimList dim,
                                                          ParamMask wanted) {
-  const Params params{a, b, c};
   const Tensor value = forward_meta(family, x, a, b, c, dim);
-  const auto like = [&](bool want, const OptionalTensor& t) { return want && t ? at::empty(t->sizes(), value.options()) : Tensor(); };
-  return {value, like(wanted[0], a), like(wanted[1], b), like(wanted[2], c)};
+  return {value, meta_gradient(wanted[0], a, value.options()), meta_gradient(wanted[1], b, value.options()),
+          meta_gradient(wanted[2], c, value.options())};
 }
 
 // ---- calls through the dispatcher
@@ -415,8 +420,8 @@ Gradients backward_autograd(const Tensor& grad, c10::string_view family, const T
 std::tuple<Tensor, Tensor, Tensor, Tensor> and_grad_autograd(c10::string_view family, const Tensor& x, const Tensor& a,
                                                              const OptionalTensor& b, const OptionalTensor& c,
                                                              DimList dim, ParamMask wanted) {
-  TORCH_CHECK(!records_grad(x, a, b, c) && !has_tangents(x, a, b, c),
-              "_log_likelihood_and_grad is not differentiable; call log_likelihood for a differentiable value");
+  check_first_order(records_grad(x, a, b, c) || has_tangents(x, a, b, c), "_log_likelihood_and_grad", "log_likelihood",
+                    "value");
   at::AutoDispatchBelowADInplaceOrView guard;
   return call_and_grad(family, x, Params{a, b, c}, dim, wanted);
 }
