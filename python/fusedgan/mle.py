@@ -10,7 +10,7 @@ is the maximised log-likelihood of each set.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, NamedTuple, Optional
 
 import torch
 from torch import Tensor
@@ -19,9 +19,20 @@ from . import functional as F
 
 __all__ = ["fit", "FAMILIES"]
 
+
+class Estimate(NamedTuple):
+    """What a fit routine returns: the parameters (keyed like the log-likelihood's arguments,
+    `dim` removed) and, for iterative methods, per data set the iterations taken and whether
+    the set converged (None: a closed form, 0 iterations and converged)."""
+
+    params: dict[str, Tensor]
+    iterations: Optional[Tensor] = None  # int64, one per data set
+    converged: Optional[Tensor] = None  # bool, one per data set
+
+
 # The fit routine of each family: those of the compiled list (fusedgan.families), and the
 # categorical and normal mixture, whose log-likelihoods are ops of their own.
-FAMILIES: dict[str, Callable[..., dict[str, Tensor]]] = {}
+FAMILIES: dict[str, Callable[..., Estimate]] = {}
 
 
 def _fits(family: str):
@@ -35,46 +46,46 @@ def _fits(family: str):
 
 
 @_fits("normal")
-def _normal(x: Tensor, dim: int) -> dict[str, Tensor]:
+def _normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
     loc = x.mean(dim)
-    return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()}  # biased, as scipy.stats.norm.fit
+    return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()})  # biased, as scipy.stats.norm.fit
 
 
 @_fits("exponential")
-def _exponential(x: Tensor, dim: int) -> dict[str, Tensor]:
+def _exponential(x: Tensor, dim: int) -> Estimate:
     """Closed form: 1 / mean, location 0; the data must not be negative."""
     if (x < 0).any():
         raise ValueError("fit: exponential data must not be negative")
-    return {"rate": 1 / x.mean(dim)}  # location fixed at 0
+    return Estimate({"rate": 1 / x.mean(dim)})  # location fixed at 0
 
 
 @_fits("poisson")
-def _poisson(x: Tensor, dim: int) -> dict[str, Tensor]:
+def _poisson(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean; the counts must not be negative."""
     if (x < 0).any():
         raise ValueError("fit: poisson data (counts) must not be negative")
-    return {"rate": x.mean(dim)}
+    return Estimate({"rate": x.mean(dim)})
 
 
 @_fits("bernoulli")
-def _bernoulli(x: Tensor, dim: int) -> dict[str, Tensor]:
+def _bernoulli(x: Tensor, dim: int) -> Estimate:
     """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets); the data must
     lie in [0, 1]."""
     if ((x < 0) | (x > 1)).any():
         raise ValueError("fit: bernoulli data must lie in [0, 1]")
-    return {"logits": torch.logit(x.mean(dim))}  # +-inf for all-ones or all-zeros sets
+    return Estimate({"logits": torch.logit(x.mean(dim))})  # +-inf for all-ones or all-zeros sets
 
 
 @_fits("laplace")
-def _laplace(x: Tensor, dim: int) -> dict[str, Tensor]:
+def _laplace(x: Tensor, dim: int) -> Estimate:
     """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
     loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
-    return {"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)}
+    return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)})
 
 
 @_fits("categorical")
-def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict[str, Tensor]:
+def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> Estimate:
     """Closed form: log frequencies (−inf for classes never seen), of shape
     `(..., num_classes)`; `x` holds integer labels in [0, num_classes) as floats."""
     if num_classes is None:
@@ -83,7 +94,7 @@ def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> dict
     if not torch.equal(labels.to(x.dtype), x.movedim(dim, -1)) or labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"fit: categorical data must be integer labels in [0, {num_classes})")
     counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).to(x.dtype)
-    return {"logits": torch.log(counts / labels.shape[-1])}  # -inf for classes never seen
+    return Estimate({"logits": torch.log(counts / labels.shape[-1])})  # -inf for classes never seen
 
 
 _LOG_DF_LIMIT = math.log(1e6)
@@ -124,7 +135,7 @@ def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tenso
 
 
 @_fits("student_t")
-def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> dict[str, Tensor]:
+def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> Estimate:
     """Newton's method on (log df, loc, log scale), every set at once, from the median, the
     scaled median absolute deviation and df = 5; gradients and 3 × 3 Hessians in closed form,
     step halving per set; df beyond 10⁶ is taken as the normal limit.
@@ -147,6 +158,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         return F.student_t_log_likelihood(data, theta[..., :1].exp(), theta[..., 1:2], theta[..., 2:].exp())
 
     done = torch.zeros(theta.shape[:-1], dtype=torch.bool, device=theta.device)
+    iterations = torch.zeros(theta.shape[:-1], dtype=torch.int64, device=theta.device)
     value = log_likelihood(theta)
     for _ in range(max_iter):
         gradient, hessian = _student_t_newton_system(data, clamped(theta))
@@ -155,6 +167,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         moving = ~done
         if not moving.any():
             break
+        iterations += moving
         newton, info = torch.linalg.solve_ex(hessian, -gradient.unsqueeze(-1))
         newton = newton.squeeze(-1)
         concave = (torch.linalg.eigvalsh(hessian).amax(-1, keepdim=True) < 0) & (info == 0).unsqueeze(-1)
@@ -174,14 +187,15 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         # growing without bound, as close to the normal limit as it matters)
         done |= new_value <= value + slack
         value = new_value
-    return {"df": theta[..., 0].exp().to(x.dtype), "loc": theta[..., 1].to(x.dtype), "scale": theta[..., 2].exp().to(x.dtype)}
+    params = {"df": theta[..., 0].exp(), "loc": theta[..., 1], "scale": theta[..., 2].exp()}
+    return Estimate({name: value.to(x.dtype) for name, value in params.items()}, iterations, done)
 
 
 @_fits("normal_mixture")
 def _normal_mixture(
     x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
     min_scale: float = 1e-6,
-) -> dict[str, Tensor]:
+) -> Estimate:
     """EM for a diagonal mixture of `k` components, every set at once; `x` is `(..., N, D)`
     with the points along `dim` (default -2 for this family) and the coordinates last; starts
     from `k` distinct points per set chosen with `seed`, equal weights and the set's spread;
@@ -203,7 +217,8 @@ def _normal_mixture(
     scale = points.std(-2, keepdim=True).clamp_min(min_scale).expand_as(loc).clone()
     logits = torch.zeros(*batch, k, dtype=points.dtype, device=points.device)
     previous = torch.full(batch, -math.inf, dtype=points.dtype, device=points.device)
-    for _ in range(max_iter):
+    converged = False
+    for iteration in range(1, max_iter + 1):
         # E step: responsibilities (..., N, K)
         z = (points.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3)
         log_joint = torch.log_softmax(logits, -1).unsqueeze(-2) + (-0.5 * z * z - scale.log().unsqueeze(-3)).sum(-1)
@@ -216,12 +231,14 @@ def _normal_mixture(
         scale = (spread / weight.unsqueeze(-1).clamp_min(1e-300)).sqrt().clamp_min(min_scale)
         value = F.normal_mixture_log_likelihood(points, logits, loc, scale)
         if ((value - previous) <= tolerance * value.abs()).all():
+            converged = True
             break
         previous = value
-    return {"logits": logits.to(x.dtype), "loc": loc.to(x.dtype), "scale": scale.to(x.dtype)}
+    params = {"logits": logits.to(x.dtype), "loc": loc.to(x.dtype), "scale": scale.to(x.dtype)}
+    return Estimate(params, torch.full(batch, iteration), torch.full(batch, converged))
 
 
-def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[str, Tensor]:
+def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> Estimate:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
 
     Returns a dict keyed like the family's log-likelihood function, each parameter with ``dim``
@@ -246,4 +263,4 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> dict[st
         raise ValueError("fit: x contains NaN")
     if torch.isinf(x).any():
         raise ValueError("fit: x contains an infinite value")
-    return FAMILIES[family](x.detach(), dim, **options)
+    return FAMILIES[family](x.detach(), dim, **options).params
