@@ -1,7 +1,8 @@
 """Batched log-likelihoods and fits, fusedgan vs torch.distributions, torch.compile and scipy.
 
 - every family's log-likelihood (normal, laplace, exponential, bernoulli, poisson, student_t,
-  and categorical with 16 classes), forward + backward with gradients for every parameter
+  gamma, beta, lognormal, weibull, half_normal, negative_binomial, binomial, geometric,
+  von_mises, and categorical with 16 classes), forward + backward with gradients for every parameter
   (the data fixed, as in maximum likelihood), on 1024 data sets x 16384 points with one set of parameters
   per data set (shape (1024, 1); categorical logits (1024, 1, 16)), vs
   `torch.distributions.<Family>(*params, validate_args=False).log_prob(x).sum(-1)` eager and
@@ -47,6 +48,15 @@ DISTRIBUTIONS = {
     "bernoulli": lambda logits: D.Bernoulli(logits=logits, validate_args=False),
     "poisson": lambda rate: D.Poisson(rate, validate_args=False),
     "student_t": lambda df, loc, scale: D.StudentT(df, loc, scale, validate_args=False),
+    "gamma": lambda concentration, rate: D.Gamma(concentration, rate, validate_args=False),
+    "beta": lambda concentration1, concentration0: D.Beta(concentration1, concentration0, validate_args=False),
+    "lognormal": lambda loc, scale: D.LogNormal(loc, scale, validate_args=False),
+    "weibull": lambda scale, concentration: D.Weibull(scale, concentration, validate_args=False),
+    "half_normal": lambda scale: D.HalfNormal(scale, validate_args=False),
+    "negative_binomial": lambda total_count, logits: D.NegativeBinomial(total_count, logits=logits, validate_args=False),
+    "binomial": lambda total_count, logits: D.Binomial(total_count, logits=logits, validate_args=False),
+    "geometric": lambda logits: D.Geometric(logits=logits, validate_args=False),
+    "von_mises": lambda loc, concentration: D.VonMises(loc, concentration, validate_args=False),
     "categorical": lambda logits: D.Categorical(logits=logits, validate_args=False),
 }
 FAMILY_OPS = [f"{family}_log_likelihood" for family in DISTRIBUTIONS]
@@ -75,6 +85,16 @@ def family_inputs(family: str) -> list[torch.Tensor]:
         "bernoulli": lambda: [torch.bernoulli(torch.full((SETS, POINTS), 0.5), generator=g), real()],
         "poisson": lambda: [torch.poisson(torch.full((SETS, POINTS), 3.0), generator=g), positive(3.0)],
         "student_t": lambda: [normal(), positive(4.0), real(), positive()],
+        "gamma": lambda: [torch.empty(SETS, POINTS).exponential_(generator=g), positive(2.0), positive()],
+        "beta": lambda: [torch.rand(SETS, POINTS, generator=g) * 0.98 + 0.01, positive(2.0), positive(2.0)],
+        "lognormal": lambda: [normal().exp(), real(), positive()],
+        "weibull": lambda: [torch.empty(SETS, POINTS).exponential_(generator=g), positive(), positive(2.0)],
+        "half_normal": lambda: [normal().abs(), positive()],
+        "negative_binomial": lambda: [torch.poisson(torch.full((SETS, POINTS), 3.0), generator=g), positive(4.0), real()],
+        "binomial": lambda: [torch.binomial(torch.full((SETS, POINTS), 20.0), torch.full((SETS, POINTS), 0.3), generator=g),
+                             torch.full((SETS, 1), 20.0), real()],
+        "geometric": lambda: [torch.poisson(torch.full((SETS, POINTS), 3.0), generator=g), real()],
+        "von_mises": lambda: [normal(), real(), positive(3.0)],
         "categorical": lambda: [torch.randint(CLASSES, (SETS, POINTS), generator=g), real(CLASSES)],
     }[family]()
 

@@ -57,7 +57,8 @@ TARGETS = [
     Target("loglik", "normal_log_likelihood", LOG_LIKELIHOOD, "compile", 2),
     Target("loglik", "normal_log_likelihood", LOG_LIKELIHOOD, "torch.distributions", 80),
     *(Target("loglik", f"{family}_log_likelihood", LOG_LIKELIHOOD, baseline, goal)
-      for family in ("laplace", "exponential", "bernoulli", "poisson", "student_t", "categorical")
+      for family in ("laplace", "exponential", "bernoulli", "poisson", "student_t", "categorical", "gamma", "beta",
+                     "lognormal", "weibull", "half_normal", "negative_binomial", "binomial", "geometric", "von_mises")
       for baseline, goal in (("torch.distributions", 10), ("compile", 1.5))),
     *(Target("bce", "bce_with_logits", str(n), baseline, goal)
       for n, goals in ((MI, (6, 3)), (16 * MI, (10, 4))) for baseline, goal in zip(("eager", "compile"), goals)),

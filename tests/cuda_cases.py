@@ -53,8 +53,8 @@ def every_op(rows: int, cols: int, device: str = "cuda") -> dict[str, tuple[Call
     for dim in (-1, 0):  # a row per thread: few long rows, and many short ones
         cases[f"entropy[dim={dim}]"] = (lambda q, d=dim: F.entropy(q, d), (torch.softmax(x, dim),))
         cases[f"entropy_with_logits[dim={dim}]"] = (lambda z, d=dim: F.entropy_with_logits(z, d), (x,))
-    for family in FAMILIES.values():  # data in [0, 1) lie in every family's support
-        params = [rand(rows, 1, low=0.5) if name in family.positive else randn(rows, 1) for name in family.params]
+    for family in FAMILIES.values():  # data in [0, 1) lie in every family's support (binomial's: below total_count >= 1)
+        params = [rand(rows, 1, low=1.0) if name in family.positive else randn(rows, 1) for name in family.params]
         cases[family.function_name] = (getattr(F, family.function_name), (rand(rows, cols), *params))
     labels = torch.randint(0, 7, (rows, cols), generator=g).to(device)
     cases["categorical_log_likelihood"] = (lambda logits: F.categorical_log_likelihood(labels, logits), (randn(rows, 1, 7),))

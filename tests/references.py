@@ -6,10 +6,12 @@ parameter order (test_families.py keeps the two lists in step)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
+import scipy.optimize
 import scipy.special
 import scipy.stats
 import torch
@@ -37,6 +39,7 @@ class Reference:
     # scipy's pmf takes. (A different convention, such as scipy counting trials where the
     # family counts failures, goes into scipy_logpdf instead.)
     scipy_data: Callable[[torch.Tensor], torch.Tensor] = lambda x: x
+    fit_options: dict = field(default_factory=dict)  # what fit() needs besides the data (binomial's total_count)
 
 
 REFERENCES: dict[str, Reference] = {
@@ -83,7 +86,108 @@ REFERENCES: dict[str, Reference] = {
         (lambda s: draw(s, 6, positive=True) * 3, lambda s: draw(s, 7), lambda s: draw(s, 8, positive=True)),
         lambda x: scipy.stats.t.fit(x),
     ),
+    "gamma": Reference(
+        lambda concentration, rate: torch.distributions.Gamma(concentration, rate),
+        lambda x, concentration, rate: scipy.stats.gamma.logpdf(x, concentration, scale=1 / rate),
+        lambda s, seed: draw(s, seed, positive=True),
+        (lambda s: draw(s, 11, positive=True) * 2, lambda s: draw(s, 12, positive=True)),
+        lambda x: (lambda a, _, scale: (a, 1 / scale))(*scipy.stats.gamma.fit(x, floc=0)),
+    ),
+    "beta": Reference(
+        lambda concentration1, concentration0: torch.distributions.Beta(concentration1, concentration0),
+        lambda x, concentration1, concentration0: scipy.stats.beta.logpdf(x, concentration1, concentration0),
+        lambda s, seed: draw(s, seed, unit=True) * 0.98 + 0.01,
+        (lambda s: draw(s, 13, positive=True) * 2, lambda s: draw(s, 14, positive=True) * 2),
+        lambda x: scipy.stats.beta.fit(x, floc=0, fscale=1)[:2],
+    ),
+    "lognormal": Reference(
+        lambda loc, scale: torch.distributions.LogNormal(loc, scale),
+        lambda x, loc, scale: scipy.stats.lognorm.logpdf(x, scale, scale=np.exp(loc)),
+        lambda s, seed: draw(s, seed, positive=True),
+        (lambda s: draw(s, 15), lambda s: draw(s, 16, positive=True)),
+        lambda x: (lambda shape, _, scale: (np.log(scale), shape))(*scipy.stats.lognorm.fit(x, floc=0)),
+    ),
+    "weibull": Reference(
+        lambda scale, concentration: torch.distributions.Weibull(scale, concentration),
+        lambda x, scale, concentration: scipy.stats.weibull_min.logpdf(x, concentration, scale=scale),
+        lambda s, seed: draw(s, seed, positive=True),
+        (lambda s: draw(s, 17, positive=True), lambda s: draw(s, 18, positive=True) + 0.5),
+        lambda x: (lambda c, _, scale: (scale, c))(*scipy.stats.weibull_min.fit(x, floc=0)),
+    ),
+    "half_normal": Reference(
+        lambda scale: torch.distributions.HalfNormal(scale),
+        lambda x, scale: scipy.stats.halfnorm.logpdf(x, scale=scale),
+        lambda s, seed: draw(s, seed, positive=True),
+        (lambda s: draw(s, 19, positive=True),),
+        lambda x: scipy.stats.halfnorm.fit(x, floc=0)[1:],
+    ),
+    "negative_binomial": Reference(
+        lambda total_count, logits: torch.distributions.NegativeBinomial(total_count, logits=logits, validate_args=False),
+        # scipy counts failures before the n-th success, each with probability p: ours swapped
+        lambda k, total_count, logits: scipy.stats.nbinom.logpmf(k, total_count, scipy.special.expit(-logits)),
+        lambda s, seed: draw(s, seed, counts=True),
+        (lambda s: draw(s, 20, positive=True) * 3, lambda s: draw(s, 21)),
+        lambda k: negative_binomial_fit(k),
+    ),
+    "binomial": Reference(
+        lambda total_count, logits: torch.distributions.Binomial(total_count, logits=logits, validate_args=False),
+        lambda k, total_count, logits: scipy.stats.binom.logpmf(k, total_count, scipy.special.expit(logits)),
+        lambda s, seed: draw(s, seed, counts=True),
+        # logits kept off the balance n sigmoid(l) = k (about 4 here), where the float32
+        # gradient's sum cancels to a few units of its terms' rounding
+        (lambda s: draw(s, 22, counts=True) + 20, lambda s: draw(s, 23, positive=True)),
+        lambda k: (30.0, scipy.special.logit(k.mean() / 30)),
+        fit_options={"total_count": 30},
+    ),
+    "geometric": Reference(
+        lambda logits: LogitGeometric(logits=logits, validate_args=False),
+        # scipy counts the trials up to the first success, one more than our failures
+        lambda k, logits: scipy.stats.geom.logpmf(k + 1, scipy.special.expit(logits)),
+        lambda s, seed: draw(s, seed, counts=True),
+        (lambda s: draw(s, 24),),
+        lambda k: (-np.log(k.mean()),),
+    ),
+    "von_mises": Reference(
+        lambda loc, concentration: ExactVonMises(loc, concentration),
+        lambda x, loc, concentration: scipy.stats.vonmises.logpdf(x, concentration, loc),
+        lambda s, seed: draw(s, seed),
+        (lambda s: draw(s, 25), lambda s: draw(s, 26, positive=True) * 3),
+        lambda x: scipy.stats.vonmises.fit(x, fscale=1)[:2][::-1],
+    ),
 }
+
+
+class ExactVonMises(torch.distributions.VonMises):
+    """torch's von Mises with log I_0 through torch.special.i0e: torch.distributions' own
+    approximates log I_0 to about 1e-7, too coarse for a float64 reference (test_loglik
+    compares with it separately)."""
+
+    def log_prob(self, value):
+        log_i0 = torch.log(torch.special.i0e(self.concentration)) + self.concentration
+        return self.concentration * torch.cos(value - self.loc) - math.log(2 * math.pi) - log_i0
+
+
+class LogitGeometric(torch.distributions.Geometric):
+    """torch's geometric with its log-probability from the logits, k log sigmoid(-l) + log
+    sigmoid(l): torch.distributions' own goes through the probabilities (and a masked write
+    that torch.func.vmap cannot batch)."""
+
+    def log_prob(self, value):
+        return value * torch.nn.functional.logsigmoid(-self.logits) + torch.nn.functional.logsigmoid(self.logits)
+
+
+def negative_binomial_fit(k: np.ndarray) -> tuple:
+    """scipy has no negative binomial fit: scipy.optimize's maximum of the log-likelihood over
+    (log total_count, logits), from the method of moments."""
+    mean, var = k.mean(), k.var()
+    r0 = mean**2 / (var - mean) if var > mean else 100.0
+
+    def cost(theta):
+        return -scipy.stats.nbinom.logpmf(k, np.exp(theta[0]), scipy.special.expit(-theta[1])).sum()
+
+    best = scipy.optimize.minimize(cost, [np.log(r0), np.log(mean / r0)], method="Nelder-Mead",
+                                   options=dict(xatol=1e-10, fatol=1e-12, maxiter=10000))
+    return np.exp(best.x[0]), best.x[1]
 
 
 def reference_log_likelihood(family: str, x: torch.Tensor, params, dim) -> torch.Tensor:

@@ -22,6 +22,10 @@ DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 SHAPE = (257, 131)  # 33,667 elements: two full chunks and an odd tail; rows of odd length
 # The mixture's float32 lanes compute in float (its gradients near zero lose digits).
 MIXTURE_TOLERANCES = {torch.float64: TOLERANCES[torch.float64], torch.float32: dict(rtol=2e-5, atol=2e-5)}
+# Families whose data gradient cancels in float32 near a point of the support, whatever the
+# kernel: log-normal's -(z/s + 1)/x near the mode, von Mises' kappa sin(x - loc) where x - loc is
+# rounded near a multiple of pi, Weibull's (k - 1 - k (x/s)^k)/x near the mode.
+CANCELLING_FAMILIES = {"lognormal", "von_mises", "weibull"}
 
 
 def test_the_requested_instruction_set_is_in_use():
@@ -167,7 +171,7 @@ def test_log_likelihoods(family, layout, dtype):
     fn = getattr(F, FAMILIES[family].function_name)
     check(lambda *args: fn(*args, dim=dim),
           lambda x, *params: reference.distribution(*params).log_prob(x).sum(dims),
-          (reference.data(x_shape, 12), *params), dtype)
+          (reference.data(x_shape, 12), *params), dtype, MIXTURE_TOLERANCES if family in CANCELLING_FAMILIES else TOLERANCES)
 
 
 @pytest.mark.parametrize("k", [3, 40])  # 40: more than one 32-component block in the backward

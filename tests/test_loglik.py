@@ -3,6 +3,7 @@ and torch.distributions (tests/references.py)."""
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 from helpers import DEVICES, TOLERANCES, opcheck_tests
 from references import REFERENCES, draw, reference_log_likelihood
@@ -422,3 +423,32 @@ def test_torch_compile_fullgraph(dynamic):
     torch.testing.assert_close(actual, expected)
     for a, e in zip(torch.autograd.grad(actual, (loc, log_scale)), torch.autograd.grad(expected, (loc, log_scale))):
         torch.testing.assert_close(a, e)
+
+
+def test_von_mises_across_concentrations_matches_scipy():
+    """i0e and i1e switch from the power series to the asymptotic one at 30: both sides, tiny
+    and huge concentrations, against scipy's von Mises (the value) and torch.special (the
+    concentration's gradient, i1e/i0e - 1 + cos(x - loc))."""
+    kappa = torch.tensor([1e-3, 0.5, 1.0, 29.99, 30.01, 100.0, 1e4, 1e7], dtype=torch.float64)
+    x = torch.linspace(-3, 3, 9, dtype=torch.float64)
+    loc = torch.tensor(0.3, dtype=torch.float64)
+    kappa_ = kappa.unsqueeze(-1).requires_grad_()
+    value = F.von_mises_log_likelihood(x, loc, kappa_, dim=())
+    expected = scipy.stats.vonmises.logpdf(x.numpy(), kappa.unsqueeze(-1).numpy(), loc.item())
+    np.testing.assert_allclose(value.detach().numpy(), expected, rtol=1e-12, atol=1e-9)
+    (grad,) = torch.autograd.grad(value.sum(), kappa_)
+    ratio = torch.special.i1e(kappa) / torch.special.i0e(kappa)
+    torch.testing.assert_close(grad.squeeze(-1), (torch.cos(x - loc) - ratio.unsqueeze(-1)).sum(-1), rtol=1e-12, atol=1e-12)
+
+
+def test_geometric_and_von_mises_match_torch_distributions_own():
+    """The references of these two are exact rewrites (tests/references.py); torch's own
+    distributions agree to their precision: von Mises' log I_0 approximation is good to about
+    1e-7."""
+    k = draw((5, 40), 40, counts=True)
+    logits = draw((5, 1), 41)
+    expected = torch.distributions.Geometric(logits=logits).log_prob(k).sum(-1)
+    torch.testing.assert_close(F.geometric_log_likelihood(k, logits), expected, rtol=1e-10, atol=1e-10)
+    x, loc, kappa = draw((5, 40), 42), draw((5, 1), 43), draw((5, 1), 44, positive=True) * 3
+    expected = torch.distributions.VonMises(loc, kappa).log_prob(x).sum(-1)
+    torch.testing.assert_close(F.von_mises_log_likelihood(x, loc, kappa), expected, rtol=1e-6, atol=1e-5)

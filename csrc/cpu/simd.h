@@ -305,6 +305,18 @@ FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) {
   const auto f = [](float x) { return math::digamma(x); };
   return tabled_or_per_lane(v, tabled(f), f);
 }
+FUSEDGAN_ALWAYS_INLINE VecF i0e(VecF v) {
+  return per_lane(v, [](float x) { return math::i0e(x); });
+}
+FUSEDGAN_ALWAYS_INLINE VecF i1e(VecF v) {
+  return per_lane(v, [](float x) { return math::i1e(x); });
+}
+FUSEDGAN_ALWAYS_INLINE VecF sin(VecF v) {
+  return per_lane(v, [](float x) { return math::sin(x); });
+}
+FUSEDGAN_ALWAYS_INLINE VecF cos(VecF v) {
+  return per_lane(v, [](float x) { return math::cos(x); });
+}
 
 // combine() over a vector's lanes in a fixed tree (lane i with lane i + half, halving), so
 // that the result is the same every time and the additions overlap rather than wait on one

@@ -15,6 +15,8 @@
 //                                  - (n+1)/2 log(1 + z^2/n), z = (x - m)/s; with w = (n+1)/(n + z^2):
 //                                  d/dx = -w z/s, d/dm = w z/s, d/ds = (w z^2 - 1)/s,
 //                                  d/dn = (psi((n+1)/2) - psi(n/2) - 1/n - log(1 + z^2/n) + w z^2/n) / 2
+//   gamma, beta, lognormal, weibull, half_normal, negative_binomial, binomial, geometric and
+//   von_mises below: each struct's kDensity gives its density, data_partials its partials.
 // Each functor takes (x, a, b, c) with the family's parameters in order; unused ones read as 1.
 // Most split into a term of the parameters alone and the data's (SplitLogPdf below).
 // It also names its family, its data and parameters (with their supports), and its density
@@ -211,6 +213,249 @@ struct StudentTLogPdf : SplitLogPdf<StudentTLogPdf> {
     const V w = (df + V(1)) / (df + z2);
     const V d_df = V(0.5) * (w * z2 / df - log1p(z2 / df));
     return {-w * z * inv_s, {d_df, w * z * inv_s, (w * z2 - V(1)) * inv_s}};
+  }
+};
+
+// -inf outside a family's support, the value inside.
+template <class M, class V>
+FUSEDGAN_HOST_DEVICE V inside(M in_support, V value) {
+  return select(in_support, value, V(-__builtin_inff()));
+}
+
+// The partials where the data lie in the support; outside, the density is a constant -inf: no
+// gradient.
+template <class M, class V>
+FUSEDGAN_HOST_DEVICE Partials<V> inside(M in_support, Partials<V> p) {
+  p.x = select(in_support, p.x, V(0));
+  for (int k = 0; k < kMaxParams; ++k) p.params[k] = select(in_support, p.params[k], V(0));
+  return p;
+}
+
+struct GammaLogPdf : SplitLogPdf<GammaLogPdf> {
+  static constexpr const char* kName = "gamma";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"concentration", Support::Positive}, {"rate", Support::Positive}};
+  static constexpr const char* kDensity = "log Gamma(x; concentration a, rate b) = a log(b) - lgamma(a) + (a - 1) log(x) - b x (-inf for x < 0)";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V a, V b, V) {
+    return a * log(b) - lgamma(a);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V a, V b, V) {
+    return inside(x >= V(0), weighted(a - V(1), log(x)) - b * x);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V a, V, V) {
+    return {{-digamma(a), V(0), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
+    return inside(x >= V(0), Partials<V>{(a - V(1)) / x - b, {log(b) + log(x), a / b - x, V(0)}});
+  }
+};
+
+struct BetaLogPdf : SplitLogPdf<BetaLogPdf> {
+  static constexpr const char* kName = "beta";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"concentration1", Support::Positive}, {"concentration0", Support::Positive}};
+  static constexpr const char* kDensity = "log Beta(x; concentration1 a, concentration0 b) = (a - 1) log(x) + (b - 1) log(1 - x) - log B(a, b) (-inf outside [0, 1])";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V a, V b, V) {
+    return lgamma(a + b) - lgamma(a) - lgamma(b);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V a, V b, V) {
+    return inside((x >= V(0)) & (x <= V(1)), weighted(a - V(1), log(x)) + weighted(b - V(1), log1p(-x)));
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V a, V b, V) {
+    const V both = digamma(a + b);
+    return {{both - digamma(a), both - digamma(b), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
+    const V log_1mx = log1p(-x);
+    return inside((x >= V(0)) & (x <= V(1)),
+                  Partials<V>{(a - V(1)) / x - (b - V(1)) / (V(1) - x), {log(x), log_1mx, V(0)}});
+  }
+};
+
+struct LogNormalLogPdf : SplitLogPdf<LogNormalLogPdf> {
+  static constexpr const char* kName = "lognormal";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"scale", Support::Positive}};
+  static constexpr const char* kDensity = "log LogNormal(x; loc, scale) = -z^2/2 - log(scale) - log(2 pi)/2 - log(x), z = (log(x) - loc) / scale (-inf for x <= 0)";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V, V scale, V) {
+    return -log(scale) - V(kHalfLog2Pi);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V scale, V) {
+    const V log_x = log(x);
+    const V z = (log_x - loc) / scale;
+    return inside(x > V(0), V(-0.5) * z * z - log_x);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
+    const V inv_s = V(1) / scale;
+    const V z = (log(x) - loc) * inv_s;
+    const V z_over_s = z * inv_s;
+    return inside(x > V(0), Partials<V>{-(z_over_s + V(1)) / x, {z_over_s, (z * z - V(1)) * inv_s, V(0)}});
+  }
+};
+
+struct WeibullLogPdf : SplitLogPdf<WeibullLogPdf> {
+  static constexpr const char* kName = "weibull";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"scale", Support::Positive}, {"concentration", Support::Positive}};
+  static constexpr const char* kDensity = "log Weibull(x; scale s, concentration k) = log(k / s) + (k - 1) log(x / s) - (x / s)^k (-inf for x < 0)";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V scale, V k, V) {
+    return log(k) - log(scale);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V scale, V k, V) {
+    const V log_u = log(x / scale);
+    return inside(x >= V(0), weighted(k - V(1), log_u) - exp(k * log_u));
+  }
+  // With u = x / s and w = u^k.
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V k, V) {
+    const V log_u = log(x / scale);
+    const V w = exp(k * log_u);
+    return inside(x >= V(0), Partials<V>{(k - V(1) - k * w) / x, {k * (w - V(1)) / scale, V(1) / k + log_u * (V(1) - w), V(0)}});
+  }
+};
+
+struct HalfNormalLogPdf : SplitLogPdf<HalfNormalLogPdf> {
+  static constexpr const char* kName = "half_normal";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"scale", Support::Positive}};
+  static constexpr const char* kDensity = "log HalfNormal(x; scale) = -z^2/2 - log(scale) + log(2/pi)/2, z = x / scale (-inf for x < 0)";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V scale, V, V) {
+    return -log(scale) - V(kHalfLog2Pi - 0.69314718055994530942);  // log(2/pi)/2 = log 2 - log(2 pi)/2
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V scale, V, V) {
+    const V z = x / scale;
+    return inside(x >= V(0), V(-0.5) * z * z);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V, V) {
+    const V inv_s = V(1) / scale;
+    const V z = x * inv_s;
+    return inside(x >= V(0), Partials<V>{-z * inv_s, {(z * z - V(1)) * inv_s, V(0), V(0)}});
+  }
+};
+
+// Counts of successes before total_count failures, each trial a success with probability
+// sigmoid(logits), as torch.distributions.NegativeBinomial.
+struct NegativeBinomialLogPmf : SplitLogPdf<NegativeBinomialLogPmf> {
+  static constexpr const char* kName = "negative_binomial";
+  static constexpr const char* kData = "k";
+  static constexpr ParamSpec kParams[] = {{"total_count", Support::Positive}, {"logits", Support::Real}};
+  static constexpr const char* kDensity = "log NegativeBinomial(k; total_count r, sigmoid(logits)) = lgamma(k + r) - lgamma(k + 1) - lgamma(r) - r softplus(logits) - k softplus(-logits): k successes before the r-th failure (-inf for k < 0), its gradient in k and r the continuous extension";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V r, V logits, V) {
+    return -lgamma(r) - r * softplus_pair(logits).of_x;
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V k, V r, V logits, V) {
+    return inside(k >= V(0), lgamma(k + r) - lgamma(k + V(1)) - weighted(k, softplus_pair(logits).of_minus_x));
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V r, V, V) {
+    return {{-digamma(r), V(0), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V r, V logits, V) {
+    const SoftplusPair<V> softplus = softplus_pair(logits);
+    const V psi_kr = digamma(k + r);
+    return inside(k >= V(0), Partials<V>{psi_kr - digamma(k + V(1)) - softplus.of_minus_x,
+                                         {psi_kr - softplus.of_x, k * sigmoid(-logits) - r * sigmoid(logits), V(0)}});
+  }
+};
+
+// The logits' terms as -k softplus(-l) - (n - k) softplus(l): both at most 0, no
+// cancellation. Only lgamma(n + 1) is the parameters' alone: a normalizer holding n softplus(l)
+// would cancel against the data's k l.
+struct BinomialLogPmf : SplitLogPdf<BinomialLogPmf> {
+  static constexpr const char* kName = "binomial";
+  static constexpr const char* kData = "k";
+  static constexpr ParamSpec kParams[] = {{"total_count", Support::Positive}, {"logits", Support::Real}};
+  static constexpr const char* kDensity = "log Binomial(k; total_count n, sigmoid(logits)) = log C(n, k) - k softplus(-logits) - (n - k) softplus(logits) (-inf outside [0, n]), its gradient in k and n the continuous extension";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V n, V, V) {
+    return lgamma(n + V(1));
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V k, V n, V logits, V) {
+    const SoftplusPair<V> softplus = softplus_pair(logits);
+    const V rest = n - k;
+    return inside((k >= V(0)) & (rest >= V(0)), -lgamma(k + V(1)) - lgamma(rest + V(1)) - weighted(k, softplus.of_minus_x) -
+                                                    weighted(rest, softplus.of_x));
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V n, V, V) {
+    return {{digamma(n + V(1)), V(0), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V n, V logits, V) {
+    const SoftplusPair<V> softplus = softplus_pair(logits);
+    const V rest = n - k;
+    const V psi_rest = digamma(rest + V(1));
+    return inside((k >= V(0)) & (rest >= V(0)),
+                  Partials<V>{psi_rest - digamma(k + V(1)) + logits,
+                              {-psi_rest - softplus.of_x, k * sigmoid(-logits) - rest * sigmoid(logits), V(0)}});
+  }
+};
+
+// Failures before the first success, as torch.distributions.Geometric.
+struct GeometricLogPmf {
+  static constexpr const char* kName = "geometric";
+  static constexpr const char* kData = "k";
+  static constexpr ParamSpec kParams[] = {{"logits", Support::Real}};
+  static constexpr const char* kDensity = "log Geometric(k; sigmoid(logits)) = -k softplus(logits) - softplus(-logits): k failures before the first success (-inf for k < 0)";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE V operator()(V k, V logits, V, V) const {
+    const SoftplusPair<V> softplus = softplus_pair(logits);
+    return inside(k >= V(0), -weighted(k, softplus.of_x) - softplus.of_minus_x);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE Partials<V> partials(V k, V logits, V, V) const {
+    const SoftplusPair<V> softplus = softplus_pair(logits);
+    return inside(k >= V(0), Partials<V>{-softplus.of_x, {sigmoid(-logits) - k * sigmoid(logits), V(0), V(0)}});
+  }
+};
+
+// kappa (cos(x - loc) - 1) as -2 kappa sin^2((x - loc)/2), and log I_0 as log i0e + kappa, so that
+// a concentrated density near its mode does not cancel two large terms.
+struct VonMisesLogPdf : SplitLogPdf<VonMisesLogPdf> {
+  static constexpr const char* kName = "von_mises";
+  static constexpr const char* kData = "x";
+  static constexpr ParamSpec kParams[] = {{"loc", Support::Real}, {"concentration", Support::Positive}};
+  static constexpr const char* kDensity = "log VonMises(x; loc, concentration k) = k cos(x - loc) - log(2 pi I_0(k)), x an angle in radians";
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V normalizer(V, V kappa, V) {
+    return -log(i0e(kappa)) - V(2 * kHalfLog2Pi);
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V kappa, V) {
+    const V s = sin(V(0.5) * (x - loc));
+    return V(-2) * kappa * s * s;
+  }
+  // d/dk log i0e(k) = i1e(k)/i0e(k) - 1
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V, V kappa, V) {
+    return {{V(0), V(1) - i1e(kappa) / i0e(kappa), V(0)}};
+  }
+  template <class V>
+  FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V kappa, V) {
+    const V d = x - loc;
+    const V s = sin(V(0.5) * d);
+    const V kappa_sin = kappa * sin(d);
+    return {-kappa_sin, {kappa_sin, V(-2) * s * s, V(0)}};
   }
 };
 

@@ -53,6 +53,50 @@ FUSEDGAN_HOST_DEVICE double digamma(double x) {
 }
 FUSEDGAN_HOST_DEVICE float digamma(float x) { return float(digamma(double(x))); }
 
+// The exponentially scaled modified Bessel functions of the first kind, i0e(x) = e^-|x| I_0(x)
+// and i1e(x) = e^-|x| I_1(x) (von Mises' normalizer and its derivative). Up to |x| = 30 the
+// power series, whose terms are all positive; beyond, the asymptotic series, whose terms fall
+// below 1e-19 of the first before they would start to grow (at k = 2|x|).
+struct ScaledBesselI {
+  double i0e;
+  double i1e;
+};
+FUSEDGAN_HOST_DEVICE ScaledBesselI scaled_bessel_i(double x) {
+  const double a = ::fabs(x);
+  const double sign = x < 0 ? -1.0 : 1.0;
+  if (!(a <= 30)) {  // NaN too
+    double t0 = 1, sum0 = 1, t1 = 1, sum1 = 1;
+    for (int k = 1; k <= 25; ++k) {  // t_k = t_{k-1} ((2k - 1)^2 - 4 nu^2) / (8 k a) for nu = 0, 1
+      const double odd_squared = double(2 * k - 1) * double(2 * k - 1);
+      t0 *= odd_squared / (8 * k * a);
+      t1 *= (odd_squared - 4) / (8 * k * a);
+      sum0 += t0;
+      sum1 += t1;
+    }
+    const double front = 1 / ::sqrt(2 * 3.14159265358979323846 * a);
+    return {front * sum0, sign * front * sum1};
+  }
+  const double q = 0.25 * a * a;
+  double t0 = 1, sum0 = 1, t1 = 0.5 * a, sum1 = 0.5 * a;  // q^k / k!^2 and (a/2) q^k / (k! (k + 1)!)
+  for (int k = 1; k < 100 && t0 > 1e-17 * sum0; ++k) {
+    t0 *= q / (double(k) * k);
+    t1 *= q / (double(k) * (k + 1));
+    sum0 += t0;
+    sum1 += t1;
+  }
+  const double e = ::exp(-a);
+  return {e * sum0, sign * e * sum1};
+}
+FUSEDGAN_HOST_DEVICE double i0e(double x) { return scaled_bessel_i(x).i0e; }
+FUSEDGAN_HOST_DEVICE double i1e(double x) { return scaled_bessel_i(x).i1e; }
+FUSEDGAN_HOST_DEVICE float i0e(float x) { return float(i0e(double(x))); }
+FUSEDGAN_HOST_DEVICE float i1e(float x) { return float(i1e(double(x))); }
+
+FUSEDGAN_HOST_DEVICE float sin(float x) { return ::sinf(x); }
+FUSEDGAN_HOST_DEVICE double sin(double x) { return ::sin(x); }
+FUSEDGAN_HOST_DEVICE float cos(float x) { return ::cosf(x); }
+FUSEDGAN_HOST_DEVICE double cos(double x) { return ::cos(x); }
+
 FUSEDGAN_HOST_DEVICE float abs(float x) { return ::fabsf(x); }
 FUSEDGAN_HOST_DEVICE double abs(double x) { return ::fabs(x); }
 

@@ -100,6 +100,13 @@ inline Mask operator==(const Expr& a, const Expr& b) {
   return compare(a, b, [](const auto& x, const auto& y) { return x == y; });
 }
 
+// Both true; a known truth value decides without a tensor op.
+inline Mask operator&(const Mask& a, const Mask& b) {
+  if (!a.tensor.defined()) return a.value ? b : a;
+  if (!b.tensor.defined()) return b.value ? a : b;
+  return {a.tensor & b.tensor, a.options, false};
+}
+
 inline Expr select(const Mask& m, const Expr& if_true, const Expr& if_false) {
   if (!m.tensor.defined()) return m.value ? if_true : if_false;
   const auto branch = [&](const Expr& e) {
@@ -131,6 +138,18 @@ inline Expr lgamma(const Expr& a) {
 }
 inline Expr digamma(const Expr& a) {
   return apply(a, [](double v) { return double(math::digamma(v)); }, [](const at::Tensor& t) { return at::digamma(t); });
+}
+inline Expr i0e(const Expr& a) {
+  return apply(a, [](double v) { return math::i0e(v); }, [](const at::Tensor& t) { return at::special_i0e(t); });
+}
+inline Expr i1e(const Expr& a) {
+  return apply(a, [](double v) { return math::i1e(v); }, [](const at::Tensor& t) { return at::special_i1e(t); });
+}
+inline Expr sin(const Expr& a) {
+  return apply(a, [](double v) { return std::sin(v); }, [](const at::Tensor& t) { return at::sin(t); });
+}
+inline Expr cos(const Expr& a) {
+  return apply(a, [](double v) { return std::cos(v); }, [](const at::Tensor& t) { return at::cos(t); });
 }
 // The narrow-domain forms of csrc/math/scalar.h, here with their plain definitions.
 inline Expr exp_minus(const Expr& a) { return exp(-a); }
