@@ -41,7 +41,7 @@ def test_every_family_has_its_functions(family, module, dims):
 def test_every_family_has_its_fit_and_references(family):
     assert family in mle.FAMILIES
     assert len(REFERENCES[family].params) == len(FAMILIES[family].params)
-    fitted = mle.fit(family, REFERENCES[family].data((2, 50), 1))
+    fitted = mle.fit(family, REFERENCES[family].data((2, 50), 1), **REFERENCES[family].fit_options)
     assert list(fitted) == list(FAMILIES[family].params)
 
 

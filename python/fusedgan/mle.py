@@ -9,90 +9,142 @@ is the maximised log-likelihood of each set.
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple, Optional
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from . import functional as F
+from .families import FAMILIES as _LOG_LIKELIHOOD_FAMILIES
 
-__all__ = ["fit", "FAMILIES"]
+__all__ = ["fit", "FitResult", "FAMILIES", "FAILURES"]
 
 
 class Estimate(NamedTuple):
     """What a fit routine returns: the parameters (keyed like the log-likelihood's arguments,
     `dim` removed) and, for iterative methods, per data set the iterations taken and whether
-    the set converged (None: a closed form, 0 iterations and converged)."""
+    the set converged (None: a closed form, 0 iterations and converged). `failures` names the
+    sets the method itself found it cannot fit: reason -> mask per set."""
 
     params: dict[str, Tensor]
     iterations: Optional[Tensor] = None  # int64, one per data set
     converged: Optional[Tensor] = None  # bool, one per data set
+    failures: dict[str, Tensor] = {}
+
+
+# Why a data set was not fitted (FitResult.failure indexes this; 0: it was).
+FAILURES = ("", "non-finite data", "outside the support", "too few points", "no spread", "all zero",
+            "no finite maximum")
+
+
+class _Support(NamedTuple):
+    """Where a family's data must lie to be fitted, and a stand-in data set there (with spread)
+    that replaces a set which cannot be fitted while the others are."""
+
+    contains: Callable[[Tensor, dict], Tensor]  # (data, options) -> per element
+    stand_in: Callable[[int, dict], Tensor]  # (points, options) -> float64 (points,)
+
+
+def _alternating(low: float, high: float) -> Callable[[int, dict], Tensor]:
+    return lambda n, options: torch.where(torch.arange(n) % 2 == 0, low, high).double()
+
+
+_REAL = _Support(lambda x, options: torch.ones_like(x, dtype=torch.bool), _alternating(0.25, 0.75))
+_POSITIVE = _Support(lambda x, options: x > 0, _alternating(0.25, 0.75))
+_NON_NEGATIVE = _Support(lambda x, options: x >= 0, _alternating(0.25, 0.75))
+_OPEN_UNIT = _Support(lambda x, options: (x > 0) & (x < 1), _alternating(0.25, 0.75))
+_UNIT = _Support(lambda x, options: (x >= 0) & (x <= 1), _alternating(0.25, 0.75))
+_COUNTS = _Support(lambda x, options: (x >= 0) & (x == x.floor()), _alternating(0, 1))
+
+
+def _constant(x: Tensor) -> Tensor:
+    return x.amax(-1) == x.amin(-1)
+
+
+def _all_zero(x: Tensor) -> Tensor:
+    return (x == 0).all(-1)
+
+
+@dataclass(frozen=True)
+class _Requirements:
+    """What a family's data sets need to be fitted; the others are flagged, not fitted."""
+
+    support: _Support = _REAL
+    min_points: int = 1
+    degenerate: Optional[tuple[str, Callable[[Tensor], Tensor]]] = None  # (reason, per set (..., N) -> bool)
+    fixed: tuple[str, ...] = ()  # parameters given by an option, not estimated
+    normalised: tuple[str, ...] = ()  # logits that are normalised log-probabilities: one constraint each
+    # (data sets (S, N[, D]), parameters (S, ...)) -> (S,); None: the compiled family's function
+    log_likelihood: Optional[Callable[[Tensor, dict[str, Tensor]], Tensor]] = None
+    points_are_vectors: bool = False  # data (..., N, D): the coordinates last
 
 
 # The fit routine of each family: those of the compiled list (fusedgan.families), and the
 # categorical and normal mixture, whose log-likelihoods are ops of their own.
 FAMILIES: dict[str, Callable[..., Estimate]] = {}
+_REQUIREMENTS: dict[str, _Requirements] = {}
 
 
-def _fits(family: str):
-    """Registers the decorated function as the fit routine of `family`."""
+def _fits(family: str, **requirements):
+    """Registers the decorated function as the fit routine of `family`, whose data sets need
+    `requirements` (_Requirements' fields)."""
 
     def register(routine):
         FAMILIES[family] = routine
+        _REQUIREMENTS[family] = _Requirements(**requirements)
         return routine
 
     return register
 
 
-@_fits("normal")
+_SPREAD = dict(min_points=2, degenerate=("no spread", _constant))
+
+
+@_fits("normal", **_SPREAD)
 def _normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
     loc = x.mean(dim)
     return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()})  # biased, as scipy.stats.norm.fit
 
 
-@_fits("exponential")
+@_fits("exponential", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _exponential(x: Tensor, dim: int) -> Estimate:
-    """Closed form: 1 / mean, location 0; the data must not be negative."""
-    if (x < 0).any():
-        raise ValueError("fit: exponential data must not be negative")
+    """Closed form: 1 / mean, location 0."""
     return Estimate({"rate": 1 / x.mean(dim)})  # location fixed at 0
 
 
-@_fits("poisson")
+@_fits("poisson", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _poisson(x: Tensor, dim: int) -> Estimate:
-    """Closed form: the mean; the counts must not be negative."""
-    if (x < 0).any():
-        raise ValueError("fit: poisson data (counts) must not be negative")
+    """Closed form: the mean."""
     return Estimate({"rate": x.mean(dim)})
 
 
-@_fits("bernoulli")
+@_fits("bernoulli", support=_UNIT)
 def _bernoulli(x: Tensor, dim: int) -> Estimate:
-    """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets); the data must
-    lie in [0, 1]."""
-    if ((x < 0) | (x > 1)).any():
-        raise ValueError("fit: bernoulli data must lie in [0, 1]")
+    """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets)."""
     return Estimate({"logits": torch.logit(x.mean(dim))})  # +-inf for all-ones or all-zeros sets
 
 
-@_fits("laplace")
+@_fits("laplace", **_SPREAD)
 def _laplace(x: Tensor, dim: int) -> Estimate:
     """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
     loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
     return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)})
 
 
-@_fits("categorical")
+_LABELS = _Support(lambda x, options: (x >= 0) & (x < options["num_classes"]) & (x == x.floor()), _alternating(0, 1))
+
+
+@_fits("categorical", support=_LABELS, normalised=("logits",),
+       log_likelihood=lambda x, p: F.categorical_log_likelihood(x.long(), p["logits"].unsqueeze(-2)))
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> Estimate:
     """Closed form: log frequencies (−inf for classes never seen), of shape
     `(..., num_classes)`; `x` holds integer labels in [0, num_classes) as floats."""
-    if num_classes is None:
-        raise ValueError("fit: the categorical family needs num_classes=")
     labels = x.movedim(dim, -1).long()
-    if not torch.equal(labels.to(x.dtype), x.movedim(dim, -1)) or labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"fit: categorical data must be integer labels in [0, {num_classes})")
     counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).to(x.dtype)
     return Estimate({"logits": torch.log(counts / labels.shape[-1])})  # -inf for classes never seen
 
@@ -134,7 +186,7 @@ def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tenso
     return gradient, hessian
 
 
-@_fits("student_t")
+@_fits("student_t", **_SPREAD)
 def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> Estimate:
     """Newton's method on (log df, loc, log scale), every set at once, from the median, the
     scaled median absolute deviation and df = 5; gradients and 3 × 3 Hessians in closed form,
@@ -191,7 +243,196 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     return Estimate({name: value.to(x.dtype) for name, value in params.items()}, iterations, done)
 
 
-@_fits("normal_mixture")
+def _in_dtype_of(x: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: value.to(x.dtype) for name, value in params.items()}
+
+
+def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: Tensor, low: float, high: float, *,
+                     tolerance: float = 1e-13, max_iter: int = 200) -> tuple[Tensor, Tensor, Tensor]:
+    """Per set, the root of a decreasing function f(t) in [low, high], from t: Newton steps,
+    and bisection where a step would leave the bracket that the signs seen so far narrow, so
+    every set converges whatever its start. Returns the roots, the iterations and whether
+    each set converged."""
+    low, high = torch.full_like(t, low), torch.full_like(t, high)
+    iterations = torch.zeros(t.shape, dtype=torch.int64, device=t.device)
+    converged = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
+    for _ in range(max_iter):
+        f, slope = f_and_slope(t)
+        low, high = torch.where(f > 0, t, low), torch.where(f < 0, t, high)
+        newton = t - f / slope
+        step = torch.where((newton > low) & (newton < high), newton, (low + high) / 2)  # NaN too
+        step = torch.where(f == 0, t, step)
+        moving = ~converged
+        iterations += moving
+        converged |= (step - t).abs() <= tolerance * (1 + t.abs())
+        t = torch.where(moving, step, t)
+        if converged.all():
+            break
+    return t, iterations, converged
+
+
+@_fits("lognormal", support=_POSITIVE, **_SPREAD)
+def _lognormal(x: Tensor, dim: int) -> Estimate:
+    """Closed form: the mean and the biased standard deviation of log(x)."""
+    logs = x.log()
+    loc = logs.mean(dim)
+    return Estimate({"loc": loc, "scale": (logs - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()})
+
+
+@_fits("half_normal", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
+def _half_normal(x: Tensor, dim: int) -> Estimate:
+    """Closed form: the root mean square."""
+    return Estimate({"scale": x.pow(2).mean(dim).sqrt()})
+
+
+@_fits("geometric", support=_COUNTS)
+def _geometric(x: Tensor, dim: int) -> Estimate:
+    """Closed form: -log of the mean count (+inf where every count is 0)."""
+    return Estimate({"logits": -x.mean(dim).log()})
+
+
+def _at_most_total_count(x: Tensor, options: dict) -> Tensor:
+    total_count = torch.as_tensor(options["total_count"], dtype=x.dtype, device=x.device)
+    return _COUNTS.contains(x, options) & (x <= total_count.unsqueeze(-1))
+
+
+@_fits("binomial", support=_Support(_at_most_total_count, _alternating(0, 1)), fixed=("total_count",))
+def _binomial(x: Tensor, dim: int, *, total_count: float | Tensor | None = None) -> Estimate:
+    """Closed form: the logit of mean(k) / total_count (±inf where no trial or every trial
+    succeeded); total_count, the number of trials, is given: a number, or a tensor of one per
+    data set."""
+    mean = x.mean(dim)
+    trials = torch.as_tensor(total_count, dtype=x.dtype, device=x.device).expand(mean.shape)
+    return Estimate({"total_count": trials.clone(), "logits": torch.logit(mean / trials)})
+
+
+@_fits("gamma", support=_POSITIVE, **_SPREAD)
+def _gamma(x: Tensor, dim: int) -> Estimate:
+    """Newton on the profile likelihood, every set at once: the concentration a solves
+    log(a) - digamma(a) = log(mean(x)) - mean(log(x)), in log a, bisection-safeguarded, from
+    Minka's closed-form start; the rate is a / mean(x)."""
+    data = x.movedim(dim, -1).double()
+    mean = data.mean(-1)
+    gap = mean.log() - data.log().mean(-1)  # > 0 by Jensen's inequality unless the set is constant
+    start = (3 - gap + ((gap - 3) ** 2 + 24 * gap).sqrt()) / (12 * gap)
+
+    def f_and_slope(t):
+        a = t.exp()
+        return t - torch.digamma(a) - gap, 1 - a * torch.polygamma(1, a)
+
+    t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -50.0, 50.0)
+    a = t.exp()
+    return Estimate(_in_dtype_of(x, {"concentration": a, "rate": a / mean}), iterations, converged)
+
+
+@_fits("weibull", support=_POSITIVE, **_SPREAD)
+def _weibull(x: Tensor, dim: int) -> Estimate:
+    """Newton on the profile likelihood, every set at once: the concentration k solves
+    1/k + mean(log x) = sum(x^k log x) / sum(x^k), in log k, bisection-safeguarded, from the
+    spread of log x; the scale is mean(x^k)^(1/k). The data are divided by their maximum first,
+    so that x^k cannot overflow."""
+    data = x.movedim(dim, -1).double()
+    top = data.amax(-1)
+    log_y = (data / top.unsqueeze(-1)).log()  # <= 0
+    mean_log = log_y.mean(-1)
+
+    def f_and_slope(t):
+        k = t.exp()
+        w = (k.unsqueeze(-1) * log_y).exp()
+        total = w.sum(-1)
+        m1, m2 = (w * log_y).sum(-1) / total, (w * log_y * log_y).sum(-1) / total
+        return 1 / k + mean_log - m1, k * (-1 / k**2 - (m2 - m1 * m1))
+
+    start = math.pi / (math.sqrt(6) * log_y.std(-1, correction=0))  # log x's spread is pi / (k sqrt 6)
+    t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, 30.0)
+    k = t.exp()
+    scale = top * (k.unsqueeze(-1) * log_y).exp().mean(-1) ** (1 / k)
+    return Estimate(_in_dtype_of(x, {"scale": scale, "concentration": k}), iterations, converged)
+
+
+_LOG_TOTAL_COUNT_LIMIT = math.log(1e8)
+
+
+@_fits("negative_binomial", support=_COUNTS, degenerate=("all zero", _all_zero))
+def _negative_binomial(x: Tensor, dim: int) -> Estimate:
+    """Newton on the profile likelihood, every set at once: total_count r solves
+    sum(digamma(k + r)) - N digamma(r) + N log(r / (r + mean(k))) = 0, in log r,
+    bisection-safeguarded (r up to 10⁸), from the method of moments; logits = log(mean(k) / r).
+    A set whose variance does not exceed its mean has no finite maximum (it lies at the Poisson
+    limit, r infinite): flagged."""
+    data = x.movedim(dim, -1).double()
+    n = data.shape[-1]
+    mean, var = data.mean(-1), data.var(-1, correction=0)
+
+    def f_and_slope(t):
+        r = t.exp()
+        shifted = data + r.unsqueeze(-1)
+        f = torch.digamma(shifted).sum(-1) - n * torch.digamma(r) + n * (r.log() - (r + mean).log())
+        slope = torch.polygamma(1, shifted).sum(-1) - n * torch.polygamma(1, r) + n / r - n / (r + mean)
+        return f, r * slope
+
+    start = torch.where(var > mean, mean**2 / (var - mean), torch.ones_like(mean)).clamp(1e-6, 1e6)
+    t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, _LOG_TOTAL_COUNT_LIMIT)
+    r = t.exp()
+    params = _in_dtype_of(x, {"total_count": r, "logits": (mean / r).log()})
+    return Estimate(params, iterations, converged, {"no finite maximum": var <= mean})
+
+
+@_fits("von_mises", **_SPREAD)
+def _von_mises(x: Tensor, dim: int) -> Estimate:
+    """The mean direction, and the concentration k solving i1e(k) / i0e(k) = R, the mean
+    resultant length: Newton in log k, bisection-safeguarded, from Best and Fisher's
+    approximation. A set with R = 0 has its maximum at k = 0 (no preferred direction):
+    flagged "no finite maximum"."""
+    data = x.movedim(dim, -1).double()
+    c, s = data.cos().mean(-1), data.sin().mean(-1)
+    r = torch.hypot(c, s).clamp(max=1 - 1e-15)
+    start = torch.where(r < 0.53, 2 * r + r**3 + 5 * r**5 / 6,
+                        torch.where(r < 0.85, -0.4 + 1.39 * r + 0.43 / (1 - r), 1 / (r**3 - 4 * r**2 + 3 * r)))
+
+    def f_and_slope(t):
+        k = t.exp()
+        a = torch.special.i1e(k) / torch.special.i0e(k)
+        return r - a, -k * (1 - a / k - a * a)
+
+    t, iterations, converged = _decreasing_root(f_and_slope, start.clamp_min(1e-12).log(), -30.0, 40.0)
+    params = _in_dtype_of(x, {"loc": torch.atan2(s, c), "concentration": t.exp()})
+    return Estimate(params, iterations, converged, {"no finite maximum": r == 0})
+
+
+@_fits("beta", support=_OPEN_UNIT, **_SPREAD)
+def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-13) -> Estimate:
+    """Newton's method on (concentration1, concentration0), every set at once, from the method
+    of moments: the log-likelihood is concave in them, and its gradient and Hessian per set
+    need only mean(log x), mean(log(1 - x)) and di- and trigammas. A step that would leave the
+    positive quadrant is halved."""
+    data = x.movedim(dim, -1).double()
+    mean_logs = torch.stack([data.log().mean(-1), torch.log1p(-data).mean(-1)], -1)
+    mean, var = data.mean(-1), data.var(-1, correction=0)
+    common = mean * (1 - mean) / var - 1  # > 0 for data in (0, 1) with spread
+    theta = torch.stack([mean * common, (1 - mean) * common], -1)
+    iterations = torch.zeros(mean.shape, dtype=torch.int64, device=x.device)
+    converged = torch.zeros(mean.shape, dtype=torch.bool, device=x.device)
+    for _ in range(max_iter):
+        both = theta.sum(-1, keepdim=True)
+        gradient = torch.digamma(both) - torch.digamma(theta) + mean_logs
+        hessian = torch.polygamma(1, both).unsqueeze(-1) - torch.diag_embed(torch.polygamma(1, theta))
+        step = torch.linalg.solve(hessian, -gradient)
+        scale = torch.ones_like(mean)
+        while ((theta + scale.unsqueeze(-1) * step) <= 0).any():
+            scale = torch.where(((theta + scale.unsqueeze(-1) * step) <= 0).any(-1), scale / 2, scale)
+        new_theta = theta + scale.unsqueeze(-1) * step
+        moving = ~converged
+        iterations += moving
+        converged |= ((new_theta - theta).abs() <= tolerance * theta).all(-1)
+        theta = torch.where(moving.unsqueeze(-1), new_theta, theta)
+        if converged.all():
+            break
+    return Estimate(_in_dtype_of(x, {"concentration1": theta[..., 0], "concentration0": theta[..., 1]}), iterations, converged)
+
+
+@_fits("normal_mixture", points_are_vectors=True, normalised=("logits",),
+       log_likelihood=lambda x, p: F.normal_mixture_log_likelihood(x, p["logits"], p["loc"], p["scale"]))
 def _normal_mixture(
     x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
     min_scale: float = 1e-6,
@@ -238,29 +479,185 @@ def _normal_mixture(
     return Estimate(params, torch.full(batch, iteration), torch.full(batch, converged))
 
 
-def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> Estimate:
+@dataclass(frozen=True)
+class FitResult:
+    """A fit with its inference, per data set (every tensor has the sets' shape, `x`'s with
+    `dim` removed, and trailing dims where a parameter has them).
+
+    `covariance` (..., P, P) is the inverse of the observed information (the Hessian of the
+    fused log-likelihood at the estimate, by double backward), over the entries of the
+    estimated parameters in `params`' order, each flattened; where logits are normalised
+    log-probabilities (categorical, normal_mixture) the information is singular along their
+    common shift and the covariance is its pseudo-inverse. `stderr` holds the square roots of
+    its diagonal under the parameters' names (0 for a parameter given rather than estimated).
+    `aic` = 2 P' - 2 log L and `bic` = P' log N - 2 log L with P' the free parameters. A set
+    that could not be fitted has NaN estimates and statistics and `failure` > 0, indexing
+    FAILURES (`reason` spells it out); NaN in `covariance` alone means an information that is
+    not positive definite (an estimate on the boundary, such as infinite logits)."""
+
+    params: dict[str, Tensor]
+    log_likelihood: Tensor
+    stderr: dict[str, Tensor]
+    covariance: Tensor
+    aic: Tensor
+    bic: Tensor
+    iterations: Tensor
+    converged: Tensor
+    failure: Tensor
+
+    @property
+    def fitted(self) -> Tensor:
+        return self.failure == 0
+
+    @property
+    def reason(self) -> np.ndarray:
+        """Per set, why it was not fitted ("" where it was)."""
+        return np.asarray(FAILURES, dtype=object)[self.failure.cpu().numpy()]
+
+
+def _log_likelihood_of(family: str) -> Callable[[Tensor, dict[str, Tensor]], Tensor]:
+    """(data sets (S, N[, D]), parameters (S, ...)) -> the log-likelihood of each set."""
+    custom = _REQUIREMENTS[family].log_likelihood
+    if custom is not None:
+        return custom
+    info = _LOG_LIKELIHOOD_FAMILIES[family]
+    function = getattr(F, info.function_name)
+    return lambda x, params: function(x, *(params[name].unsqueeze(-1) for name in info.params))
+
+
+def _information(family: str, x: Tensor, params: dict[str, Tensor], estimated: list[str]) -> tuple[Tensor, Tensor]:
+    """Per set, the log-likelihood (S,) and the observed information (S, P, P): minus the
+    Hessian over the estimated parameters' entries, from the fused op's double backward. Each
+    set's log-likelihood depends on its own parameters alone, so the Hessian of the sum over
+    sets holds every set's block: P backward passes of the summed gradient give them all."""
+    leaves = {name: value.detach().requires_grad_(name in estimated) for name, value in params.items()}
+    value = _log_likelihood_of(family)(x, leaves)
+    sets = value.shape[0]
+    gradient = torch.autograd.grad(value.sum(), [leaves[name] for name in estimated], create_graph=True)
+    gradient = torch.cat([g.reshape(sets, -1) for g in gradient], -1)  # (S, P)
+    rows = []
+    for j in range(gradient.shape[-1]):
+        row = torch.autograd.grad(gradient[:, j].sum(), [leaves[name] for name in estimated], retain_graph=True,
+                                  allow_unused=True, materialize_grads=True)
+        rows.append(torch.cat([r.reshape(sets, -1) for r in row], -1))
+    return value.detach(), -torch.stack(rows, -2).detach()
+
+
+def _covariance(information: Tensor, singular: bool) -> Tensor:
+    if singular:
+        return torch.linalg.pinv(information, hermitian=True)
+    factor, failed = torch.linalg.cholesky_ex(information)
+    failed = (failed != 0)[..., None, None]
+    identity = torch.eye(information.shape[-1], dtype=information.dtype, device=information.device)
+    covariance = torch.cholesky_inverse(torch.where(failed, identity, factor))  # a failed factor may be singular
+    return torch.where(failed, torch.nan, covariance)
+
+
+def _inference(family: str, points: Tensor, params: dict[str, Tensor], estimate: Estimate, failure: Tensor,
+               points_per_set: int) -> FitResult:
+    """The statistics of every fitted set (the others NaN), computed on the fitted sets alone."""
+    needs = _REQUIREMENTS[family]
+    batch = failure.shape
+    estimated = [name for name in params if name not in needs.fixed]
+    flat_points = points.reshape(-1, *points.shape[len(batch):])
+    flat_params = {name: value.reshape(-1, *value.shape[len(batch):]) for name, value in params.items()}
+    fitted = (failure == 0).reshape(-1)
+    keep = fitted.nonzero().squeeze(-1)
+    sizes = [flat_params[name][0].numel() for name in estimated]
+    count = sum(sizes)
+    log_likelihood = torch.full(fitted.shape, torch.nan, dtype=torch.float64, device=points.device)
+    covariance = torch.full((*fitted.shape, count, count), torch.nan, dtype=torch.float64, device=points.device)
+    if keep.numel():
+        value, information = _information(family, flat_points[keep].double(),
+                                          {name: p[keep].double() for name, p in flat_params.items()}, estimated)
+        log_likelihood[keep] = value
+        covariance[keep] = _covariance(information, bool(needs.normalised))
+    free = count - len(needs.normalised)
+    variances = covariance.diagonal(dim1=-2, dim2=-1).split(sizes, -1)
+    stderr = {name: torch.zeros_like(value) for name, value in params.items()}
+    for name, variance in zip(estimated, variances):
+        stderr[name] = variance.sqrt().reshape(params[name].shape).to(params[name].dtype)
+    dtype = points.dtype
+    log_likelihood = log_likelihood.reshape(batch)
+    iterations = estimate.iterations if estimate.iterations is not None else torch.zeros(batch, dtype=torch.int64)
+    converged = estimate.converged if estimate.converged is not None else torch.ones(batch, dtype=torch.bool)
+    return FitResult(
+        params=params,
+        log_likelihood=log_likelihood.to(dtype),
+        stderr=stderr,
+        covariance=covariance.reshape(*batch, count, count).to(dtype),
+        aic=(2 * free - 2 * log_likelihood).to(dtype),
+        bic=(free * math.log(points_per_set) - 2 * log_likelihood).to(dtype),
+        iterations=iterations.to(points.device).expand(batch),
+        converged=converged.to(points.device).expand(batch) & (failure == 0),
+        failure=failure,
+    )
+
+
+def _required_options(family: str) -> list[str]:
+    """The fit routine's keyword-only options without a default (a default of None)."""
+    return [option.name for option in inspect.signature(FAMILIES[family]).parameters.values()
+            if option.kind is inspect.Parameter.KEYWORD_ONLY and option.default is None]
+
+
+def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool = False,
+        **options) -> dict[str, Tensor] | FitResult:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
 
     Returns a dict keyed like the family's log-likelihood function, each parameter with ``dim``
-    removed. Each family's method and ``options`` are those of its fit routine in
-    ``FAMILIES`` (see its docstring; docs/api.md tabulates them). Unknown families, empty data
-    sets, NaN and infinite data, and data outside the family's support raise ValueError.
+    removed; with ``return_result=True``, a :class:`FitResult` with standard errors,
+    covariances, the maximised log-likelihood, AIC, BIC, iterations and convergence per set.
+    Each family's method and ``options`` are those of its fit routine in ``FAMILIES`` (see its
+    docstring; docs/api.md tabulates them). A data set that cannot be fitted (non-finite data,
+    data outside the family's support, too few points, no spread where the family needs it, no
+    finite maximum) gets NaN estimates and its reason in FitResult.failure, while the other
+    sets are fitted; an unknown family, a missing option, a tensor that is not floating point
+    or a dim out of range raise ValueError.
     """
     if family not in FAMILIES:
         raise ValueError(f"fit: unknown family {family!r}; known: {', '.join(FAMILIES)}")
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise ValueError("fit: x must be a floating point tensor")
-    if x.dim() == 0:
-        raise ValueError("fit: x must have at least one dimension (the data points along dim)")
+    for option in _required_options(family):
+        if options.get(option) is None:
+            raise ValueError(f"fit: the {family} family needs {option}=")
+    needs = _REQUIREMENTS[family]
+    event = 2 if needs.points_are_vectors else 1  # the dims of one data set: points (and coordinates)
+    if x.dim() < event:
+        raise ValueError(f"fit: x must have at least {event} dimension{'s' * (event > 1)} (the data points along dim"
+                         f"{', the coordinates last' * (event > 1)})")
     if dim is None:
-        dim = -2 if family == "normal_mixture" else -1
-    dim = dim % x.dim() if -x.dim() <= dim < x.dim() else None
-    if dim is None:
+        dim = -event
+    if not -x.dim() <= dim < x.dim():
         raise ValueError(f"fit: dim is out of range for x of {x.dim()} dimensions")
-    if x.shape[dim] == 0:
-        raise ValueError("fit: the data sets are empty (dim has size 0)")
-    if torch.isnan(x).any():
-        raise ValueError("fit: x contains NaN")
-    if torch.isinf(x).any():
-        raise ValueError("fit: x contains an infinite value")
-    return FAMILIES[family](x.detach(), dim, **options).params
+    points = x.detach().movedim(dim, -event)  # (..., N) or (..., N, D)
+    batch, per_set = points.shape[:-event], points.shape[-event:]
+    n = per_set[0]
+    set_dims = tuple(range(-event, 0))
+    failure = torch.zeros(batch, dtype=torch.int64, device=x.device)
+
+    def flag(reason: str, mask: Tensor) -> None:
+        failure.copy_(torch.where((failure == 0) & mask, FAILURES.index(reason), failure))
+
+    flag("too few points", torch.tensor(n < needs.min_points, device=x.device))
+    flag("non-finite data", ~points.isfinite().all(set_dims) if n else torch.zeros_like(failure, dtype=torch.bool))
+    flag("outside the support", ~needs.support.contains(points, options).all(set_dims) if n else failure != 0)
+    if needs.degenerate is not None and n:
+        flag(needs.degenerate[0], needs.degenerate[1](points))
+    if (failure != 0).any():  # a stand-in takes each such set's place, so the others are fitted
+        size = max(n, needs.min_points)
+        if needs.points_are_vectors:
+            stand_in = torch.randn(size, per_set[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        else:
+            stand_in = needs.support.stand_in(size, options)
+        stand_in = stand_in.to(points).expand(*batch, *stand_in.shape)
+        points = stand_in if size != n else torch.where((failure != 0).reshape(batch + (1,) * event), stand_in, points)
+    estimate = FAMILIES[family](points, -event, **options)
+    for reason, mask in estimate.failures.items():
+        flag(reason, mask)
+    params = {name: value if name in needs.fixed else
+              torch.where((failure != 0).reshape(batch + (1,) * (value.dim() - len(batch))), torch.nan, value)
+              for name, value in estimate.params.items()}
+    if not return_result:
+        return params
+    return _inference(family, points, params, estimate, failure, max(n, 1))
