@@ -42,31 +42,45 @@ FAILURES = ("", "non-finite data", "outside the support", "too few points", "no 
 
 
 class _Support(NamedTuple):
-    """Where a family's data must lie to be fitted, and a stand-in data set there (with spread)
-    that replaces a set which cannot be fitted while the others are."""
+    """Where a family's data must lie to be fitted: an interval, open or closed at each end,
+    whose upper end may be an option's value per set (binomial's total_count), of whole
+    numbers or not. A stand-in data set in it (with spread) replaces a set that cannot be fitted
+    while the others are."""
 
-    contains: Callable[[Tensor, dict], Tensor]  # (data, options) -> per element
-    stand_in: Callable[[int, dict], Tensor]  # (points, options) -> float64 (points,)
+    low: float = -math.inf
+    high: float | str = math.inf  # or the name of the option that gives it
+    open_low: bool = False
+    open_high: bool = False
+    whole: bool = False
+
+    def contains(self, points: Tensor, low: Tensor, high: Tensor, options: dict) -> Tensor:
+        """Per set, from its points and their minimum and maximum: every point inside."""
+        top = torch.as_tensor(options[self.high] if isinstance(self.high, str) else self.high, dtype=high.dtype,
+                              device=high.device)
+        inside = (low > self.low if self.open_low else low >= self.low) & (high < top if self.open_high else high <= top)
+        if self.whole:
+            inside &= (points == points.floor()).flatten(len(low.shape)).all(-1)
+        return inside
+
+    def stand_in(self, points: int) -> Tensor:
+        low, high = (0.0, 1.0) if self.whole else (0.25, 0.75)
+        return torch.where(torch.arange(points) % 2 == 0, low, high).double()
 
 
-def _alternating(low: float, high: float) -> Callable[[int, dict], Tensor]:
-    return lambda n, options: torch.where(torch.arange(n) % 2 == 0, low, high).double()
+_REAL = _Support()
+_POSITIVE = _Support(low=0.0, open_low=True)
+_NON_NEGATIVE = _Support(low=0.0)
+_OPEN_UNIT = _Support(low=0.0, high=1.0, open_low=True, open_high=True)
+_UNIT = _Support(low=0.0, high=1.0)
+_COUNTS = _Support(low=0.0, whole=True)
 
 
-_REAL = _Support(lambda x, options: torch.ones_like(x, dtype=torch.bool), _alternating(0.25, 0.75))
-_POSITIVE = _Support(lambda x, options: x > 0, _alternating(0.25, 0.75))
-_NON_NEGATIVE = _Support(lambda x, options: x >= 0, _alternating(0.25, 0.75))
-_OPEN_UNIT = _Support(lambda x, options: (x > 0) & (x < 1), _alternating(0.25, 0.75))
-_UNIT = _Support(lambda x, options: (x >= 0) & (x <= 1), _alternating(0.25, 0.75))
-_COUNTS = _Support(lambda x, options: (x >= 0) & (x == x.floor()), _alternating(0, 1))
+def _constant(low: Tensor, high: Tensor) -> Tensor:
+    return low == high
 
 
-def _constant(x: Tensor) -> Tensor:
-    return x.amax(-1) == x.amin(-1)
-
-
-def _all_zero(x: Tensor) -> Tensor:
-    return (x == 0).all(-1)
+def _all_zero(low: Tensor, high: Tensor) -> Tensor:  # of data that are not negative
+    return high == 0
 
 
 @dataclass(frozen=True)
@@ -75,7 +89,7 @@ class _Requirements:
 
     support: _Support = _REAL
     min_points: int = 1
-    degenerate: Optional[tuple[str, Callable[[Tensor], Tensor]]] = None  # (reason, per set (..., N) -> bool)
+    degenerate: Optional[tuple[str, Callable[[Tensor, Tensor], Tensor]]] = None  # (reason, (min, max) per set -> bool)
     fixed: tuple[str, ...] = ()  # parameters given by an option, not estimated
     normalised: tuple[str, ...] = ()  # logits that are normalised log-probabilities: one constraint each
     # (data sets (S, N[, D]), parameters (S, ...)) -> (S,); None: the compiled family's function
@@ -136,10 +150,7 @@ def _laplace(x: Tensor, dim: int) -> Estimate:
     return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)})
 
 
-_LABELS = _Support(lambda x, options: (x >= 0) & (x < options["num_classes"]) & (x == x.floor()), _alternating(0, 1))
-
-
-@_fits("categorical", support=_LABELS, normalised=("logits",),
+@_fits("categorical", support=_Support(low=0.0, high="num_classes", open_high=True, whole=True), normalised=("logits",),
        log_likelihood=lambda x, p: F.categorical_log_likelihood(x.long(), p["logits"].unsqueeze(-2)))
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> Estimate:
     """Closed form: log frequencies (−inf for classes never seen), of shape
@@ -291,12 +302,7 @@ def _geometric(x: Tensor, dim: int) -> Estimate:
     return Estimate({"logits": -x.mean(dim).log()})
 
 
-def _at_most_total_count(x: Tensor, options: dict) -> Tensor:
-    total_count = torch.as_tensor(options["total_count"], dtype=x.dtype, device=x.device)
-    return _COUNTS.contains(x, options) & (x <= total_count.unsqueeze(-1))
-
-
-@_fits("binomial", support=_Support(_at_most_total_count, _alternating(0, 1)), fixed=("total_count",))
+@_fits("binomial", support=_Support(low=0.0, high="total_count", whole=True), fixed=("total_count",))
 def _binomial(x: Tensor, dim: int, *, total_count: float | Tensor | None = None) -> Estimate:
     """Closed form: the logit of mean(k) / total_count (±inf where no trial or every trial
     succeeded); total_count, the number of trials, is given: a number, or a tensor of one per
@@ -633,23 +639,24 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool =
     points = x.detach().movedim(dim, -event)  # (..., N) or (..., N, D)
     batch, per_set = points.shape[:-event], points.shape[-event:]
     n = per_set[0]
-    set_dims = tuple(range(-event, 0))
     failure = torch.zeros(batch, dtype=torch.int64, device=x.device)
 
     def flag(reason: str, mask: Tensor) -> None:
         failure.copy_(torch.where((failure == 0) & mask, FAILURES.index(reason), failure))
 
     flag("too few points", torch.tensor(n < needs.min_points, device=x.device))
-    flag("non-finite data", ~points.isfinite().all(set_dims) if n else torch.zeros_like(failure, dtype=torch.bool))
-    flag("outside the support", ~needs.support.contains(points, options).all(set_dims) if n else failure != 0)
-    if needs.degenerate is not None and n:
-        flag(needs.degenerate[0], needs.degenerate[1](points))
+    if n:  # every check from one pass: NaN and inf show in a set's minimum or maximum
+        low, high = points.flatten(-event).amin(-1), points.flatten(-event).amax(-1)
+        flag("non-finite data", ~(low.isfinite() & high.isfinite()))
+        flag("outside the support", ~needs.support.contains(points, low, high, options))
+        if needs.degenerate is not None:
+            flag(needs.degenerate[0], needs.degenerate[1](low, high))
     if (failure != 0).any():  # a stand-in takes each such set's place, so the others are fitted
         size = max(n, needs.min_points)
         if needs.points_are_vectors:
             stand_in = torch.randn(size, per_set[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         else:
-            stand_in = needs.support.stand_in(size, options)
+            stand_in = needs.support.stand_in(size)
         stand_in = stand_in.to(points).expand(*batch, *stand_in.shape)
         points = stand_in if size != n else torch.where((failure != 0).reshape(batch + (1,) * event), stand_in, points)
     estimate = FAMILIES[family](points, -event, **options)
