@@ -276,7 +276,7 @@ def _log_likelihood_and_grad(info, in_dims, family, x, a, b, c, dim, mask):
     return result, _dims(result)
 
 
-# ---- the ops over data sets of points (the normal mixture): batch
+# ---- the ops over data sets of points (the normal mixture, the multivariate normal): batch
 # dims aligned from the right, the per-set dims (each argument's `tails`) as they are
 
 
@@ -305,3 +305,6 @@ def _sets_op(forward, backward, tails) -> None:
 
 # x (N, D), logits (K,), loc and scale (K, D)
 _sets_op(_ops.normal_mixture_log_likelihood.default, _ops._normal_mixture_log_likelihood_backward.default, (2, 1, 2, 2))
+# x (N, D), loc (D,), scale_tril (D, D)
+_sets_op(_ops.multivariate_normal_log_likelihood.default, _ops._multivariate_normal_log_likelihood_backward.default,
+         (2, 1, 2))
