@@ -238,6 +238,26 @@ def _normal_mixture(
     return Estimate(params, torch.full(batch, iteration), torch.full(batch, converged))
 
 
+@_fits("multivariate_normal")
+def _multivariate_normal(x: Tensor, dim: int) -> Estimate:
+    """Closed form: the sample mean and the Cholesky factor of the biased (1/N) sample
+    covariance (the maximum-likelihood covariance, as `scipy.stats.multivariate_normal.fit`);
+    `x` is `(..., N, D)` with the points along `dim` (default -2 for this family) and the
+    coordinates last; the covariance must be positive definite (at least D + 1 points not
+    all in one hyperplane)."""
+    if x.dim() < 2:
+        raise ValueError("fit: multivariate_normal data must be (..., N, D)")
+    points = x.movedim(dim, -2)
+    loc = points.mean(-2)
+    centred = points - loc.unsqueeze(-2)
+    covariance = centred.mT @ centred / points.shape[-2]
+    scale_tril, info = torch.linalg.cholesky_ex(covariance)
+    if (info != 0).any():
+        raise ValueError("fit: a multivariate_normal data set has a singular sample covariance "
+                         "(fewer than D + 1 points, or all in one hyperplane)")
+    return Estimate({"loc": loc, "scale_tril": scale_tril})
+
+
 def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> Estimate:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
 
@@ -253,7 +273,7 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, **options) -> Estimat
     if x.dim() == 0:
         raise ValueError("fit: x must have at least one dimension (the data points along dim)")
     if dim is None:
-        dim = -2 if family == "normal_mixture" else -1
+        dim = -2 if family in ("normal_mixture", "multivariate_normal") else -1
     dim = dim % x.dim() if -x.dim() <= dim < x.dim() else None
     if dim is None:
         raise ValueError(f"fit: dim is out of range for x of {x.dim()} dimensions")
