@@ -148,6 +148,28 @@ struct MixtureGrads {
   double* scale;
 };
 
+// A multivariate normal's log-likelihood over `sets` data sets, all contiguous: x (sets, n, d)
+// in dtype; per set, in double, loc (sets, d), the Cholesky factor L of the covariance
+// (sets, d, d; only its lower triangle is read), 1/L_jj (sets, d) and log_normalizer =
+// -sum_j log L_jj - d log(2 pi)/2 (sets).
+struct MultivariateNormalArgs {
+  DType dtype;
+  int64_t sets, n, d;
+  const void* x;
+  const double* loc;
+  const double* scale_tril;
+  const double* inv_diagonal;
+  const double* log_normalizer;
+};
+
+// The backward's outputs (null: not wanted): grad_x like x; the parameters' in double,
+// scale_tril's (sets, d, d) with its upper triangle 0.
+struct MultivariateNormalGrads {
+  void* x;
+  double* loc;
+  double* scale_tril;
+};
+
 // Scratch memory for CUDA launches on their device, uninitialised, alive until the op
 // returns: kWorkspaceBytes for a grid-wide reduction (which zeroes its counter on the stream
 // first), a slice sum per long row. Ops that do not reduce never ask.

@@ -25,6 +25,7 @@ def function_list() -> str:
     for name in [family.function_name for family in FAMILIES.values()] + [
         "categorical_log_likelihood",
         "normal_mixture_log_likelihood",
+        "multivariate_normal_log_likelihood",
     ]:
         signature = inspect.signature(getattr(F, name))
         bare = [p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()]

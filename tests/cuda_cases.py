@@ -23,7 +23,7 @@ SANITIZER_SHAPES = [(3, 5), (7, 1283), (3, 100_003)]
 def every_op(rows: int, cols: int, device: str = "cuda") -> dict[str, tuple[Callable, tuple]]:
     """name -> (fn, inputs): each function of fusedgan.functional (the name up to "[") on
     rows x cols data (the log-likelihoods: rows data sets of cols points; the mixture: points of
-    2 dims, 40 components), where every input gets a gradient and what must not (weights,
+    2 dims, 40 components; the multivariate normal: points of 3 dims), where every input gets a gradient and what must not (weights,
     labels) is closed over. The reduced BCE runs with both operands differentiable and
     with a constant target, whose forward computes the input gradient. The data are drawn on
     the CPU, so that both devices' cases hold the same numbers."""
@@ -60,6 +60,9 @@ def every_op(rows: int, cols: int, device: str = "cuda") -> dict[str, tuple[Call
     cases["categorical_log_likelihood"] = (lambda logits: F.categorical_log_likelihood(labels, logits), (randn(rows, 1, 7),))
     cases["normal_mixture_log_likelihood"] = (
         F.normal_mixture_log_likelihood, (randn(rows, cols, 2), randn(rows, 40), randn(rows, 40, 2), rand(rows, 40, 2, low=0.5)))
+    scale_tril = 0.3 * randn(rows, 3, 3).tril(-1) + torch.diag_embed(rand(rows, 3, low=0.5))
+    cases["multivariate_normal_log_likelihood"] = (F.multivariate_normal_log_likelihood,
+                                                   (randn(rows, cols, 3), randn(rows, 3), scale_tril))
     return cases
 
 

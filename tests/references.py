@@ -1,5 +1,5 @@
 """The readable float64 references that several test modules share: the GAN costs, the normal
-mixture, and the log-likelihood families'. Per family: the torch.distributions object and the
+mixture, the multivariate normal, and the log-likelihood families'. Per family: the torch.distributions object and the
 scipy.stats log-density it must match, data and parameters in its support, and scipy's fit
 where scipy has one. One entry per family of fusedgan.families.FAMILIES, in the family's
 parameter order (test_families.py keeps the two lists in step)."""
@@ -220,3 +220,13 @@ def mixture_reference(x, logits, loc, scale):
     x = x.expand(*batch, *x.shape[-2:])
     mixture = D.MixtureSameFamily(D.Categorical(logits=logits), D.Independent(D.Normal(loc, scale), 1))
     return mixture.log_prob(x.movedim(-2, 0)).sum(0)
+
+
+def multivariate_normal_reference(x, loc, scale_tril):
+    """Each set's log-likelihood, by torch.distributions.MultivariateNormal (which reads only the
+    lower triangle of scale_tril; its argument check, which wants the upper one 0, is off)."""
+    D = torch.distributions
+    batch = torch.broadcast_shapes(x.shape[:-2], loc.shape[:-1], scale_tril.shape[:-2])
+    x = x.expand(*batch, *x.shape[-2:])
+    normal = D.MultivariateNormal(loc, scale_tril=scale_tril, validate_args=False)
+    return normal.log_prob(x.movedim(-2, 0)).sum(0)

@@ -12,7 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from helpers import ENTROPY_TOLERANCES, TOLERANCES
-from references import REFERENCES, mixture_reference, reference_discriminator_cost, reference_generator_cost
+from references import (REFERENCES, mixture_reference, multivariate_normal_reference, reference_discriminator_cost,
+                        reference_generator_cost)
 
 import fusedgan
 from fusedgan import functional as F
@@ -20,7 +21,8 @@ from fusedgan.families import FAMILIES
 
 DTYPES = [torch.float64, torch.float32, torch.float16, torch.bfloat16]
 SHAPE = (257, 131)  # 33,667 elements: two full chunks and an odd tail; rows of odd length
-# The mixture's float32 lanes compute in float (its gradients near zero lose digits).
+# The mixture's and the multivariate normal's float32 lanes compute in float (their gradients
+# near zero lose digits).
 MIXTURE_TOLERANCES = {torch.float64: TOLERANCES[torch.float64], torch.float32: dict(rtol=2e-5, atol=2e-5)}
 # Families whose data gradient cancels in float32 near a point of the support, whatever the
 # kernel: log-normal's -(z/s + 1)/x near the mode, von Mises' kappa sin(x - loc) where x - loc is
@@ -179,3 +181,11 @@ def test_log_likelihoods(family, layout, dtype):
 def test_normal_mixture(dtype, k):
     inputs = (randn((2, 1001, 3), 20), randn((2, k), 21), randn((2, k, 3), 22), rand((2, k, 3), 23, 0.5, 1.5))
     check(F.normal_mixture_log_likelihood, mixture_reference, inputs, dtype, MIXTURE_TOLERANCES)
+
+
+@pytest.mark.parametrize("d", [3, 16])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_multivariate_normal(dtype, d):
+    scale_tril = randn((2, d, d), 32, 0.3).tril(-1) + torch.diag_embed(rand((2, d), 33, 0.5, 1.5))
+    inputs = (randn((2, 1001, d), 30), randn((2, d), 31), scale_tril)
+    check(F.multivariate_normal_log_likelihood, multivariate_normal_reference, inputs, dtype, MIXTURE_TOLERANCES)

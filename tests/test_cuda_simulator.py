@@ -335,3 +335,44 @@ MIXTURES = {
 def test_normal_mixture(dtype, case):
     inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
     compare(lambda: value_and_grads(F.normal_mixture_log_likelihood, inputs), dtype)
+
+
+# ---- the multivariate normal
+
+def multivariate_normal(batch=(3,), n=25, d=4, seed=30):
+    scale_tril = (randn((*batch, d, d), seed + 2, 0.3).tril(-1)
+                  + torch.diag_embed(rand((*batch, d), seed + 3, 0.5, 1.5)))
+    return randn((*batch, n, d), seed), randn((*batch, d), seed + 1), scale_tril
+
+
+MULTIVARIATE_NORMALS = {
+    "small": lambda: multivariate_normal(),
+    "one_dimension": lambda: multivariate_normal(d=1),
+    "several_entry_tiles": lambda: multivariate_normal(d=16),
+    "sets_in_slices": lambda: multivariate_normal(batch=(2,), n=9001, d=3),
+    "many_sets": lambda: multivariate_normal(batch=(300,), n=8, d=2),
+    "shared_parameters": lambda: (multivariate_normal(batch=(6,))[0], *multivariate_normal(batch=())[1:]),
+    "no_points": lambda: multivariate_normal(n=0),
+    "no_dimensions": lambda: multivariate_normal(d=0),
+}
+
+
+@pytest.mark.parametrize("case", list(MULTIVARIATE_NORMALS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multivariate_normal(dtype, case):
+    inputs = tuple(t.to(dtype) for t in MULTIVARIATE_NORMALS[case]())
+    compare(lambda: value_and_grads(F.multivariate_normal_log_likelihood, inputs), dtype)
+
+
+@pytest.mark.parametrize("wanted", ["x", "loc", "scale_tril"])
+def test_multivariate_normal_one_gradient_at_a_time(wanted):
+    """Each of the backward's outputs alone: the kernels skip the sums nobody asked for."""
+    x, loc, scale_tril = multivariate_normal(d=5)
+    inputs = {"x": x, "loc": loc, "scale_tril": scale_tril}
+
+    def compute():
+        leaf = inputs[wanted].clone().requires_grad_()
+        value = F.multivariate_normal_log_likelihood(**{**inputs, wanted: leaf})
+        return (value.detach(), *torch.autograd.grad(value, leaf, torch.linspace(-1, 1, 3, dtype=torch.float64)))
+
+    compare(compute, torch.float64)

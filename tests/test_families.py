@@ -45,8 +45,8 @@ def test_every_family_has_its_fit_and_references(family):
     assert list(fitted) == list(FAMILIES[family].params)
 
 
-def test_fit_knows_exactly_the_families_and_the_two_composite_ones():
-    assert set(mle.FAMILIES) == set(FAMILIES) | {"categorical", "normal_mixture"}
+def test_fit_knows_exactly_the_families_and_the_composite_ones():
+    assert set(mle.FAMILIES) == set(FAMILIES) | {"categorical", "normal_mixture", "multivariate_normal"}
     assert set(REFERENCES) == set(FAMILIES)
 
 

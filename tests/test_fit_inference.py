@@ -148,3 +148,17 @@ def test_boundary_estimates_have_nan_covariance_but_stay_fitted():
     result = mle.fit("bernoulli", coins, return_result=True)
     assert result.fitted.all() and result.params["logits"][0] == math.inf
     assert result.stderr["logits"][0].isnan() and result.stderr["logits"][1].isfinite()
+
+
+def test_multivariate_normal_standard_errors_of_the_mean_are_sigma_over_root_n():
+    """The estimated entries are loc's D and scale_tril's lower triangle: P = D + D (D + 1) / 2;
+    the mean's covariance is the fitted covariance over N, and scale_tril's upper triangle has
+    no error."""
+    x, _ = fit_data("multivariate_normal")
+    result = mle.fit("multivariate_normal", x, return_result=True)
+    n, d = x.shape[-2:]
+    assert result.covariance.shape == (x.shape[0], d + d * (d + 1) // 2, d + d * (d + 1) // 2)
+    tril = result.params["scale_tril"]
+    torch.testing.assert_close(result.covariance[:, :d, :d], tril @ tril.mT / n, rtol=1e-8, atol=1e-12)
+    assert (result.stderr["scale_tril"].triu(1) == 0).all() and (result.stderr["scale_tril"].tril() > 0).sum() == x.shape[0] * 6
+    torch.testing.assert_close(result.aic, 2 * 9 - 2 * result.log_likelihood)

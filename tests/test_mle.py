@@ -83,6 +83,48 @@ def test_normal_mixture_em_finds_separated_clusters():
         mle.fit("normal_mixture", x)
 
 
+def correlated_points(batch, n, d, seed):
+    """Points of a multivariate normal with a full covariance (float64, (*batch, n, d))."""
+    g = torch.Generator().manual_seed(seed)
+    mixing = torch.randn(d, d, generator=g, dtype=torch.float64)
+    return torch.randn(*batch, n, d, generator=g, dtype=torch.float64) @ mixing.mT + torch.arange(d, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("batch, n, d", [((), 50, 1), ((3,), 40, 2), ((2, 2), 100, 5), ((4,), 17, 16)])
+def test_multivariate_normal_is_the_closed_form_and_at_least_scipys_fit(batch, n, d):
+    x = correlated_points(batch, n, d, seed=d)
+    p = mle.fit("multivariate_normal", x)
+    assert p["loc"].shape == (*batch, d) and p["scale_tril"].shape == (*batch, d, d)
+    ours = F.multivariate_normal_log_likelihood(x, p["loc"], p["scale_tril"])
+    for index in np.ndindex(*batch):
+        points = x[index].numpy()
+        mean = points.mean(0)
+        covariance = (points - mean).T @ (points - mean) / n  # biased: the maximum-likelihood covariance
+        assert_relative(p["loc"][index], mean)
+        assert_relative(p["scale_tril"][index] @ p["scale_tril"][index].mT, covariance)
+        assert_relative(p["scale_tril"][index], np.linalg.cholesky(covariance))
+        theirs = scipy.stats.multivariate_normal.logpdf(points, *scipy.stats.multivariate_normal.fit(points)).sum()
+        assert ours[index].item() >= theirs - 1e-9 * abs(theirs)
+
+
+def test_multivariate_normal_points_along_another_dim():
+    x = correlated_points((3,), 30, 2, seed=4)
+    moved = mle.fit("multivariate_normal", x.movedim(-2, 0), dim=0)
+    for name, value in mle.fit("multivariate_normal", x).items():
+        torch.testing.assert_close(moved[name], value, rtol=1e-12, atol=1e-12)
+
+
+def test_multivariate_normal_sets_without_a_positive_definite_covariance_are_flagged():
+    x = correlated_points((3,), 20, 3, seed=5)
+    x[1, :, 2] = 1.5  # the second set lies in a plane
+    result = mle.fit("multivariate_normal", x, return_result=True)
+    assert result.reason.tolist() == ["", "no finite maximum", ""]
+    assert result.params["scale_tril"][1].isnan().all() and result.params["scale_tril"][[0, 2]].isfinite().all()
+    assert mle.fit("multivariate_normal", x[:, :1], return_result=True).reason.tolist() == ["too few points"] * 3
+    with pytest.raises(ValueError, match=r"at least 2 dimensions \(the data points along dim, the coordinates last\)"):
+        mle.fit("multivariate_normal", torch.rand(5, dtype=torch.float64), dim=0)
+
+
 def test_closed_forms_maximise_the_fused_log_likelihood():
     x = sample(scipy.stats.norm, (6, 40), seed=6)
     p = mle.fit("normal", x)
@@ -161,6 +203,8 @@ def fit_data(family: str) -> tuple[torch.Tensor, dict]:
         return x, {"k": 2, "seed": 0}
     if family == "negative_binomial":  # overdispersed, so that the maximum is finite
         return sample(scipy.stats.nbinom, (4, 300), seed=3, n=3.0, p=0.4).double(), {}
+    if family == "multivariate_normal":
+        return correlated_points((4,), 200, 3, seed=2), {}
     if family == "student_t":  # heavy tails, so that df stays finite (normal data sends it to the normal limit)
         return sample(scipy.stats.t, (4, 300), seed=3, df=4.0, loc=1.0, scale=2.0), {}
     return REFERENCES[family].data((4, 300), 3), REFERENCES[family].fit_options

@@ -73,6 +73,12 @@ CASES["normal_mixture_log_likelihood"] = Case(
     .log_prob(x.movedim(-2, 0)).sum(0),
     lambda seed: (random((2, 6, 2), seed), random((2, 3), seed + 1), random((2, 3, 2), seed + 2),
                   random((2, 3, 2), seed + 3, 0.5, 1.5)))
+CASES["multivariate_normal_log_likelihood"] = Case(
+    F.multivariate_normal_log_likelihood,
+    lambda x, loc, scale_tril: D.MultivariateNormal(loc, scale_tril=scale_tril, validate_args=False)
+    .log_prob(x.movedim(-2, 0)).sum(0),
+    lambda seed: (random((2, 6, 3), seed), random((2, 3), seed + 1),
+                  random((2, 3, 3), seed + 2, scale=0.3).tril(-1) + torch.diag_embed(random((2, 3), seed + 3, 0.5, 1.5))))
 CASES["categorical_log_likelihood"] = Case(
     lambda logits: F.categorical_log_likelihood(LABELS, logits),
     lambda logits: D.Categorical(logits=logits).log_prob(LABELS).sum(-1),

@@ -1,33 +1,24 @@
 // Normal mixtures: data sets in parallel, each by the per-point functions of
-// csrc/math/mixture.h, taking as many points at once as a vector has lanes (float32, float16
-// and bfloat16 in float vectors; float64 one point at a time in double).
+// csrc/math/mixture.h, taking as many points at once as a vector has lanes (sets.h).
 #include <type_traits>
 #include <vector>
 
 #include "../math/mixture.h"
 #include "kernels.h"
-#include "loops.h"
+#include "sets.h"
 
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
 namespace {
 
-template <class T>
-using ComputeLanes = Lanes<math::compute_t<T>>;  // loads from and stores to the compute type
-template <class T>
-using Vec = typename Lanes<T>::Vec;
-template <class T>
-using Scalar = math::compute_t<T>;  // what a lane holds: float, or double
-
 // One set's terms and its points, a vector of them at a time; made once per task of sets.
+// The backward gives the lanes past a set's last point g = 0.
 template <class T>
-class SetLanes {
+class SetLanes : public PointLanes<T> {
  public:
-  static constexpr int kWidth = Lanes<T>::kWidth;
-
   explicit SetLanes(const MixtureArgs& a)
-      : a_(a), terms_(std::is_same_v<Scalar<T>, double> ? 0 : a.k + 2 * a.k * a.d), coords_(a.d) {}
+      : PointLanes<T>(a.d), a_(a), terms_(std::is_same_v<Scalar<T>, double> ? 0 : a.k + 2 * a.k * a.d) {}
 
   // Set `set`, with loc and the precomputed terms in the lanes' scalar type (float copies
   // for float lanes, so that no float16 is widened per use; float64's are the caller's).
@@ -48,38 +39,10 @@ class SetLanes {
     }
   }
 
-  // Loads points [first, first + count) of x (N, D), coordinate c of point first + lane into
-  // lane of coords()[c]. Lanes past count repeat the last point: no stray values enter the
-  // arithmetic, and the backward gives those lanes g = 0.
-  void load_points(const T* x, int64_t first, int count) {
-    for (int64_t c = 0; c < a_.d; ++c) {
-      Scalar<T> lanes[kWidth];
-      for (int lane = 0; lane < kWidth; ++lane) {
-        lanes[lane] = math::widen(x[(first + std::min(lane, count - 1)) * a_.d + c]);
-      }
-      coords_[c] = ComputeLanes<T>::load(lanes, kWidth);
-    }
-  }
-  const Vec<T>* coords() const { return coords_.data(); }
-
  private:
   MixtureArgs a_;
   std::vector<Scalar<T>> terms_;
-  std::vector<Vec<T>> coords_;
 };
-
-// Sets in parallel, in tasks of about a chunk of arithmetic; each task makes its own worker
-// (scratch memory) with make_worker() and calls it per set.
-template <class MakeWorker>
-void for_each_set(const MixtureArgs& a, const MakeWorker& make_worker) {
-  const int64_t work = std::max<int64_t>(1, a.n * a.k * a.d);
-  const int64_t sets_per_task = std::max<int64_t>(1, kChunk / work);
-  for_each_index((a.sets + sets_per_task - 1) / sets_per_task, a.sets * work > kChunk, [&](int64_t task) {
-    auto worker = make_worker();
-    const int64_t last = std::min(a.sets, (task + 1) * sets_per_task);
-    for (int64_t set = task * sets_per_task; set < last; ++set) worker(set);
-  });
-}
 
 template <class T>
 class ForwardWorker {
@@ -178,14 +141,14 @@ class BackwardWorker {
 void mixture_log_likelihood(const MixtureArgs& a, void* out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_set(a, [&] { return ForwardWorker<T>(a, static_cast<T*>(out)); });
+    for_each_set(a.sets, a.n * a.k * a.d, [&] { return ForwardWorker<T>(a, static_cast<T*>(out)); });
   });
 }
 
 void mixture_log_likelihood_backward(const MixtureArgs& a, const void* grad, const MixtureGrads& out) {
   math::visit_dtype(a.dtype, [&](auto zero) {
     using T = decltype(zero);
-    for_each_set(a, [&] { return BackwardWorker<T>(a, static_cast<const T*>(grad), out); });
+    for_each_set(a.sets, a.n * a.k * a.d, [&] { return BackwardWorker<T>(a, static_cast<const T*>(grad), out); });
   });
 }
 

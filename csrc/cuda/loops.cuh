@@ -281,6 +281,15 @@ struct RowTotals {
   }
 };
 
+// Coordinate c of point i of a data set of points (x (N, D) of a set of the mixture or the
+// multivariate normal), in double.
+template <class Set>
+struct SetPoint {
+  const Set& s;
+  int64_t i;
+  __device__ double operator()(int64_t c) const { return math::widen(s.x[i * s.d + c]); }
+};
+
 // Every kernel starts here, the one place that spells a launch: on the GPU, or in the CUDA
 // simulator (simulator/cuda_runtime.h), which runs the same kernel on the CPU.
 template <class... Params, class... Args>

@@ -12,13 +12,8 @@ namespace {
 inline constexpr int kCoordinateTile = 4;
 inline constexpr int kComponentSums = 1 + 2 * kCoordinateTile;  // g r, then the tile's pulls and scale terms
 
-// Coordinate c of point i of a set, in double.
 template <class T>
-struct Point {
-  const math::MixtureSet<T>& s;
-  int64_t i;
-  __device__ double operator()(int64_t c) const { return math::widen(s.x[i * s.d + c]); }
-};
+using Point = SetPoint<math::MixtureSet<T>>;
 
 template <class T>
 struct PointLogLikelihood {

@@ -4,8 +4,6 @@
 // N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients.
 #include <torch/library.h>
 
-#include <ATen/ExpandUtils.h>
-
 #include "../math/scalar.h"
 #include "autocast.h"
 #include "autograd.h"
@@ -14,6 +12,7 @@
 #include "dispatch.h"
 #include "layout.h"
 #include "output.h"
+#include "sets.h"
 
 namespace fusedgan {
 namespace {
@@ -41,22 +40,12 @@ std::vector<int64_t> check_and_batch(const Tensor& x, const Tensor& logits, cons
                     " components like logits, got shapes ", loc.sizes(), " and ", scale.sizes());
   TORCH_CHECK_VALUE(loc.size(-1) == d && scale.size(-1) == d, kOp, ": loc and scale need D = ", d,
                     " dimensions like x, got shapes ", loc.sizes(), " and ", scale.sizes());
-  auto batch = at::infer_size(x.sizes().slice(0, x.dim() - 2), logits.sizes().slice(0, logits.dim() - 1));
-  batch = at::infer_size(batch, loc.sizes().slice(0, loc.dim() - 2));
-  batch = at::infer_size(batch, scale.sizes().slice(0, scale.dim() - 2));
-  return batch;
+  return broadcast_batch(kOp, {{"x", x, 2}, {"logits", logits, 1}, {"loc", loc, 2}, {"scale", scale, 2}});
 }
 
 at::ScalarType dtype_of(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
   return at::promote_types(at::promote_types(x.scalar_type(), logits.scalar_type()),
                            at::promote_types(loc.scalar_type(), scale.scalar_type()));
-}
-
-// t expanded to the batch with its own trailing `tail` dims, contiguous, in dtype.
-Tensor laid_out(const Tensor& t, const std::vector<int64_t>& batch, int64_t tail, at::ScalarType dtype) {
-  std::vector<int64_t> shape = batch;
-  for (int64_t i = t.dim() - tail; i < t.dim(); ++i) shape.push_back(t.size(i));
-  return cast(t, dtype, t.device())->expand(shape).contiguous();
 }
 
 // The kernels' inputs: x and loc laid out in dtype, and the per-component terms in double
@@ -106,10 +95,8 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   on_device(x, [&](const auto& kernels, auto... launch) {
     kernels.mixture_log_likelihood_backward(call.args, grad_sets.data_ptr(), grads, launch...);
   });
-  const auto finish = [&](const Tensor& g, const Tensor& argument) {
-    return g.defined() ? at::sum_to(g.to(dtype), argument.sizes()).contiguous() : Tensor();
-  };
-  return {finish(gx, x), finish(glogits, logits), finish(gloc, loc), finish(gscale, scale)};
+  return {gradient_for(gx, x, dtype), gradient_for(glogits, logits, dtype), gradient_for(gloc, loc, dtype),
+          gradient_for(gscale, scale, dtype)};
 }
 
 Tensor forward_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
@@ -157,33 +144,16 @@ Gradients differentiable_backward(const Tensor& grad, const Tensor& x, const Ten
           gradient(mask[2], g * (r * z / s).sum(-3), loc), gradient(mask[3], g * (r * (z * z - 1) / s).sum(-3), scale)};
 }
 
-// The tangent per set: the gradients of each set's log-likelihood (the backward op on the
-// primals, each expanded to the batch so that no set's gradient is summed with another's) times
-// the arguments' tangents, summed over each set's elements.
+// The tangent per set, from the backward op on the primals (sets.h).
 Tensor tangent(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  const std::array<Tensor, 4> arguments{x, logits, loc, scale};
-  const std::array<int64_t, 4> tails{2, 1, 2, 2};  // the dims of one set: (N, D), (K), (K, D), (K, D)
   const auto batch = check_and_batch(primal_of(x), primal_of(logits), primal_of(loc), primal_of(scale));
-  std::array<Tensor, 4> expanded;
-  OutputMask wanted{};
-  for (int i = 0; i < 4; ++i) {
-    const Tensor primal = primal_of(arguments[i]);
-    std::vector<int64_t> shape = batch;
-    for (int64_t d = primal.dim() - tails[i]; d < primal.dim(); ++d) shape.push_back(primal.size(d));
-    expanded[i] = primal.expand(shape);
-    wanted[i] = tangent_of(arguments[i]).defined();
-  }
-  const Tensor ones = at::ones(batch, x.options().dtype(dtype_of(x, logits, loc, scale)));
-  const auto [gx, gl, gm, gs] = call_backward(ones, expanded[0], expanded[1], expanded[2], expanded[3], wanted);
-  const std::array<Tensor, 4> grads{gx, gl, gm, gs};
-  Tensor total = at::zeros(batch, ones.options());
-  for (int i = 0; i < 4; ++i) {
-    if (!wanted[i]) continue;
-    std::vector<int64_t> within;
-    for (int64_t d = 1; d <= tails[i]; ++d) within.push_back(-d);
-    total = total + (grads[i] * tangent_of(arguments[i]).expand_as(grads[i])).sum(within);
-  }
-  return total;
+  const auto backward = [](const Tensor& ones, const std::array<Tensor, 4>& at, const OutputMask& wanted) {
+    const auto [gx, gl, gm, gs] = call_backward(ones, at[0], at[1], at[2], at[3], wanted);
+    return std::array<Tensor, 4>{gx, gl, gm, gs};
+  };
+  // the dims of one set: (N, D), (K), (K, D), (K, D)
+  return tangent_from_gradients<4>({x, logits, loc, scale}, {2, 1, 2, 2}, batch, dtype_of(x, logits, loc, scale),
+                                   backward);
 }
 
 Tensor forward_autograd(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {

@@ -276,26 +276,35 @@ def _log_likelihood_and_grad(info, in_dims, family, x, a, b, c, dim, mask):
     return result, _dims(result)
 
 
-# ---- the normal mixture: batch dims aligned from the right, the per-set dims as they are
+# ---- the ops over data sets of points (the normal mixture, the multivariate normal): batch
+# dims aligned from the right, the per-set dims (each argument's `tails`) as they are
 
 
-def _mixture_layout(info, in_dims, arguments, expand: bool):
-    tails = (2, 1, 2, 2)  # (N, D), (K,), (K, D), (K, D)
+def _sets_layout(info, in_dims, arguments, tails, expand: bool):
     rank = max(_logical_rank(t, d) - tail for t, d, tail in zip(arguments, in_dims, tails))
     batch = info.batch_size if expand else None
     return [_aligned(t, d, rank + tail, batch) for t, d, tail in zip(arguments, in_dims, tails)]
 
 
-@_rule(_ops.normal_mixture_log_likelihood.default)
-def _normal_mixture(info, in_dims, x, logits, loc, scale):
-    return _ops.normal_mixture_log_likelihood.default(*_mixture_layout(info, in_dims, [x, logits, loc, scale], False)), 0
+def _sets_op(forward, backward, tails) -> None:
+    count = len(tails)
+
+    @_rule(forward)
+    def forward_rule(info, in_dims, *arguments):
+        return forward(*_sets_layout(info, in_dims, arguments, tails, False)), 0
+
+    @_rule(backward)
+    def backward_rule(info, in_dims, grad, *args):
+        arguments, mask = args[:count], args[count]
+        logical = [t.shape if d is None else t.movedim(d, 0).shape[1:] for t, d in zip(arguments, in_dims[1:])]
+        aligned = _sets_layout(info, in_dims[1:count + 1], arguments, tails, True)
+        grads = backward(_first(grad, in_dims[0], info.batch_size), *aligned, mask)
+        result = tuple(_unaligned(g, shape) for g, shape in zip(grads, logical))
+        return result, _dims(result)
 
 
-@_rule(_ops._normal_mixture_log_likelihood_backward.default)
-def _normal_mixture_backward(info, in_dims, grad, x, logits, loc, scale, mask):
-    arguments = [x, logits, loc, scale]
-    logical = [t.shape if d is None else t.movedim(d, 0).shape[1:] for t, d in zip(arguments, in_dims[1:5])]
-    aligned = _mixture_layout(info, in_dims[1:5], arguments, True)
-    grads = _ops._normal_mixture_log_likelihood_backward.default(_first(grad, in_dims[0], info.batch_size), *aligned, mask)
-    result = tuple(_unaligned(g, shape) for g, shape in zip(grads, logical))
-    return result, _dims(result)
+# x (N, D), logits (K,), loc and scale (K, D)
+_sets_op(_ops.normal_mixture_log_likelihood.default, _ops._normal_mixture_log_likelihood_backward.default, (2, 1, 2, 2))
+# x (N, D), loc (D,), scale_tril (D, D)
+_sets_op(_ops.multivariate_normal_log_likelihood.default, _ops._multivariate_normal_log_likelihood_backward.default,
+         (2, 1, 2))

@@ -22,6 +22,7 @@ __all__ = [
     "binary_entropy_with_logits",
     "categorical_log_likelihood",
     "normal_mixture_log_likelihood",
+    "multivariate_normal_log_likelihood",
 ]
 
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
@@ -38,6 +39,7 @@ _binary_entropy_with_logits = torch.ops.fusedgan.binary_entropy_with_logits.defa
 _log_likelihood = torch.ops.fusedgan.log_likelihood.default
 _categorical_log_likelihood = torch.ops.fusedgan.categorical_log_likelihood.default
 _normal_mixture_log_likelihood = torch.ops.fusedgan.normal_mixture_log_likelihood.default
+_multivariate_normal_log_likelihood = torch.ops.fusedgan.multivariate_normal_log_likelihood.default
 
 
 def _reduction_code(reduction: str, size_average: Optional[bool], reduce: Optional[bool]) -> int:
@@ -184,3 +186,18 @@ def normal_mixture_log_likelihood(x: Tensor, logits: Tensor, loc: Tensor, scale:
     so nothing of size N x K x D is formed; gradients for all four arguments.
     """
     return _normal_mixture_log_likelihood(x, logits, loc, scale)
+
+
+def multivariate_normal_log_likelihood(x: Tensor, loc: Tensor, scale_tril: Tensor) -> Tensor:
+    """Per data set, sum_i log N(x_i; loc, scale_tril scale_tril^T).
+
+    ``x`` is ``(*B, N, D)``, ``loc`` ``(*B, D)`` and ``scale_tril`` ``(*B, D, D)``, the batch
+    dims broadcast; returns ``(*B,)``, as
+    ``MultivariateNormal(loc, scale_tril=scale_tril).log_prob(x.movedim(-2, 0)).sum(0)``.
+    ``scale_tril`` is the covariance's Cholesky factor: its lower triangle is read (the upper
+    one is ignored and gets a zero gradient, as in torch.distributions) and its diagonal must
+    be positive (ValueError on CPU; on CUDA a non-positive one gives NaN rather than a host
+    synchronisation). Each point costs one forward substitution, O(D^2), so nothing of size
+    N x D x D is formed; gradients for all three arguments.
+    """
+    return _multivariate_normal_log_likelihood(x, loc, scale_tril)

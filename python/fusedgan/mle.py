@@ -95,6 +95,7 @@ class _Requirements:
     # (data sets (S, N[, D]), parameters (S, ...)) -> (S,); None: the compiled family's function
     log_likelihood: Optional[Callable[[Tensor, dict[str, Tensor]], Tensor]] = None
     points_are_vectors: bool = False  # data (..., N, D): the coordinates last
+    triangular: tuple[str, ...] = ()  # (..., D, D) parameters of which the lower triangle alone is estimated
 
 
 # The fit routine of each family: those of the compiled list (fusedgan.families), and the
@@ -485,6 +486,25 @@ def _normal_mixture(
     return Estimate(params, torch.full(batch, iteration), torch.full(batch, converged))
 
 
+@_fits("multivariate_normal", points_are_vectors=True, min_points=2, triangular=("scale_tril",),
+       log_likelihood=lambda x, p: F.multivariate_normal_log_likelihood(x, p["loc"], p["scale_tril"]))
+def _multivariate_normal(x: Tensor, dim: int) -> Estimate:
+    """Closed form: the sample mean and the Cholesky factor of the biased (1/N) sample
+    covariance (the maximum-likelihood covariance, as `scipy.stats.multivariate_normal.fit`);
+    `x` is `(..., N, D)` with the points along `dim` (default -2 for this family) and the
+    coordinates last. A set whose sample covariance is singular (fewer than D + 1 points, or all
+    in one hyperplane) has no finite maximum."""
+    points = x.movedim(dim, -2)
+    loc = points.mean(-2)
+    centred = points - loc.unsqueeze(-2)
+    covariance = centred.mT @ centred / points.shape[-2]
+    scale_tril, info = torch.linalg.cholesky_ex(covariance)
+    singular = info != 0
+    identity = torch.eye(points.shape[-1], dtype=x.dtype, device=x.device)
+    scale_tril = torch.where(singular[..., None, None], identity, scale_tril)  # finite, for the other sets' sake
+    return Estimate({"loc": loc, "scale_tril": scale_tril}, failures={"no finite maximum": singular})
+
+
 @dataclass(frozen=True)
 class FitResult:
     """A fit with its inference, per data set (every tensor has the sets' shape, `x`'s with
@@ -531,21 +551,31 @@ def _log_likelihood_of(family: str) -> Callable[[Tensor, dict[str, Tensor]], Ten
     return lambda x, params: function(x, *(params[name].unsqueeze(-1) for name in info.params))
 
 
+def _entries(value: Tensor, leading: int, triangular: bool) -> Tensor:
+    """A parameter's estimated entries, flattened after its `leading` dims: of a triangular one,
+    the lower triangle alone (the log-likelihood does not read the rest)."""
+    if not triangular:
+        return value.reshape(*value.shape[:leading], -1)
+    rows, cols = torch.tril_indices(value.shape[-1], value.shape[-1], device=value.device)
+    return value[..., rows, cols]
+
+
 def _information(family: str, x: Tensor, params: dict[str, Tensor], estimated: list[str]) -> tuple[Tensor, Tensor]:
     """Per set, the log-likelihood (S,) and the observed information (S, P, P): minus the
     Hessian over the estimated parameters' entries, from the fused op's double backward. Each
     set's log-likelihood depends on its own parameters alone, so the Hessian of the sum over
     sets holds every set's block: P backward passes of the summed gradient give them all."""
+    triangular = _REQUIREMENTS[family].triangular
     leaves = {name: value.detach().requires_grad_(name in estimated) for name, value in params.items()}
     value = _log_likelihood_of(family)(x, leaves)
-    sets = value.shape[0]
-    gradient = torch.autograd.grad(value.sum(), [leaves[name] for name in estimated], create_graph=True)
-    gradient = torch.cat([g.reshape(sets, -1) for g in gradient], -1)  # (S, P)
-    rows = []
-    for j in range(gradient.shape[-1]):
-        row = torch.autograd.grad(gradient[:, j].sum(), [leaves[name] for name in estimated], retain_graph=True,
-                                  allow_unused=True, materialize_grads=True)
-        rows.append(torch.cat([r.reshape(sets, -1) for r in row], -1))
+
+    def entries(gradients):  # (S, P)
+        return torch.cat([_entries(g, 1, name in triangular) for name, g in zip(estimated, gradients)], -1)
+
+    wrt = [leaves[name] for name in estimated]
+    gradient = entries(torch.autograd.grad(value.sum(), wrt, create_graph=True))
+    rows = [entries(torch.autograd.grad(gradient[:, j].sum(), wrt, retain_graph=True, allow_unused=True,
+                                        materialize_grads=True)) for j in range(gradient.shape[-1])]
     return value.detach(), -torch.stack(rows, -2).detach()
 
 
@@ -569,7 +599,7 @@ def _inference(family: str, points: Tensor, params: dict[str, Tensor], estimate:
     flat_params = {name: value.reshape(-1, *value.shape[len(batch):]) for name, value in params.items()}
     fitted = (failure == 0).reshape(-1)
     keep = fitted.nonzero().squeeze(-1)
-    sizes = [flat_params[name][0].numel() for name in estimated]
+    sizes = [_entries(flat_params[name][:1], 1, name in needs.triangular).shape[-1] for name in estimated]
     count = sum(sizes)
     log_likelihood = torch.full(fitted.shape, torch.nan, dtype=torch.float64, device=points.device)
     covariance = torch.full((*fitted.shape, count, count), torch.nan, dtype=torch.float64, device=points.device)
@@ -582,7 +612,11 @@ def _inference(family: str, points: Tensor, params: dict[str, Tensor], estimate:
     variances = covariance.diagonal(dim1=-2, dim2=-1).split(sizes, -1)
     stderr = {name: torch.zeros_like(value) for name, value in params.items()}
     for name, variance in zip(estimated, variances):
-        stderr[name] = variance.sqrt().reshape(params[name].shape).to(params[name].dtype)
+        if name in needs.triangular:
+            rows, cols = torch.tril_indices(params[name].shape[-1], params[name].shape[-1], device=points.device)
+            stderr[name][..., rows, cols] = variance.sqrt().reshape(*batch, -1).to(params[name].dtype)
+        else:
+            stderr[name] = variance.sqrt().reshape(params[name].shape).to(params[name].dtype)
     dtype = points.dtype
     log_likelihood = log_likelihood.reshape(batch)
     iterations = estimate.iterations if estimate.iterations is not None else torch.zeros(batch, dtype=torch.int64)

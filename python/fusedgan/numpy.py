@@ -21,6 +21,7 @@ from .functional import _dims, _reduction_code
 __all__ = [
     "categorical_log_likelihood",
     "normal_mixture_log_likelihood",
+    "multivariate_normal_log_likelihood",
     "entropy",
     "entropy_with_logits",
     "binary_cross_entropy_with_logits",
@@ -116,3 +117,11 @@ def binary_cross_entropy_with_logits(input, target, *, reduction: str = "mean") 
     code = _reduction_code(reduction, None, None)
     x, y = _tensors(input, target)
     return _ops.binary_cross_entropy_with_logits.default(x, y, None, None, code).numpy()
+
+
+def multivariate_normal_log_likelihood(x, loc, scale_tril) -> np.ndarray:
+    """Per data set, sum_i log N(x_i; loc, scale_tril scale_tril^T): ``x`` (*B, N, D), ``loc``
+    (*B, D), ``scale_tril`` (*B, D, D) (the covariance's Cholesky factor; its lower triangle is
+    read), batch axes broadcast; returns (*B,), what
+    ``scipy.stats.multivariate_normal.logpdf(x, loc, L @ L.T).sum()`` gives per set."""
+    return _ops.multivariate_normal_log_likelihood.default(*_tensors(x, loc, scale_tril)).numpy()
