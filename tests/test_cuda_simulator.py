@@ -335,3 +335,10 @@ MIXTURES = {
 def test_normal_mixture(dtype, case):
     inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
     compare(lambda: value_and_grads(F.normal_mixture_log_likelihood, inputs), dtype)
+
+
+@pytest.mark.parametrize("case", list(MIXTURES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normal_mixture_em_statistics(dtype, case):
+    inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
+    compare(lambda: torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), dtype)
