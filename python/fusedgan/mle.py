@@ -249,31 +249,34 @@ def _kmeans_plusplus_start(points: Tensor, k: int, generator: torch.Generator, r
 def _expectation_maximisation(points: Tensor, start: dict[str, Tensor], tol: float, max_iter: int, reg_covar: float):
     """EM from `start` on the sets (S, N, D): the parameters, each set's last lower bound (its
     mean log-likelihood per point before the last M step, as scikit-learn's), iterations and
-    convergence. A set that has converged is left out of the later iterations."""
+    convergence. The iterations carry the sets still running alone (few ops per iteration);
+    a set that stops has its results stored and is left out of the later iterations."""
     sets, n = points.shape[0], points.shape[1]
-    params = {name: value.clone() for name, value in start.items()}
+    result = {name: value.clone() for name, value in start.items()}
     lower_bound = torch.full((sets,), -math.inf, dtype=torch.float64, device=points.device)
     iterations = torch.zeros(sets, dtype=torch.int64, device=points.device)
     converged = torch.zeros(sets, dtype=torch.bool, device=points.device)
-    active = torch.arange(sets, device=points.device)
-    active_points = points
+    active, active_points, params, bound = torch.arange(sets, device=points.device), points, start, lower_bound
     for iteration in range(1, max_iter + 1):
         # the E step in the data's dtype, the parameters rounded to it (the sums are about that loc)
-        logits, loc, scale = (params[name][active].to(points.dtype) for name in ("logits", "loc", "scale"))
+        logits, loc, scale = (params[name].to(points.dtype) for name in ("logits", "loc", "scale"))
         log_likelihood, counts, deviations, squares = torch.ops.fusedgan._normal_mixture_em_statistics(
             active_points, logits, loc, scale)
-        for name, value in _maximisation(loc.double(), counts, deviations, squares, reg_covar).items():
-            params[name][active] = value
-        bound = log_likelihood / n
-        done = (bound - lower_bound[active]).abs() < tol
-        lower_bound[active] = bound
-        iterations[active] = iteration
-        if done.any():
-            converged[active[done]] = True
-            active, active_points = active[~done], active_points[~done]
+        params = _maximisation(loc.double(), counts, deviations, squares, reg_covar)
+        previous, bound = bound, log_likelihood / n
+        done = (bound - previous).abs() < tol
+        stops = done if iteration < max_iter else torch.ones_like(done)
+        if stops.any():
+            stopped = active[stops]
+            for name, value in params.items():
+                result[name][stopped] = value[stops]
+            lower_bound[stopped], iterations[stopped], converged[stopped] = bound[stops], iteration, done[stops]
+            running = ~stops
+            active, active_points, bound = active[running], active_points[running], bound[running]
+            params = {name: value[running] for name, value in params.items()}
             if active.numel() == 0:
                 break
-    return params, lower_bound, iterations, converged
+    return result, lower_bound, iterations, converged
 
 
 def _mixture_start(init: dict, batch: torch.Size, d: int, k: int | None, device: torch.device) -> dict[str, Tensor]:
