@@ -44,6 +44,7 @@ TITLES = {
     "bce": "Binary cross-entropy with logits",
     "gan_costs": "GAN costs",
     "loglik": "Log-likelihoods and fits",
+    "mle": "Fits: time to convergence",
     "entropy": "Entropies",
     "transforms": "Under torch.func transforms",
     "trainer": "Trainer: steps per second",
