@@ -10,6 +10,7 @@ import warnings
 import pytest
 import torch
 from helpers import DEVICES, opcheck_tests
+from references import em_statistics_reference
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -219,16 +220,6 @@ def test_bad_options_are_refused(options, match):
 # ---- the E-step op
 
 
-def reference_statistics(x, logits, loc, scale):
-    """The E step's sums in float64 ATen ops, forming (..., N, K, D)."""
-    x, logits, loc, scale = (t.double() for t in (x, logits, loc, scale))
-    deviation = x.unsqueeze(-2) - loc.unsqueeze(-3)  # (..., N, K, D)
-    log_joint = logits.log_softmax(-1).unsqueeze(-2) + torch.distributions.Normal(0.0, scale.unsqueeze(-3)).log_prob(deviation).sum(-1)
-    lse = log_joint.logsumexp(-1, keepdim=True)
-    r = (log_joint - lse).exp().unsqueeze(-1)
-    return lse.squeeze(-1).sum(-1), r.squeeze(-1).sum(-2), (r * deviation).sum(-3), (r * deviation.square()).sum(-3)
-
-
 def em_inputs(batch=(3,), n=50, k=4, d=3, seed=20):
     g = torch.Generator().manual_seed(seed)
     return (2 * torch.randn(*batch, n, d, generator=g, dtype=torch.float64), torch.randn(*batch, k, generator=g, dtype=torch.float64),
@@ -242,7 +233,7 @@ def test_em_statistics_match_float64_sums(device, dtype, rtol, shape):
     # n = 5000: several pieces of a set, vectors of points and a partial one; k = 40: two blocks of components
     inputs = em_inputs(**shape)
     actual = torch.ops.fusedgan._normal_mixture_em_statistics(*(t.to(device, dtype) for t in inputs))
-    expected = reference_statistics(*(t.to(dtype) for t in inputs))
+    expected = em_statistics_reference(*(t.to(dtype) for t in inputs))
     for a, e in zip(actual, expected):
         assert a.dtype == torch.float64 and a.shape == e.shape
         torch.testing.assert_close(a.cpu(), e, rtol=rtol, atol=rtol * e.abs().max().item())
@@ -265,7 +256,7 @@ def test_em_statistics_do_not_depend_on_the_thread_count():
 def test_em_statistics_broadcast_the_parameters():
     x, logits, loc, scale = em_inputs(batch=(4,))
     shared = torch.ops.fusedgan._normal_mixture_em_statistics(x, logits[0], loc[0], scale[0])
-    for a, e in zip(shared, reference_statistics(x, logits[0], loc[0], scale[0])):
+    for a, e in zip(shared, em_statistics_reference(x, logits[0], loc[0], scale[0])):
         torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
 
 

@@ -1,6 +1,6 @@
-// Normal mixtures: data sets in parallel, each by the per-point functions of
-// csrc/math/mixture.h, taking as many points at once as a vector has lanes (float32, float16
-// and bfloat16 in float vectors; float64 one point at a time in double).
+// Normal mixtures: data sets in parallel (EM's E step: pieces of their points), each by the
+// per-point functions of csrc/math/mixture.h, taking as many points at once as a vector has
+// lanes (float32, float16 and bfloat16 in float vectors; float64 one point at a time in double).
 #include <type_traits>
 #include <vector>
 
