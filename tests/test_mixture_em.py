@@ -260,6 +260,18 @@ def test_em_statistics_broadcast_the_parameters():
         torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("in_dims", [(0, None, 0, None), (1, 0, None, 2)])
+def test_em_statistics_under_vmap(in_dims):
+    # the batching rule: one call on the whole batch, the vmapped dim first in every output
+    # sets (3, 4): the vmapped dim of 3 (moved to in_dims, or left out of the unbatched), a logical one of 4
+    inputs = [t[0] if d is None else t.movedim(0, d) for t, d in zip(em_inputs(batch=(3, 4)), in_dims)]
+    batched = torch.func.vmap(torch.ops.fusedgan._normal_mixture_em_statistics, in_dims=in_dims)(*inputs)
+    for sample in range(3):
+        one = [t if d is None else t.select(d, sample) for t, d in zip(inputs, in_dims)]
+        for a, e in zip(batched, torch.ops.fusedgan._normal_mixture_em_statistics(*one)):
+            assert torch.equal(a[sample], e)
+
+
 def test_em_statistics_errors_name_the_op():
     x, logits, loc, scale = em_inputs()
     with pytest.raises(ValueError, match="_normal_mixture_em_statistics: loc and scale need K = 4"):

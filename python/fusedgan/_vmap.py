@@ -291,6 +291,12 @@ def _normal_mixture(info, in_dims, x, logits, loc, scale):
     return _ops.normal_mixture_log_likelihood.default(*_mixture_layout(info, in_dims, [x, logits, loc, scale], False)), 0
 
 
+@_rule(_ops._normal_mixture_em_statistics.default)
+def _normal_mixture_em_statistics(info, in_dims, x, logits, loc, scale):
+    statistics = _ops._normal_mixture_em_statistics.default(*_mixture_layout(info, in_dims, [x, logits, loc, scale], False))
+    return statistics, _dims(statistics)
+
+
 @_rule(_ops._normal_mixture_log_likelihood_backward.default)
 def _normal_mixture_backward(info, in_dims, grad, x, logits, loc, scale, mask):
     arguments = [x, logits, loc, scale]
