@@ -14,8 +14,7 @@
   normal-mixture log-likelihoods on the same data against scipy
   (`scipy.stats.norm.logpdf(x, loc, scale).sum(-1)`; `scipy.special.log_softmax` and
   `np.take_along_axis`; `norm.logpdf` of every point and component with
-  `scipy.special.logsumexp`), and `fusedgan.mle.fit("student_t", x)` of 10,000 data sets of
-  100 points vs `scipy.stats.t.fit` in a loop (timed on 20 of the sets), as time per data set.
+  `scipy.special.logsumexp`). (The fits: bench_mle.py.)
 
 Writes benchmarks/results/loglik.csv (loglik-cuda.csv on a GPU) and loglik-<device>.md.
 
@@ -24,8 +23,6 @@ Writes benchmarks/results/loglik.csv (loglik-cuda.csv on a GPU) and loglik-<devi
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import torch
 
@@ -33,7 +30,6 @@ import fusedgan.numpy as fnp
 from common import (COMPARISON_HEADER, bench_parser, comparison_lines, compiled, forward_backward, gpu_or_cpu, time_providers,
                     timed_rows, write_results)
 from fusedgan import functional as F
-from fusedgan import mle
 
 SETS, POINTS, CLASSES = 1024, 16384, 16
 MIXTURE_SETS = {"cpu": [64], "cuda": [1, 64]}
@@ -61,7 +57,7 @@ DISTRIBUTIONS = {
 }
 FAMILY_OPS = [f"{family}_log_likelihood" for family in DISTRIBUTIONS]
 NUMPY_OPS = ["numpy.normal_log_likelihood", "numpy.categorical_log_likelihood", "numpy.normal_mixture_log_likelihood"]
-OPS = [*FAMILY_OPS, "normal_mixture_log_likelihood", *NUMPY_OPS, "student_t_fit"]
+OPS = [*FAMILY_OPS, "normal_mixture_log_likelihood", *NUMPY_OPS]
 
 
 def family_inputs(family: str) -> list[torch.Tensor]:
@@ -184,18 +180,6 @@ def cpu_front_ends(ops, rounds, record) -> None:
             arrays = [t.numpy() for t in inputs()]
             timings = time_providers({"fusedgan": lambda: ours(*arrays), "scipy": lambda: theirs(*arrays)}, "cpu", rounds=rounds)
             record(op, "forward", shape, timings)
-
-    if "student_t_fit" in ops:
-        t_sets = torch.from_numpy(scipy.stats.t.rvs(4.0, 1.0, 2.0, size=(10_000, 100), random_state=np.random.default_rng(0)))
-        start = time.perf_counter()
-        mle.fit("student_t", t_sets)
-        ours = (time.perf_counter() - start) / len(t_sets) * 1e6
-        start = time.perf_counter()
-        for row in t_sets[:20].numpy():
-            scipy.stats.t.fit(row)
-        theirs = (time.perf_counter() - start) / 20 * 1e6
-        record("student_t_fit", "fit", t_sets.shape, {"fusedgan": (ours, ours, ours), "scipy": (theirs, theirs, theirs)},
-               dtype=t_sets.dtype)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """The performance targets on the CPU, each against the latest run of its benchmark: every
 figure, met or not (standard library only).
 
-Each ratio compares fusedgan's median with a baseline's median of the same run, float32, in
-which the providers were timed in turns (common.time_providers). The baselines are what a
+Each ratio compares fusedgan's median with a baseline's median of the same run, float32 (the
+fits: float64 and float32), in which the providers were timed in turns
+(common.time_providers). The baselines are what a
 speed-conscious user runs: torch eager, `torch.distributions` objects built with
 `validate_args=False`, `torch.compile` of the same composition (default mode, fullgraph,
 static shapes, warmed up), scipy/numpy for fusedgan.numpy. The roofline of BCE-with-logits
@@ -36,9 +37,11 @@ class Target:
     goal: float  # the least speed-up over the baseline; for a roofline, the most times its time
     mode: str = "full"
     roofline: float = 0.0  # a roofline target's bytes over the copy's (the baseline is "copy")
+    dtype: str = "float32"
 
     def case(self) -> str:
-        return f"`{self.op}`{' fwd+bwd' if self.mode == 'full' else ''}, {shape_label(self.shape)}"
+        dtype = "" if self.dtype == "float32" else f", {self.dtype}"
+        return f"`{self.op}`{' fwd+bwd' if self.mode == 'full' else ''}, {shape_label(self.shape)}{dtype}"
 
 
 AGAINST = {
@@ -47,9 +50,14 @@ AGAINST = {
     "torch.distributions": "`torch.distributions`",
     "scipy": "the scipy/numpy composition",
     "copy": "the same-run copy roofline",
+    "sklearn": "scikit-learn",
 }
 LOG_LIKELIHOOD = "1024x16384"
 MI = 1 << 20
+# The fit routines by method: closed forms and Newton's method have targets of their own.
+CLOSED_FORMS = ("normal", "laplace", "exponential", "poisson", "bernoulli", "lognormal", "half_normal", "geometric",
+                "binomial", "multivariate_normal")
+NEWTON = ("student_t", "gamma", "beta", "weibull", "negative_binomial", "von_mises")
 TARGETS = [
     *(Target("entropy", op, shape, baseline, goal) for op in ("entropy", "entropy_with_logits")
       for shape in ("16384x16", "256x50257") for baseline, goal in (("eager", 3), ("compile", 1.5))),
@@ -67,12 +75,18 @@ TARGETS = [
       for shape in ("2x256", f"2x{MI}") for baseline, goal in (("eager", 3), ("compile", 1.5))),
     Target("loglik", "numpy.categorical_log_likelihood", LOG_LIKELIHOOD, "scipy", 20, mode="forward"),
     Target("loglik", "numpy.normal_mixture_log_likelihood", "64x1024x8x16", "scipy", 20, mode="forward"),
+    # EM to convergence from the same start, per set: one large set, and many small ones in one call
+    *(Target("mle", f"{family}_fit", "10000x100" + "x3" * (family == "multivariate_normal"), "scipy", goal,
+             mode="fit per set", dtype="float64")
+      for families, goal in ((CLOSED_FORMS, 1000), (NEWTON, 100)) for family in families),
+    *(Target("mle", "normal_mixture_em", shape, "sklearn", goal, mode="fit per set", dtype=dtype)
+      for shape, goal in (("1x100000x8x16", 10), ("1000x500x2x3", 100)) for dtype in ("float64", "float32")),
 ]
 
 
 def evaluate(target: Target, run: Optional[Run]) -> list[str]:
     """The table's cells after the target's: fusedgan's time, the baseline's, the figure, the result."""
-    key = Key(target.op, "fusedgan", target.mode, target.shape)
+    key = Key(target.op, "fusedgan", target.mode, target.shape, target.dtype)
     fused = run.p50.get(key) if run else None
     base = run.p50.get(key._replace(provider=target.baseline)) if run else None
     if fused is None or base is None:

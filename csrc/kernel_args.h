@@ -170,6 +170,16 @@ struct MultivariateNormalGrads {
   double* scale_tril;
 };
 
+// EM's E-step sums per set, in double (mixture_em_statistics): the log-likelihood (sets), and
+// per component the responsibilities' sum (sets, K) and their weighted sums of x - mu and
+// (x - mu)^2 (sets, K, D).
+struct MixtureStatistics {
+  double* log_likelihood;
+  double* counts;
+  double* deviations;
+  double* squares;
+};
+
 // Scratch memory for CUDA launches on their device, uninitialised, alive until the op
 // returns: kWorkspaceBytes for a grid-wide reduction (which zeroes its counter on the stream
 // first), a slice sum per long row. Ops that do not reduce never ask.

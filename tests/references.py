@@ -230,3 +230,16 @@ def multivariate_normal_reference(x, loc, scale_tril):
     x = x.expand(*batch, *x.shape[-2:])
     normal = D.MultivariateNormal(loc, scale_tril=scale_tril, validate_args=False)
     return normal.log_prob(x.movedim(-2, 0)).sum(0)
+
+
+def em_statistics_reference(x, logits, loc, scale):
+    """EM's E-step sums (_normal_mixture_em_statistics) in float64 ATen ops, forming (..., N, K, D):
+    each set's log-likelihood, and per component the sums over the points of the
+    responsibilities r, r (x - loc) and r (x - loc)^2."""
+    x, logits, loc, scale = (t.double() for t in (x, logits, loc, scale))
+    deviation = x.unsqueeze(-2) - loc.unsqueeze(-3)  # (..., N, K, D)
+    normal = torch.distributions.Normal(torch.zeros_like(scale.unsqueeze(-3)), scale.unsqueeze(-3))
+    log_joint = logits.log_softmax(-1).unsqueeze(-2) + normal.log_prob(deviation).sum(-1)
+    lse = log_joint.logsumexp(-1, keepdim=True)
+    r = (log_joint - lse).exp().unsqueeze(-1)
+    return lse.squeeze(-1).sum(-1), r.squeeze(-1).sum(-2), (r * deviation).sum(-3), (r * deviation.square()).sum(-3)

@@ -12,8 +12,8 @@ import pytest
 import torch
 import torch.nn.functional as TF
 from helpers import ENTROPY_TOLERANCES, TOLERANCES
-from references import (REFERENCES, mixture_reference, multivariate_normal_reference, reference_discriminator_cost,
-                        reference_generator_cost)
+from references import (REFERENCES, em_statistics_reference, mixture_reference, multivariate_normal_reference,
+                        reference_discriminator_cost, reference_generator_cost)
 
 import fusedgan
 from fusedgan import functional as F
@@ -189,3 +189,15 @@ def test_multivariate_normal(dtype, d):
     scale_tril = randn((2, d, d), 32, 0.3).tril(-1) + torch.diag_embed(rand((2, d), 33, 0.5, 1.5))
     inputs = (randn((2, 1001, d), 30), randn((2, d), 31), scale_tril)
     check(F.multivariate_normal_log_likelihood, multivariate_normal_reference, inputs, dtype, MIXTURE_TOLERANCES)
+
+
+@pytest.mark.parametrize("k", [3, 40])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_normal_mixture_em_statistics(dtype, k):
+    # 5001 points: pieces of a set, full vectors and a partial one; the sums (float64 outputs)
+    # within the float lanes' tolerance of their largest
+    inputs = [t.to(dtype) for t in (randn((2, 5001, 3), 24), randn((2, k), 25), randn((2, k, 3), 26), rand((2, k, 3), 27, 0.5, 1.5))]
+    tolerance = MIXTURE_TOLERANCES[dtype]["rtol"]
+    for a, e in zip(torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), em_statistics_reference(*inputs), strict=True):
+        assert a.dtype == torch.float64 and a.shape == e.shape
+        torch.testing.assert_close(a, e, rtol=tolerance, atol=tolerance * e.abs().max().item())

@@ -376,3 +376,10 @@ def test_multivariate_normal_one_gradient_at_a_time(wanted):
         return (value.detach(), *torch.autograd.grad(value, leaf, torch.linspace(-1, 1, 3, dtype=torch.float64)))
 
     compare(compute, torch.float64)
+
+
+@pytest.mark.parametrize("case", list(MIXTURES))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normal_mixture_em_statistics(dtype, case):
+    inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
+    compare(lambda: torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), dtype)

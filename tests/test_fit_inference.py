@@ -162,3 +162,12 @@ def test_multivariate_normal_standard_errors_of_the_mean_are_sigma_over_root_n()
     torch.testing.assert_close(result.covariance[:, :d, :d], tril @ tril.mT / n, rtol=1e-8, atol=1e-12)
     assert (result.stderr["scale_tril"].triu(1) == 0).all() and (result.stderr["scale_tril"].tril() > 0).sum() == x.shape[0] * 6
     torch.testing.assert_close(result.aic, 2 * 9 - 2 * result.log_likelihood)
+
+
+def test_normal_mixture_result_counts_its_iterations_and_its_free_parameters():
+    x, options = fit_data("normal_mixture")
+    result = mle.fit("normal_mixture", x, return_result=True, **options)
+    k, d = 2, x.shape[-1]
+    assert result.covariance.shape == (x.shape[0], k + 2 * k * d, k + 2 * k * d) and result.covariance.isfinite().all()
+    assert (result.iterations > 0).all() and result.converged.all() and result.fitted.all()
+    torch.testing.assert_close(result.bic, (k - 1 + 2 * k * d) * math.log(x.shape[-2]) - 2 * result.log_likelihood)

@@ -1,5 +1,6 @@
-// Normal mixtures: data sets in parallel, each by the per-point functions of
-// csrc/math/mixture.h, taking as many points at once as a vector has lanes (sets.h).
+// Normal mixtures: data sets in parallel (EM's E step: pieces of their points), each by the
+// per-point functions of csrc/math/mixture.h, taking as many points at once as a vector has
+// lanes (sets.h).
 #include <type_traits>
 #include <vector>
 
@@ -69,22 +70,57 @@ class ForwardWorker {
   T* out_;
 };
 
-// Per set: the gradient sums are added lane-wise in the lanes' type and moved into double
-// every kFlushEvery vectors of points, so that long sets keep double precision.
+// Indexable sums over a set's points, added lane-wise in the lanes' type and moved into
+// double every kFlushEvery vectors of points, so that long sets keep double precision.
+template <class T>
+class LaneSums {
+ public:
+  explicit LaneSums(int64_t size) : sums_(size), totals_(size) {}
+
+  void clear() {
+    std::fill(sums_.begin(), sums_.end(), Vec<T>(0.0f));
+    std::fill(totals_.begin(), totals_.end(), typename Lanes<T>::Wide{});
+    vectors_ = 0;
+  }
+  Vec<T>* data() { return sums_.data(); }
+  // Called after each vector of points, `last` after a set's last.
+  void next_vector(bool last) {
+    constexpr int64_t kFlushEvery = 16;
+    if (++vectors_ % kFlushEvery == 0 || last) {
+      for (size_t j = 0; j < sums_.size(); ++j) {
+        Lanes<T>::add_wide(totals_[j], sums_[j]);
+        sums_[j] = Vec<T>(0.0f);
+      }
+    }
+  }
+  double total(int64_t j) const { return Lanes<T>::sum_lanes(totals_[j]); }
+
+ private:
+  std::vector<Vec<T>> sums_;
+  std::vector<typename Lanes<T>::Wide> totals_;
+  int64_t vectors_ = 0;
+};
+
+// `value` in the first `count` lanes (the points), 0 in the padding past them.
+template <class T>
+Vec<T> first_lanes(int count, double value) {
+  Scalar<T> lanes[Lanes<T>::kWidth];
+  for (int lane = 0; lane < Lanes<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
+  return ComputeLanes<T>::load(lanes, Lanes<T>::kWidth);
+}
+
 template <class T>
 class BackwardWorker {
  public:
   BackwardWorker(const MixtureArgs& a, const T* grad, const MixtureGrads& out)
-      : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.k * (1 + 2 * a.d)), totals_(sums_.size()), pull_x_(a.d) {}
+      : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.k * (1 + 2 * a.d)), pull_x_(a.d) {}
 
   void operator()(int64_t index) {
     using L = Lanes<T>;
-    constexpr int64_t kFlushEvery = 16;
     const int64_t k = a_.k, d = a_.d;
     const auto set = lanes_.set(index);
     const double g = double(math::widen(grad_[index]));
-    std::fill(sums_.begin(), sums_.end(), Vec<T>(0.0f));
-    std::fill(totals_.begin(), totals_.end(), typename L::Wide{});
+    sums_.clear();
     Vec<T>* logits_sums = out_.logits ? sums_.data() : nullptr;
     Vec<T>* loc_sums = out_.loc ? sums_.data() + k : nullptr;
     Vec<T>* scale_sums = out_.scale ? sums_.data() + k + k * d : nullptr;
@@ -96,22 +132,20 @@ class BackwardWorker {
     const auto add_to_x = [this](int64_t c, Vec<T> pull, bool first_block) {
       pull_x_[c] = first_block ? pull : pull_x_[c] + pull;
     };
-    for (int64_t first = 0, vectors = 0; first < set.n; first += L::kWidth) {
+    for (int64_t first = 0; first < set.n; first += L::kWidth) {
       const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
       lanes_.load_points(set.x, first, count);
-      Scalar<T> g_lanes[L::kWidth];
-      for (int lane = 0; lane < L::kWidth; ++lane) g_lanes[lane] = Scalar<T>(lane < count ? g : 0.0);
-      set.template add_point_gradients<Vec<T>>(x, ComputeLanes<T>::load(g_lanes, L::kWidth), logits_sums, loc_sums,
-                                               scale_sums, add_to_x);
+      set.template add_point_gradients<Vec<T>>(x, first_lanes<T>(count, g), logits_sums, loc_sums, scale_sums,
+                                               add_to_x);
       for (int64_t c = 0; c < d && grad_x && k > 0; ++c) {
         Scalar<T> lanes[L::kWidth];
         ComputeLanes<T>::store(lanes, -pull_x_[c], L::kWidth);
         for (int lane = 0; lane < count; ++lane) math::narrow_into(grad_x + (first + lane) * d + c, lanes[lane]);
       }
-      if (++vectors % kFlushEvery == 0 || first + L::kWidth >= set.n) flush();
+      sums_.next_vector(first + L::kWidth >= set.n);
     }
     const auto write = [&](double* out, int64_t offset, int64_t size) {
-      for (int64_t j = 0; out && j < size; ++j) out[index * size + j] = L::sum_lanes(totals_[offset + j]);
+      for (int64_t j = 0; out && j < size; ++j) out[index * size + j] = sums_.total(offset + j);
     };
     write(out_.logits, 0, k);
     write(out_.loc, k, k * d);
@@ -120,23 +154,85 @@ class BackwardWorker {
   }
 
  private:
-  void flush() {
-    for (size_t j = 0; j < sums_.size(); ++j) {
-      Lanes<T>::add_wide(totals_[j], sums_[j]);
-      sums_[j] = Vec<T>(0.0f);
-    }
-  }
-
   MixtureArgs a_;
   const T* grad_;
   MixtureGrads out_;
   SetLanes<T> lanes_;
-  std::vector<Vec<T>> sums_;  // logits (K), loc (K, D), scale (K, D)
-  std::vector<typename Lanes<T>::Wide> totals_;
+  LaneSums<T> sums_;  // logits (K), loc (K, D), scale (K, D)
   std::vector<Vec<T>> pull_x_;  // d/dx of the points at hand, per coordinate
 };
 
+// EM's E step over the points [begin, end) of a set: its log-likelihood, then its counts (K),
+// deviations (K, D) and squares (K, D), into `out`.
+template <class T>
+class StatisticsWorker {
+ public:
+  explicit StatisticsWorker(const MixtureArgs& a) : a_(a), lanes_(a), sums_(a.k * (1 + 2 * a.d)) {}
+
+  void operator()(int64_t index, int64_t begin, int64_t end, double* out) {
+    using L = Lanes<T>;
+    const int64_t k = a_.k, d = a_.d;
+    const auto set = lanes_.set(index);
+    sums_.clear();
+    Vec<T>* counts = sums_.data();
+    const Vec<T>* coords = lanes_.coords();
+    const auto x = [coords](int64_t c) { return coords[c]; };
+    typename L::Sum log_likelihood;
+    for (int64_t first = begin; first < end; first += L::kWidth) {
+      const int count = int(std::min<int64_t>(L::kWidth, end - first));
+      lanes_.load_points(set.x, first, count);
+      const Vec<T> point_log_likelihoods =
+          set.template add_point_statistics<Vec<T>>(x, first_lanes<T>(count, 1.0), counts, counts + k, counts + k + k * d);
+      log_likelihood.add(point_log_likelihoods, count);
+      sums_.next_vector(first + L::kWidth >= end);
+    }
+    out[0] = log_likelihood.total();
+    for (int64_t j = 0; j < k * (1 + 2 * d); ++j) out[1 + j] = sums_.total(j);
+  }
+
+ private:
+  MixtureArgs a_;
+  SetLanes<T> lanes_;
+  LaneSums<T> sums_;  // counts (K), deviations (K, D), squares (K, D)
+};
+
+// A set's points are cut into pieces of this many, summed in parallel and added in piece
+// order: one large set uses every thread, and the sums do not depend on their number.
+inline constexpr int64_t kPointsPerPiece = 2048;
+
 }  // namespace
+
+void mixture_em_statistics(const MixtureArgs& a, const MixtureStatistics& out) {
+  const int64_t pieces_per_set = std::max<int64_t>(1, (a.n + kPointsPerPiece - 1) / kPointsPerPiece);
+  const int64_t pieces = a.sets * pieces_per_set;
+  const int64_t k = a.k, kd = a.k * a.d, width = 1 + k + 2 * kd;  // the log-likelihood, then a piece's sums
+  std::vector<double> piece_sums(pieces * width);
+  math::visit_dtype(a.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t work = std::max<int64_t>(1, std::min(a.n, kPointsPerPiece) * kd);
+    const int64_t pieces_per_task = std::max<int64_t>(1, kChunk / work);
+    for_each_index((pieces + pieces_per_task - 1) / pieces_per_task, pieces * work > kChunk, [&](int64_t task) {
+      StatisticsWorker<T> worker(a);
+      for (int64_t piece = task * pieces_per_task; piece < std::min(pieces, (task + 1) * pieces_per_task); ++piece) {
+        const int64_t set = piece / pieces_per_set, begin = (piece % pieces_per_set) * kPointsPerPiece;
+        worker(set, begin, std::min(a.n, begin + kPointsPerPiece), piece_sums.data() + piece * width);
+      }
+    });
+  });
+  for (int64_t set = 0; set < a.sets; ++set) {
+    const auto total = [&](int64_t j) {
+      double sum = 0;
+      for (int64_t piece = 0; piece < pieces_per_set; ++piece) sum += piece_sums[(set * pieces_per_set + piece) * width + j];
+      return sum;
+    };
+    out.log_likelihood[set] = total(0);
+    for (int64_t j = 0; j < k; ++j) out.counts[set * k + j] = total(1 + j);
+    for (int64_t j = 0; j < kd; ++j) {
+      out.deviations[set * kd + j] = total(1 + k + j);
+      out.squares[set * kd + j] = total(1 + k + kd + j);
+    }
+  }
+}
 
 void mixture_log_likelihood(const MixtureArgs& a, void* out) {
   math::visit_dtype(a.dtype, [&](auto zero) {

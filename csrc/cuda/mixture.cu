@@ -2,7 +2,8 @@
 // data set's points summed as a row (loops.cuh: a group of threads per set, long sets in
 // slices). Backward: a thread per point takes its log-likelihood and d/dx; then each
 // component's gradients are sums over the points again, a row per (set, component), for a
-// tile of coordinates at a time (so a thread's sums stay in registers whatever d is).
+// tile of coordinates at a time (so a thread's sums stay in registers whatever d is). EM's
+// E step takes its sums per (set, component) the same way.
 #include "../math/mixture.h"
 #include "loops.cuh"
 
@@ -106,7 +107,70 @@ struct StoreComponentGradients {
   }
 };
 
+// EM's E step: a set's sum of its points' log-likelihoods (taken into lse before).
+struct StoredPointLogLikelihood {
+  const double* lse;
+  int64_t n;
+  __device__ void operator()(int64_t set, int64_t i, double (&sums)[1]) const { sums[0] += lse[set * n + i]; }
+};
+
+struct StoreLogLikelihood {
+  double* out;
+  __device__ void operator()(int64_t set, const double (&sums)[1]) const { out[set] = sums[0]; }
+};
+
+// A point's E-step terms of component j (row = set * k + j): its responsibility r, then
+// r (x_c - mu_jc) and r (x_c - mu_jc)^2 for the coordinates [first, first + kCoordinateTile).
+template <class T>
+struct ComponentStatisticsTerms {
+  MixtureArgs a;
+  const double* lse;
+  int64_t first;
+  __device__ void operator()(int64_t row, int64_t i, double (&sums)[kComponentSums]) const {
+    const int64_t set = row / a.k, j = row - set * a.k;
+    const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
+    const Point<T> x{s, i};
+    const double r = math::exp_above_cutoff(s.template log_joint<double>(x, j) - lse[set * a.n + i]);
+    sums[0] += r;
+    for (int64_t c = 0; c < kCoordinateTile && first + c < s.d; ++c) {
+      const auto terms = math::weighted_deviations(x(first + c), double(math::widen(s.loc[j * s.d + first + c])), r);
+      sums[1 + c] += terms.first;
+      sums[1 + kCoordinateTile + c] += terms.second;
+    }
+  }
+};
+
+struct StoreComponentStatistics {
+  MixtureArgs a;
+  MixtureStatistics out;
+  int64_t first;
+  __device__ void operator()(int64_t row, const double (&sums)[kComponentSums]) const {
+    if (first == 0) out.counts[row] = sums[0];
+    for (int64_t c = 0; c < kCoordinateTile && first + c < a.d; ++c) {
+      out.deviations[row * a.d + first + c] = sums[1 + c];
+      out.squares[row * a.d + first + c] = sums[1 + kCoordinateTile + c];
+    }
+  }
+};
+
 }  // namespace
+
+// The points' log-likelihoods first (as the backward takes them), then each set's sum and
+// each component's sums over the points, a tile of coordinates at a time.
+void mixture_em_statistics(const MixtureArgs& a, const MixtureStatistics& out, Launch launch) {
+  math::visit_dtype(a.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    double* lse = a.sets * a.n > 0
+                      ? static_cast<double*>(launch.workspace->allocate(a.sets * a.n * int64_t(sizeof(double))))
+                      : nullptr;
+    if (lse) for_each_row_group(a.sets * a.n, 1, PointBackward<T>{a, nullptr, nullptr, lse}, launch);
+    sum_rows<1>(a.sets, a.n, StoredPointLogLikelihood{lse, a.n}, StoreLogLikelihood{out.log_likelihood}, launch);
+    for (int64_t first = 0; first == 0 || first < a.d; first += kCoordinateTile) {
+      sum_rows<kComponentSums>(a.sets * a.k, a.n, ComponentStatisticsTerms<T>{a, lse, first},
+                               StoreComponentStatistics{a, out, first}, launch);
+    }
+  });
+}
 
 void mixture_log_likelihood(const MixtureArgs& a, void* out, Launch launch) {
   math::visit_dtype(a.dtype, [&](auto zero) {

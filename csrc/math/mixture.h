@@ -23,6 +23,41 @@ inline namespace FUSEDGAN_ISA {
 // Components are taken in blocks of this many, their terms kept in local arrays.
 inline constexpr int64_t kMixtureBlock = 32;
 
+// e^t, or 0 for t below -50: a point's term of a component relative to its largest, and
+// its responsibility r_j = e^(a_j - lse). What is dropped changes no sum of terms (the
+// largest is 1) and keeps the CPU's float arithmetic free of subnormals, many times slower;
+// NaN is kept.
+inline constexpr float kNegligibleLogTerm = -50.0f;
+
+template <class V>
+FUSEDGAN_HOST_DEVICE V exp_above_cutoff(V t) {
+  const auto negligible = t < V(kNegligibleLogTerm);
+  return select(negligible, V(0.0f), exp(select(negligible, V(0.0f), t)));
+}
+
+// A point in double skips the exp of a negligible term, and EM's E step its terms of the
+// component: most of them where the components lie apart. (A vector's lanes take them all.)
+FUSEDGAN_HOST_DEVICE double exp_above_cutoff(double t) { return t < kNegligibleLogTerm ? 0.0 : exp(t); }
+FUSEDGAN_HOST_DEVICE bool skips(double r) { return r == 0.0; }
+template <class V>
+FUSEDGAN_HOST_DEVICE bool skips(const V&) {
+  return false;
+}
+
+// EM's E step: for each coordinate of a point, its deviation from the component's mean
+// weighted by the responsibility r.
+template <class V>
+struct Deviations {
+  V first, second;  // r (x_c - mu_jc) and r (x_c - mu_jc)^2
+};
+
+template <class V>
+FUSEDGAN_HOST_DEVICE Deviations<V> weighted_deviations(V x_c, V mu_jc, V r) {
+  const V deviation = x_c - mu_jc;
+  const V weighted = r * deviation;
+  return {weighted, weighted * deviation};
+}
+
 // One data set: x in the data's type T, loc in L (T, or the CPU's float copy), the
 // precomputed terms in S (double, or float for the CPU's float vectors).
 template <class T, class S = double, class L = T>
@@ -63,10 +98,35 @@ struct MixtureSet {
       const V new_max = select(block_max > m, block_max, m);
       const V shift = select(new_max == V(-HUGE_VALF), V(0.0f), new_max);  // no -inf - -inf
       s = s * exp(m - shift);
-      for (int64_t b = 0; b < count; ++b) s = s + exp(a[b] - shift);
+      for (int64_t b = 0; b < count; ++b) s = s + exp_above_cutoff(a[b] - shift);
       m = new_max;
     }
     return m + log(s);  // -inf when every a_j is
+  }
+
+  // Adds a point's E-step terms times `weight` (1, or 0 for a vector's padding lanes) to the
+  // sums (indexed like the parameters): r_j to counts, r_j (x - mu_j) to deviations and
+  // r_j (x - mu_j)^2 to squares; returns its log-likelihood.
+  template <class V, class Point>
+  FUSEDGAN_HOST_DEVICE V add_point_statistics(const Point& x, V weight, V* counts, V* deviations, V* squares) const {
+    V a[kMixtureBlock];
+    const V lse = point_log_likelihood<V>(x, a);
+    for (int64_t first = 0; first < k; first += kMixtureBlock) {
+      const int64_t count = block_size(first);
+      for (int64_t b = 0; b < count; ++b) {
+        const int64_t j = first + b;
+        const V a_j = first + kMixtureBlock >= k ? a[b] : log_joint<V>(x, j);  // the last block's: kept
+        const V r = weight * exp_above_cutoff(a_j - lse);
+        if (skips(r)) continue;
+        counts[j] = counts[j] + r;
+        for (int64_t c = 0; c < d; ++c) {
+          const Deviations<V> terms = weighted_deviations(x(c), V(widen(loc[j * d + c])), r);
+          deviations[j * d + c] = deviations[j * d + c] + terms.first;
+          squares[j * d + c] = squares[j * d + c] + terms.second;
+        }
+      }
+    }
+    return lse;
   }
 
   // g r_j, component j's weight in a point's gradients, from its a_j and the point's

@@ -1,7 +1,8 @@
 // fusedgan::normal_mixture_log_likelihood(x, logits, loc, scale): per data set,
 // sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)), with x (*B, N, D),
 // logits (*B, K), loc and scale (*B, K, D), the batch dims broadcast. Nothing of size
-// N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients.
+// N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients, and
+// _normal_mixture_em_statistics the sums of EM's E step.
 #include <torch/library.h>
 
 #include "../math/scalar.h"
@@ -23,22 +24,23 @@ using OutputMask = std::array<bool, 4>;
 
 constexpr const char* kOp = "normal_mixture_log_likelihood";
 
-// The broadcast batch shape, after checking every argument.
-std::vector<int64_t> check_and_batch(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  check_floating(kOp, "x", x);
-  check_floating(kOp, "logits", logits);
-  check_floating(kOp, "loc", loc);
-  check_floating(kOp, "scale", scale);
-  check_same_device(kOp, "logits", logits, x);
-  check_same_device(kOp, "loc", loc, x);
-  check_same_device(kOp, "scale", scale, x);
-  TORCH_CHECK_VALUE(x.dim() >= 2 && logits.dim() >= 1 && loc.dim() >= 2 && scale.dim() >= 2, kOp,
+// The broadcast batch shape, after checking every argument (the messages naming `op`).
+std::vector<int64_t> check_and_batch(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale,
+                                     const char* op = kOp) {
+  check_floating(op, "x", x);
+  check_floating(op, "logits", logits);
+  check_floating(op, "loc", loc);
+  check_floating(op, "scale", scale);
+  check_same_device(op, "logits", logits, x);
+  check_same_device(op, "loc", loc, x);
+  check_same_device(op, "scale", scale, x);
+  TORCH_CHECK_VALUE(x.dim() >= 2 && logits.dim() >= 1 && loc.dim() >= 2 && scale.dim() >= 2, op,
                     ": expected x (*B, N, D), logits (*B, K), loc and scale (*B, K, D), got shapes ", x.sizes(), ", ",
                     logits.sizes(), ", ", loc.sizes(), ", ", scale.sizes());
   const int64_t k = logits.size(-1), d = x.size(-1);
-  TORCH_CHECK_VALUE(loc.size(-2) == k && scale.size(-2) == k, kOp, ": loc and scale need K = ", k,
+  TORCH_CHECK_VALUE(loc.size(-2) == k && scale.size(-2) == k, op, ": loc and scale need K = ", k,
                     " components like logits, got shapes ", loc.sizes(), " and ", scale.sizes());
-  TORCH_CHECK_VALUE(loc.size(-1) == d && scale.size(-1) == d, kOp, ": loc and scale need D = ", d,
+  TORCH_CHECK_VALUE(loc.size(-1) == d && scale.size(-1) == d, op, ": loc and scale need D = ", d,
                     " dimensions like x, got shapes ", loc.sizes(), " and ", scale.sizes());
   return broadcast_batch(kOp, {{"x", x, 2}, {"logits", logits, 1}, {"loc", loc, 2}, {"scale", scale, 2}});
 }
@@ -97,6 +99,40 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
   });
   return {gradient_for(gx, x, dtype), gradient_for(glogits, logits, dtype), gradient_for(gloc, loc, dtype),
           gradient_for(gscale, scale, dtype)};
+}
+
+// ---- EM's E step (fusedgan.mle's normal_mixture fit): per set the log-likelihood and per
+// component the sums over the points of r, r (x - loc) and r (x - loc)^2, r being the
+// responsibilities, all in double. Without autograd: EM takes no gradients.
+
+constexpr const char* kStatisticsOp = "_normal_mixture_em_statistics";
+using Statistics = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+
+// Empty outputs of the batch's shape: the log-likelihoods, counts (K), deviations and squares (K, D).
+Statistics statistics_outputs(const std::vector<int64_t>& batch, int64_t k, int64_t d, const at::TensorOptions& like) {
+  const auto options = like.dtype(at::kDouble);
+  std::vector<int64_t> per_component = batch, per_coordinate = batch;
+  per_component.push_back(k);
+  per_coordinate.insert(per_coordinate.end(), {k, d});
+  return {at::empty(batch, options), at::empty(per_component, options), at::empty(per_coordinate, options),
+          at::empty(per_coordinate, options)};
+}
+
+Statistics em_statistics(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  const auto batch = check_and_batch(x, logits, loc, scale, kStatisticsOp);
+  check_positive(kStatisticsOp, "scale", scale);
+  const MixtureCall call(batch, dtype_of(x, logits, loc, scale), x, logits, loc, scale);
+  auto outputs = statistics_outputs(batch, logits.size(-1), x.size(-1), x.options());
+  auto& [log_likelihood, counts, deviations, squares] = outputs;
+  const MixtureStatistics sums{log_likelihood.data_ptr<double>(), counts.data_ptr<double>(),
+                               deviations.data_ptr<double>(), squares.data_ptr<double>()};
+  on_device(x, [&](const auto& kernels, auto... launch) { kernels.mixture_em_statistics(call.args, sums, launch...); });
+  return outputs;
+}
+
+Statistics em_statistics_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
+  return statistics_outputs(check_and_batch(x, logits, loc, scale, kStatisticsOp), logits.size(-1), x.size(-1),
+                            x.options());
 }
 
 Tensor forward_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
@@ -188,6 +224,7 @@ Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& l
 void register_device_kernels(torch::Library& m) {
   m.impl("normal_mixture_log_likelihood", forward);
   m.impl("_normal_mixture_log_likelihood_backward", backward);
+  m.impl(kStatisticsOp, em_statistics);
 }
 
 }  // namespace
@@ -197,6 +234,9 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
   m.def(
       "_normal_mixture_log_likelihood_backward(Tensor grad, Tensor x, Tensor logits, Tensor loc, Tensor scale, "
       "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def(
+      "_normal_mixture_em_statistics(Tensor x, Tensor logits, Tensor loc, Tensor scale) -> (Tensor log_likelihood, "
+      "Tensor counts, Tensor deviations, Tensor squares)");
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
@@ -205,6 +245,7 @@ TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
 TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("normal_mixture_log_likelihood", forward_meta);
   m.impl("_normal_mixture_log_likelihood_backward", backward_meta);
+  m.impl(kStatisticsOp, em_statistics_meta);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {

@@ -304,7 +304,14 @@ def _sets_op(forward, backward, tails) -> None:
 
 
 # x (N, D), logits (K,), loc and scale (K, D)
-_sets_op(_ops.normal_mixture_log_likelihood.default, _ops._normal_mixture_log_likelihood_backward.default, (2, 1, 2, 2))
+_MIXTURE_TAILS = (2, 1, 2, 2)
+_sets_op(_ops.normal_mixture_log_likelihood.default, _ops._normal_mixture_log_likelihood_backward.default, _MIXTURE_TAILS)
 # x (N, D), loc (D,), scale_tril (D, D)
 _sets_op(_ops.multivariate_normal_log_likelihood.default, _ops._multivariate_normal_log_likelihood_backward.default,
          (2, 1, 2))
+
+
+@_rule(_ops._normal_mixture_em_statistics.default)
+def _normal_mixture_em_statistics(info, in_dims, *arguments):  # the mixture's arguments
+    statistics = _ops._normal_mixture_em_statistics.default(*_sets_layout(info, in_dims, arguments, _MIXTURE_TAILS, False))
+    return statistics, _dims(statistics)

@@ -9,7 +9,6 @@ is the maximised log-likelihood of each set.
 
 from __future__ import annotations
 
-import inspect
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
@@ -438,52 +437,179 @@ def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-13)
     return Estimate(_in_dtype_of(x, {"concentration1": theta[..., 0], "concentration0": theta[..., 1]}), iterations, converged)
 
 
+def _squared_distances(centres: Tensor, points: Tensor) -> Tensor:
+    """(..., C, N): the squared distance from each of the centres (..., C, D) to each point (..., N, D)."""
+    return (centres.unsqueeze(-2) - points.unsqueeze(-3)).pow(2).sum(-1)
+
+
+def _gather_points(points: Tensor, indices: Tensor) -> Tensor:
+    """(..., I, D): the points (..., N, D) at the indices (..., I) of each set."""
+    return points.gather(-2, indices.unsqueeze(-1).expand(*indices.shape, points.shape[-1]))
+
+
+def _kmeans_plusplus(points: Tensor, k: int, generator: torch.Generator) -> Tensor:
+    """k centres per set, (..., K, D), by greedy k-means++ (as scikit-learn's kmeans_plusplus):
+    the first a point drawn uniformly, each next the best of 2 + floor(log k) candidates drawn
+    with probability proportional to the squared distance to the nearest centre so far, the
+    best leaving the smallest sum of those distances."""
+    batch, n = points.shape[:-2], points.shape[-2]
+    trials = 2 + int(math.log(k))
+
+    def uniform(count: int) -> Tensor:  # drawn on the CPU, so that a seed gives the same centres on every device
+        return torch.rand(*batch, count, generator=generator, dtype=torch.float64).to(points.device, points.dtype)
+
+    first = (uniform(1) * n).long().clamp_max(n - 1)
+    centres = [_gather_points(points, first)]
+    nearest = _squared_distances(centres[0], points).squeeze(-2)  # (..., N)
+    for _ in range(1, k):
+        cumulative = nearest.cumsum(-1)
+        candidates = torch.searchsorted(cumulative, uniform(trials) * cumulative[..., -1:]).clamp_max(n - 1)
+        candidate_points = _gather_points(points, candidates)  # (..., trials, D)
+        distances = torch.minimum(nearest.unsqueeze(-2), _squared_distances(candidate_points, points))
+        best = distances.sum(-1).argmin(-1, keepdim=True)  # (..., 1)
+        centres.append(_gather_points(candidate_points, best))
+        nearest = distances.gather(-2, best.unsqueeze(-1).expand(*batch, 1, n)).squeeze(-2)
+    return torch.cat(centres, -2)
+
+
+def _maximisation(loc: Tensor, counts: Tensor, deviations: Tensor, squares: Tensor, reg_covar: float) -> dict[str, Tensor]:
+    """EM's M step from the E step's sums about `loc` (counts Σr, deviations Σr (x - loc),
+    squares Σr (x - loc)²), as scikit-learn's: 10 ε added to the counts, so that an empty
+    component keeps finite parameters, and `reg_covar` to the variances."""
+    counts = counts + 10 * torch.finfo(counts.dtype).eps
+    shift = deviations / counts.unsqueeze(-1)
+    variance = squares / counts.unsqueeze(-1) - shift * shift + reg_covar
+    return {"logits": (counts / counts.sum(-1, keepdim=True)).log(), "loc": loc + shift, "scale": variance.sqrt()}
+
+
+def _kmeans_plusplus_start(points: Tensor, k: int, generator: torch.Generator, reg_covar: float) -> dict[str, Tensor]:
+    """The parameters of each point assigned to its nearest k-means++ centre: the clusters'
+    shares, means and variances."""
+    centres = _kmeans_plusplus(points, k, generator)
+    labels = _squared_distances(centres, points).argmin(-2)  # (..., N)
+    members = torch.nn.functional.one_hot(labels, k).to(points.dtype).mT  # (..., K, N)
+    deviations = points - _gather_points(centres, labels)  # from each point's centre
+    return _maximisation(centres, members.sum(-1), members @ deviations, members @ deviations.pow(2), reg_covar)
+
+
+def _expectation_maximisation(points: Tensor, start: dict[str, Tensor], tol: float, max_iter: int, reg_covar: float):
+    """EM from `start` on the sets (S, N, D): the parameters, each set's last lower bound (its
+    mean log-likelihood per point before the last M step, as scikit-learn's), iterations and
+    convergence. The iterations carry the sets still running alone (few ops per iteration);
+    a set that stops has its results stored and is left out of the later iterations."""
+    sets, n = points.shape[0], points.shape[1]
+    result = {name: value.clone() for name, value in start.items()}
+    lower_bound = torch.full((sets,), -math.inf, dtype=torch.float64, device=points.device)
+    iterations = torch.zeros(sets, dtype=torch.int64, device=points.device)
+    converged = torch.zeros(sets, dtype=torch.bool, device=points.device)
+    active, active_points, params, bound = torch.arange(sets, device=points.device), points, start, lower_bound
+    for iteration in range(1, max_iter + 1):
+        # the E step in the data's dtype, the parameters rounded to it (the sums are about that loc)
+        logits, loc, scale = (params[name].to(points.dtype) for name in ("logits", "loc", "scale"))
+        log_likelihood, counts, deviations, squares = torch.ops.fusedgan._normal_mixture_em_statistics(
+            active_points, logits, loc, scale)
+        params = _maximisation(loc.double(), counts, deviations, squares, reg_covar)
+        previous, bound = bound, log_likelihood / n
+        done = (bound - previous).abs() < tol
+        stops = done if iteration < max_iter else torch.ones_like(done)
+        if stops.any():
+            stopped = active[stops]
+            for name, value in params.items():
+                result[name][stopped] = value[stops]
+            lower_bound[stopped], iterations[stopped], converged[stopped] = bound[stops], iteration, done[stops]
+            running = ~stops
+            active, active_points, bound = active[running], active_points[running], bound[running]
+            params = {name: value[running] for name, value in params.items()}
+            if active.numel() == 0:
+                break
+    return result, lower_bound, iterations, converged
+
+
+def _mixture_start(init: dict, batch: torch.Size, d: int, k: int | None, device: torch.device) -> dict[str, Tensor]:
+    """The given initial parameters, checked and broadcast to the batch, in float64 on `device`."""
+    if not isinstance(init, dict) or set(init) != {"logits", "loc", "scale"}:
+        raise ValueError('fit: normal_mixture init must be "k-means++" or a dict of "logits", "loc" and "scale"')
+    params = {name: torch.as_tensor(value).detach().to(device, torch.float64) for name, value in init.items()}
+    components = params["logits"].shape[-1] if params["logits"].dim() else 0
+    for name, tail in (("logits", (components,)), ("loc", (components, d)), ("scale", (components, d))):
+        value = params[name]
+        if value.dim() < len(tail) or tuple(value.shape[value.dim() - len(tail):]) != tail:
+            raise ValueError(f"fit: normal_mixture init[{name!r}] must be (..., {', '.join(map(str, tail))}) "
+                             f"(K = {components} components of D = {d} coordinates), got {tuple(value.shape)}")
+        try:
+            params[name] = value.expand(*batch, *tail)
+        except RuntimeError:
+            raise ValueError(f"fit: normal_mixture init[{name!r}] of shape {tuple(value.shape)} does not broadcast "
+                             f"to the data sets {tuple(batch)}") from None
+    if k is not None and k != components:
+        raise ValueError(f"fit: normal_mixture init has {components} components but k = {k}")
+    if components < 1 or not all(p.isfinite().all() for p in params.values()) or not (params["scale"] > 0).all():
+        raise ValueError("fit: normal_mixture init needs at least one component, finite values and positive scales")
+    return params
+
+
 @_fits("normal_mixture", points_are_vectors=True, normalised=("logits",),
        log_likelihood=lambda x, p: F.normal_mixture_log_likelihood(x, p["logits"], p["loc"], p["scale"]))
 def _normal_mixture(
-    x: Tensor, dim: int, *, k: int | None = None, seed: int = 0, max_iter: int = 500, tolerance: float = 1e-10,
-    min_scale: float = 1e-6,
+    x: Tensor, dim: int, *, k: int | None = None, init: str | dict = "k-means++", n_init: int = 1, seed: int = 0,
+    tol: float = 1e-3, max_iter: int = 100, reg_covar: float = 1e-6,
 ) -> Estimate:
-    """EM for a diagonal mixture of `k` components, every set at once; `x` is `(..., N, D)`
-    with the points along `dim` (default -2 for this family) and the coordinates last; starts
-    from `k` distinct points per set chosen with `seed`, equal weights and the set's spread;
-    stops when no set's log-likelihood rises by more than `tolerance` relative; scales are
-    kept at least `min_scale` (a component that collapses on one point would otherwise drive
-    the likelihood to infinity)."""
-    if k is None or k < 1:
-        raise ValueError("fit: the normal_mixture family needs k= (the number of components, at least 1)")
-    if x.dim() < 2:
-        raise ValueError("fit: normal_mixture data must be (..., N, D)")
-    points = x.movedim(dim, -2).double()
-    n = points.shape[-2]
+    """EM for a diagonal mixture of `k` components, every set at once, as scikit-learn's
+    `GaussianMixture(covariance_type="diag")`: `x` is `(..., N, D)` with the points along `dim`
+    (default -2 for this family) and the coordinates last; starts from k-means++ centres drawn
+    with `seed` (or from the parameters `init` gives, which then set `k`) and keeps each set's
+    best of `n_init` starts; a set stops when its mean log-likelihood per point changes by less
+    than `tol`, or after `max_iter` iterations; `reg_covar` is added to the variances.
+
+    `init="k-means++"` assigns each point to the nearest of k centres chosen per set by greedy
+    k-means++ and starts from those clusters' shares, means and variances. Otherwise `init` is
+    a dict of starting parameters keyed like the result, broadcast to the data sets:
+    `"logits"` (..., K), `"loc"` and `"scale"` (..., K, D); scikit-learn's `weights_init`,
+    `means_init` and `precisions_init` are `logits = log(weights)`, `loc = means` and
+    `scale = precisions ** -0.5`. Each iteration is scikit-learn's: the E step's mean
+    log-likelihood (its lower bound) is compared with the previous iteration's, and the M step
+    is taken either way. Of several starts (`n_init`, with k-means++ only) each set keeps the
+    one whose last lower bound is highest. The E step is one fused pass over the points
+    (`torch.ops.fusedgan._normal_mixture_em_statistics`) in the data's dtype (float32 for
+    16-bit data), its sums in float64; the parameters are kept in float64 and returned in the
+    data's dtype. The Estimate gives per set the iterations of the start kept and whether it
+    converged."""
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise ValueError(f'fit: normal_mixture init must be "k-means++" or a dict of parameters, got {init!r}')
+        if k is None or k < 1:
+            raise ValueError("fit: the normal_mixture family needs k= (the number of components, at least 1)")
+    elif n_init != 1:
+        raise ValueError("fit: normal_mixture with given init parameters runs once (n_init=1)")
+    if n_init < 1 or max_iter < 1 or tol < 0 or reg_covar < 0:
+        raise ValueError("fit: normal_mixture needs n_init >= 1, max_iter >= 1, tol >= 0 and reg_covar >= 0")
+    points = x.movedim(dim, -2)
+    batch, (n, d) = points.shape[:-2], points.shape[-2:]
+    start = None if isinstance(init, str) else _mixture_start(init, batch, d, k, x.device)
+    k = k if start is None else start["logits"].shape[-1]
     if n < k:
         raise ValueError(f"fit: normal_mixture needs at least k = {k} points per data set, got {n}")
+    sets = points.to(torch.promote_types(x.dtype, torch.float32)).reshape(-1, n, d).contiguous()  # the E step's dtype
     generator = torch.Generator().manual_seed(seed)
-    batch = points.shape[:-2]
-    choice = torch.rand(*batch, n, generator=generator).argsort(-1)[..., :k].to(points.device)  # k distinct points per set
-    loc = points.gather(-2, choice.unsqueeze(-1).expand(*batch, k, points.shape[-1]))
-    scale = points.std(-2, keepdim=True).clamp_min(min_scale).expand_as(loc).clone()
-    logits = torch.zeros(*batch, k, dtype=points.dtype, device=points.device)
-    previous = torch.full(batch, -math.inf, dtype=points.dtype, device=points.device)
-    converged = False
-    for iteration in range(1, max_iter + 1):
-        # E step: responsibilities (..., N, K)
-        z = (points.unsqueeze(-2) - loc.unsqueeze(-3)) / scale.unsqueeze(-3)
-        log_joint = torch.log_softmax(logits, -1).unsqueeze(-2) + (-0.5 * z * z - scale.log().unsqueeze(-3)).sum(-1)
-        responsibilities = torch.softmax(log_joint, -1)
-        # M step
-        weight = responsibilities.sum(-2)  # (..., K)
-        logits = weight.clamp_min(1e-300).log()
-        loc = (responsibilities.unsqueeze(-1) * points.unsqueeze(-2)).sum(-3) / weight.unsqueeze(-1).clamp_min(1e-300)
-        spread = (responsibilities.unsqueeze(-1) * (points.unsqueeze(-2) - loc.unsqueeze(-3)) ** 2).sum(-3)
-        scale = (spread / weight.unsqueeze(-1).clamp_min(1e-300)).sqrt().clamp_min(min_scale)
-        value = F.normal_mixture_log_likelihood(points, logits, loc, scale)
-        if ((value - previous) <= tolerance * value.abs()).all():
-            converged = True
-            break
-        previous = value
-    params = {"logits": logits.to(x.dtype), "loc": loc.to(x.dtype), "scale": scale.to(x.dtype)}
-    return Estimate(params, torch.full(batch, iteration), torch.full(batch, converged))
+    best = None
+    for _ in range(n_init):
+        if start is None:
+            begin = _kmeans_plusplus_start(sets.double(), k, generator, reg_covar)  # no copy for float64 data
+        else:
+            begin = {"logits": start["logits"].reshape(-1, k), "loc": start["loc"].reshape(-1, k, d),
+                     "scale": start["scale"].reshape(-1, k, d)}
+        result = _expectation_maximisation(sets, begin, tol, max_iter, reg_covar)
+        if best is None:
+            best = result
+            continue
+        better = result[1] > best[1]  # per set, the first of equal starts kept
+        best = ({name: torch.where(better.view(-1, *[1] * (value.dim() - 1)), result[0][name], value)
+                 for name, value in best[0].items()},
+                *(torch.where(better, new, old) for new, old in zip(result[1:], best[1:])))
+    params, _, iterations, converged = best
+    shapes = {"logits": (*batch, k), "loc": (*batch, k, d), "scale": (*batch, k, d)}
+    return Estimate({name: value.reshape(shapes[name]).to(x.dtype) for name, value in params.items()},
+                    iterations.reshape(batch), converged.reshape(batch))
 
 
 @_fits("multivariate_normal", points_are_vectors=True, min_points=2, triangular=("scale_tril",),
@@ -634,12 +760,6 @@ def _inference(family: str, points: Tensor, params: dict[str, Tensor], estimate:
     )
 
 
-def _required_options(family: str) -> list[str]:
-    """The fit routine's keyword-only options without a default (a default of None)."""
-    return [option.name for option in inspect.signature(FAMILIES[family]).parameters.values()
-            if option.kind is inspect.Parameter.KEYWORD_ONLY and option.default is None]
-
-
 def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool = False,
         **options) -> dict[str, Tensor] | FitResult:
     """Maximum-likelihood parameters of ``family`` for each data set along ``dim``.
@@ -658,10 +778,9 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool =
         raise ValueError(f"fit: unknown family {family!r}; known: {', '.join(FAMILIES)}")
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise ValueError("fit: x must be a floating point tensor")
-    for option in _required_options(family):
-        if options.get(option) is None:
-            raise ValueError(f"fit: the {family} family needs {option}=")
     needs = _REQUIREMENTS[family]
+    if isinstance(needs.support.high, str) and options.get(needs.support.high) is None:  # the checks need it
+        raise ValueError(f"fit: the {family} family needs {needs.support.high}=")
     event = 2 if needs.points_are_vectors else 1  # the dims of one data set: points (and coordinates)
     if x.dim() < event:
         raise ValueError(f"fit: x must have at least {event} dimension{'s' * (event > 1)} (the data points along dim"
