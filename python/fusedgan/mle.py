@@ -414,16 +414,21 @@ def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-13)
     positive quadrant is halved."""
     data = x.movedim(dim, -1).double()
     mean_logs = torch.stack([data.log().mean(-1), torch.log1p(-data).mean(-1)], -1)
-    mean, var = data.mean(-1), data.var(-1, correction=0)
-    common = mean * (1 - mean) / var - 1  # > 0 for data in (0, 1) with spread
+    mean = data.mean(-1)
+    var = torch.einsum("...i,...i->...", data, data) / data.shape[-1] - mean * mean  # a start: no need of two passes
+    common = (mean * (1 - mean) / var - 1).clamp_min(1e-3)  # > 0 for data in (0, 1) with spread
     theta = torch.stack([mean * common, (1 - mean) * common], -1)
     iterations = torch.zeros(mean.shape, dtype=torch.int64, device=x.device)
     converged = torch.zeros(mean.shape, dtype=torch.bool, device=x.device)
     for _ in range(max_iter):
         both = theta.sum(-1, keepdim=True)
         gradient = torch.digamma(both) - torch.digamma(theta) + mean_logs
-        hessian = torch.polygamma(1, both).unsqueeze(-1) - torch.diag_embed(torch.polygamma(1, theta))
-        step = torch.linalg.solve(hessian, -gradient)
+        # the Hessian [[t - t1, t], [t, t - t0]] with t = trigamma(a + b), t1, t0 = trigamma(a), trigamma(b): its inverse
+        # in closed form, which spares 10,000 sets a batched solve
+        t, (t1, t0) = torch.polygamma(1, both).squeeze(-1), torch.polygamma(1, theta).unbind(-1)
+        g1, g0 = gradient.unbind(-1)
+        determinant = t1 * t0 - t * (t1 + t0)
+        step = -torch.stack([(t - t0) * g1 - t * g0, (t - t1) * g0 - t * g1], -1) / determinant.unsqueeze(-1)
         scale = torch.ones_like(mean)
         while ((theta + scale.unsqueeze(-1) * step) <= 0).any():
             scale = torch.where(((theta + scale.unsqueeze(-1) * step) <= 0).any(-1), scale / 2, scale)
