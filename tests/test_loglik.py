@@ -452,3 +452,30 @@ def test_geometric_and_von_mises_match_torch_distributions_own():
     x, loc, kappa = draw((5, 40), 42), draw((5, 1), 43), draw((5, 1), 44, positive=True) * 3
     expected = torch.distributions.VonMises(loc, kappa).log_prob(x).sum(-1)
     torch.testing.assert_close(F.von_mises_log_likelihood(x, loc, kappa), expected, rtol=1e-6, atol=1e-5)
+
+
+def test_float32_vector_special_functions_and_their_fallbacks():
+    """float32 takes sin and cos by quadrant up to |x| = 8192 and lane by lane beyond (and for
+    inf and NaN), and lgamma and digamma from a table for whole counts, by series for other
+    positive arguments: each path, and vectors mixing them, within float precision of float64."""
+    angles = torch.cat([torch.linspace(-8192, 8192, 40961), torch.tensor([9000.5, -1e6, 3.25e7])])
+    zero, one = torch.zeros(()), torch.ones(())
+    for x in (angles, angles[torch.randperm(len(angles), generator=torch.Generator().manual_seed(1))]):
+        value = F.von_mises_log_likelihood(x, zero, one, dim=())
+        expected = F.von_mises_log_likelihood(x.double(), zero.double(), one.double(), dim=())
+        torch.testing.assert_close(value.double(), expected, rtol=0, atol=2e-6)
+    g = torch.Generator().manual_seed(2)
+    counts = torch.cat([torch.randint(0, 60, (4096,), generator=g).float(), torch.rand(4096, generator=g) * 60,
+                        torch.tensor([1e-30, 1e-3, 0.5, 1e6, 3e7])])
+    for k in (counts, counts[torch.randperm(len(counts), generator=g)]):
+        for total_count in (torch.tensor(3.7), torch.tensor(200.0)):
+            k_ = k.clone().requires_grad_()
+            value = F.negative_binomial_log_likelihood(k_, total_count, zero, dim=())
+            (grad,) = torch.autograd.grad(value.sum(), k_)
+            k64 = k.double().requires_grad_()
+            expected = F.negative_binomial_log_likelihood(k64, total_count.double(), zero.double(), dim=())
+            (expected_grad,) = torch.autograd.grad(expected.sum(), k64)
+            # float rounds each lgamma term to its own ulp: the error is relative to the terms, not their difference
+            terms = torch.lgamma(k.double() + total_count).abs() + torch.lgamma(k.double() + 1).abs() + 1
+            assert ((value.double() - expected).abs() / terms).max() < 1e-6
+            torch.testing.assert_close(grad.double(), expected_grad, rtol=2e-6, atol=2e-6)

@@ -252,9 +252,8 @@ FUSEDGAN_ALWAYS_INLINE VecF log1p_unit(VecF z) {
   return 2.0f * s * p;
 }
 
-// The special functions, lane by lane with the scalar versions (csrc/math/scalar.h), except
-// where every lane is a whole number from 1 to kTabled (Poisson's k + 1 for counts): then
-// from a table of the same function's values, gathered.
+// A function lane by lane with its scalar version (csrc/math/scalar.h): the special functions'
+// fallback where the vector forms below do not reach.
 template <class ScalarFunction>
 FUSEDGAN_ALWAYS_INLINE VecF per_lane(VecF v, const ScalarFunction& f) {
   float lanes[kLanes];
@@ -289,21 +288,63 @@ FUSEDGAN_ALWAYS_INLINE VecF lookup(const float* table, I32xN n) {
   return gather(table, n);
 }
 
-template <class ScalarFunction>
-FUSEDGAN_ALWAYS_INLINE VecF tabled_or_per_lane(VecF v, const float* table, const ScalarFunction& f) {
+
+// For x in (0, kStirlingBeyond]: x moved up to x + n >= 6 (n < 7), where the asymptotic series
+// reach float precision, with the product x (x + 1) ... (x + n - 1) (lgamma) and the sum
+// 1/x + ... + 1/(x + n - 1) (digamma) of the steps.
+inline constexpr float kStirlingBeyond = 1e30f;
+struct Shifted {
+  VecF x;
+  VecF product;
+  VecF reciprocals;
+};
+FUSEDGAN_ALWAYS_INLINE Shifted shifted_up(VecF x) {
+  Shifted s{x, VecF(1.0f), VecF(0.0f)};
+  for (int step = 0; step < 6; ++step) {
+    const Mask low = s.x < VecF(6.0f);
+    s.product = select(low, s.product * s.x, s.product);
+    s.reciprocals = select(low, s.reciprocals + VecF(1.0f) / s.x, s.reciprocals);
+    s.x = select(low, s.x + VecF(1.0f), s.x);
+  }
+  return s;
+}
+FUSEDGAN_ALWAYS_INLINE Mask stirling_domain(VecF x) { return (x > VecF(0.0f)) & (x <= VecF(kStirlingBeyond)); }
+
+// lgamma(y) = (y - 1/2) log y - y + log(2 pi)/2 + 1/(12 y) - 1/(360 y^3) + 1/(1260 y^5) for y >= 6.
+FUSEDGAN_ALWAYS_INLINE VecF lgamma_stirling(VecF x) {
+  const Shifted s = shifted_up(x);
+  const VecF inv = VecF(1.0f) / s.x;
+  const VecF inv2 = inv * inv;
+  const VecF series = inv * (VecF(1.0f / 12) - inv2 * (VecF(1.0f / 360) - inv2 * VecF(1.0f / 1260)));
+  return (s.x - VecF(0.5f)) * log(s.x) - s.x + VecF(float(math::kHalfLog2Pi)) + series - log(s.product);
+}
+
+// digamma(y) = log y - 1/(2y) - 1/(12 y^2) + 1/(120 y^4) - 1/(252 y^6) for y >= 6.
+FUSEDGAN_ALWAYS_INLINE VecF digamma_asymptotic(VecF x) {
+  const Shifted s = shifted_up(x);
+  const VecF inv = VecF(1.0f) / s.x;
+  const VecF inv2 = inv * inv;
+  const VecF series = inv2 * (VecF(1.0f / 12) - inv2 * (VecF(1.0f / 120) - inv2 * VecF(1.0f / 252)));
+  return log(s.x) - VecF(0.5f) * inv - series - s.reciprocals;
+}
+
+// Whole counts from the table; other positive, finite lanes by the series; poles, negative
+// arguments, infinities and NaN lane by lane with the scalar functions.
+template <class Vector, class ScalarFunction>
+FUSEDGAN_ALWAYS_INLINE VecF special(VecF v, const float* table, const Vector& vector, const ScalarFunction& f) {
   const VecF clamped = select(v > VecF(float(kTabled)), VecF(float(kTabled)), select(v >= VecF(1.0f), v, VecF(1.0f)));
   const I32xN n = __builtin_convertvector(clamped.v, I32xN);  // truncated
-  const Mask tabled_here{__builtin_convertvector(n, F32xN) == v.v};  // false for NaN and out of range
-  return all(tabled_here) ? lookup(table, n) : per_lane(v, f);
+  if (all(Mask{__builtin_convertvector(n, F32xN) == v.v})) return lookup(table, n);  // false for NaN, out of range
+  return all(stirling_domain(v)) ? vector(v) : per_lane(v, f);
 }
 
 FUSEDGAN_ALWAYS_INLINE VecF lgamma(VecF v) {
   const auto f = [](float x) { return math::lgamma(x); };
-  return tabled_or_per_lane(v, tabled(f), f);
+  return special(v, tabled(f), lgamma_stirling, f);
 }
 FUSEDGAN_ALWAYS_INLINE VecF digamma(VecF v) {
   const auto f = [](float x) { return math::digamma(x); };
-  return tabled_or_per_lane(v, tabled(f), f);
+  return special(v, tabled(f), digamma_asymptotic, f);
 }
 FUSEDGAN_ALWAYS_INLINE VecF i0e(VecF v) {
   return per_lane(v, [](float x) { return math::i0e(x); });
@@ -311,11 +352,40 @@ FUSEDGAN_ALWAYS_INLINE VecF i0e(VecF v) {
 FUSEDGAN_ALWAYS_INLINE VecF i1e(VecF v) {
   return per_lane(v, [](float x) { return math::i1e(x); });
 }
-FUSEDGAN_ALWAYS_INLINE VecF sin(VecF v) {
-  return per_lane(v, [](float x) { return math::sin(x); });
+
+// sin and cos through x = k pi/2 + r, |r| <= pi/4, with pi/2 in three parts (Cody and Waite) so
+// that r keeps float precision while k pi/2's first parts are exact (|x| <= 8192); then
+// Cephes' polynomials on [-pi/4, pi/4]. Larger, infinite and NaN lanes take the scalar functions.
+struct Quadrant {
+  VecF sin_r;
+  VecF cos_r;
+  I32xN k;
+};
+FUSEDGAN_ALWAYS_INLINE Quadrant quadrant(VecF x) {
+  const float round_magic = 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+  const VecF shifted = x * 0.636619772367581343f + round_magic;
+  const VecF k = shifted - round_magic;
+  const VecF r = ((x - k * 1.5703125f) - k * 4.837512969970703125e-4f) - k * 7.549789954891882e-8f;
+  const VecF z = r * r;
+  const VecF sin_r = ((-1.9515295891e-4f * z + 8.3321608736e-3f) * z - 1.6666654611e-1f) * z * r + r;
+  const VecF cos_r = ((2.443315711809948e-5f * z - 1.388731625493765e-3f) * z + 4.166664568298827e-2f) * z * z - 0.5f * z + 1.0f;
+  return {sin_r, cos_r, bits_of(shifted) - bits_of(VecF(round_magic))};
 }
-FUSEDGAN_ALWAYS_INLINE VecF cos(VecF v) {
-  return per_lane(v, [](float x) { return math::cos(x); });
+FUSEDGAN_ALWAYS_INLINE Mask reducible(VecF x) { return abs(x) <= VecF(8192.0f); }
+// sin(k pi/2 + r) is, for k = 0, 1, 2, 3 (mod 4): sin r, cos r, -sin r, -cos r.
+FUSEDGAN_ALWAYS_INLINE VecF quadrant_value(const Quadrant& q, I32xN k) {
+  const VecF value = select(Mask{-(k & 1)}, q.cos_r, q.sin_r);
+  return from_bits(bits_of(value) ^ ((k & 2) << 30));
+}
+FUSEDGAN_ALWAYS_INLINE VecF sin(VecF v) {
+  if (!all(reducible(v))) return per_lane(v, [](float x) { return math::sin(x); });
+  const Quadrant q = quadrant(v);
+  return quadrant_value(q, q.k);
+}
+FUSEDGAN_ALWAYS_INLINE VecF cos(VecF v) {  // cos x = sin(x + pi/2): one quadrant on
+  if (!all(reducible(v))) return per_lane(v, [](float x) { return math::cos(x); });
+  const Quadrant q = quadrant(v);
+  return quadrant_value(q, q.k + 1);
 }
 
 // combine() over a vector's lanes in a fixed tree (lane i with lane i + half, halving), so
