@@ -129,9 +129,9 @@ def family_fits(rounds: int) -> tuple[list, list[str]]:
         x = torch.from_numpy(data)
         scipy_sets = 5 if family in ("poisson", "bernoulli", "geometric", "binomial", "negative_binomial") else 20
         providers = {"fusedgan": lambda: mle.fit(family, x, **options),
-                     "scipy": lambda: [scipy_fit(row) for row in data[:scipy_sets]]}
+                     "scipy.fit": lambda: [scipy_fit(row) for row in data[:scipy_sets]]}
         timings = time_providers(providers, "cpu", rounds=rounds, min_seconds=0)
-        per_set = {"fusedgan": FIT_SETS, "scipy": scipy_sets}
+        per_set = {"fusedgan": FIT_SETS, "scipy.fit": scipy_sets}
         timings = {provider: tuple(t / per_set[provider] for t in times) for provider, times in timings.items()}
         rows += timed_rows(f"{family}_fit", "fit per set", x.shape, timings, x.dtype)
         lines += comparison_lines(f"{family}_fit", x.shape, timings)

@@ -212,7 +212,7 @@ CASES = [
     Case("loglik", "`fusedgan.numpy.normal_log_likelihood`, {shape}", "numpy.normal_log_likelihood", "forward", None, "scipy",
          "`scipy.stats.norm.logpdf`"),
     Case("mle", "`mle.fit(\"student_t\", x)`, per data set ({shape})", "student_t_fit", "fit per set", None,
-         "scipy", "`scipy.stats.t.fit`, one set at a time"),
+         "scipy.fit", "`scipy.stats.t.fit`, one set at a time"),
     Case("transforms", "`vmap` of BCE with logits (mean), {shape}", "vmap of BCE with logits (mean)", "vmap", None, "torch",
          "torch's BCE under the same `vmap`"),
     Case("transforms", "per-sample gradients of `discriminator_cost`, vmap(grad), {shape} samples, MLP 2-64-64-1",
