@@ -69,6 +69,8 @@ TARGETS = [
       for family in ("laplace", "exponential", "bernoulli", "poisson", "student_t", "categorical", "gamma", "beta",
                      "lognormal", "weibull", "half_normal", "negative_binomial", "binomial", "geometric", "von_mises")
       for baseline, goal in (("torch.distributions", 10), ("compile", 1.5))),
+    *(Target("multivariate_normal", "multivariate_normal_log_likelihood", "64x4096x16", baseline, goal)
+      for baseline, goal in (("torch.distributions", 10), ("compile", 1.5))),
     *(Target("bce", "bce_with_logits", str(n), baseline, goal)
       for n, goals in ((MI, (6, 3)), (16 * MI, (10, 4))) for baseline, goal in zip(("eager", "compile"), goals)),
     Target("bce", "bce_with_logits", str(16 * MI), "copy", 1.5, roofline=12 / 8),
