@@ -118,6 +118,10 @@ def _fits(family: str, **requirements):
 _SPREAD = dict(min_points=2, degenerate=("no spread", _constant))
 
 
+def _in_dtype_of(x: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {name: value.to(x.dtype) for name, value in params.items()}
+
+
 @_fits("normal", **_SPREAD)
 def _normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
@@ -251,11 +255,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         done |= new_value <= value + slack
         value = new_value
     params = {"df": theta[..., 0].exp(), "loc": theta[..., 1], "scale": theta[..., 2].exp()}
-    return Estimate({name: value.to(x.dtype) for name, value in params.items()}, iterations, done)
-
-
-def _in_dtype_of(x: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {name: value.to(x.dtype) for name, value in params.items()}
+    return Estimate(_in_dtype_of(x, params), iterations, done)
 
 
 def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: Tensor, low: float, high: float, *,
@@ -284,10 +284,8 @@ def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: 
 
 @_fits("lognormal", support=_POSITIVE, **_SPREAD)
 def _lognormal(x: Tensor, dim: int) -> Estimate:
-    """Closed form: the mean and the biased standard deviation of log(x)."""
-    logs = x.log()
-    loc = logs.mean(dim)
-    return Estimate({"loc": loc, "scale": (logs - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()})
+    """Closed form: the normal fit of log(x), its mean and biased standard deviation."""
+    return _normal(x.log(), dim)
 
 
 @_fits("half_normal", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
