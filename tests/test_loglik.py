@@ -400,6 +400,11 @@ def opcheck_samples():
     yield ops._log_likelihood_backward.default, (torch.rand(4), "student_t", x, scale + 2, loc, scale, [-1], [True, True, True, True])
     yield ops._log_likelihood_and_grad.default, ("normal", x, loc, scale, None, [-1], [True, True, False])
     yield ops._log_likelihood_and_grad.default, ("student_t", x, scale + 2, loc, scale, [1], [True, False, True])
+    for family in FAMILIES:  # every family through the op, a parameter needing its gradient
+        data, params = inputs(family, (4, 6), (4, 1), seed=17)
+        params = [p.float() for p in params] + [None] * (3 - len(params))
+        params[0] = params[0].clone().requires_grad_()
+        yield ops.log_likelihood.default, (family, data.float(), *params, [-1])
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
@@ -422,6 +427,23 @@ def test_torch_compile_fullgraph(dynamic):
     expected, actual = nll(x, loc, log_scale), compiled(x, loc, log_scale)
     torch.testing.assert_close(actual, expected)
     for a, e in zip(torch.autograd.grad(actual, (loc, log_scale)), torch.autograd.grad(expected, (loc, log_scale))):
+        torch.testing.assert_close(a, e)
+
+
+def test_torch_compile_fullgraph_of_every_family():
+    """One compiled graph summing every family's log-likelihood: values and the parameters'
+    gradients as eager."""
+    cases = {family: inputs(family, (4, 16), (4, 1), seed=18) for family in FAMILIES}
+    leaves = {family: [p.float().requires_grad_() for p in params] for family, (_, params) in cases.items()}
+
+    def total(leaves):
+        return sum(function(family)(cases[family][0].float(), *leaves[family]).sum() for family in FAMILIES)
+
+    compiled = torch.compile(total, fullgraph=True, backend="aot_eager")
+    expected, actual = total(leaves), compiled(leaves)
+    torch.testing.assert_close(actual, expected)
+    every = [p for params in leaves.values() for p in params]
+    for a, e in zip(torch.autograd.grad(actual, every), torch.autograd.grad(expected, every)):
         torch.testing.assert_close(a, e)
 
 
