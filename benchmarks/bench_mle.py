@@ -22,6 +22,7 @@ Writes benchmarks/results/mle.csv and mle-cpu.md (CPU only: scikit-learn has no 
 from __future__ import annotations
 
 import warnings
+from typing import Callable, NamedTuple
 
 import torch
 from sklearn.cluster import kmeans_plusplus
@@ -85,6 +86,13 @@ def normal_mixture_em(rounds: int) -> tuple[list, list[str]]:
 FIT_SETS, FIT_POINTS = 10_000, 100
 
 
+class ScipyFit(NamedTuple):
+    """scipy's fit of one data set, and on how many of the sets it is timed."""
+
+    fit: Callable
+    sets: int = 20
+
+
 def fit_cases() -> dict:
     """family -> (float64 data (FIT_SETS, FIT_POINTS[, 3]), fit options, scipy's fit of one set):
     `.fit` where scipy has one (its location fixed at 0 where the family has none); for the
@@ -95,43 +103,42 @@ def fit_cases() -> dict:
     rng = np.random.default_rng(0)
     shape = (FIT_SETS, FIT_POINTS)
 
-    def discrete(distribution, bounds, shift=0):
-        return lambda k: st.fit(distribution, k + shift, bounds)
+    def discrete(distribution, bounds, shift=0):  # a global search, seconds a set: timed on fewer
+        return ScipyFit(lambda k: st.fit(distribution, k + shift, bounds), sets=5)
 
     return {
-        "normal": (rng.normal(1.0, 2.0, shape), {}, st.norm.fit),
-        "laplace": (rng.laplace(1.0, 2.0, shape), {}, st.laplace.fit),
-        "exponential": (rng.exponential(2.0, shape), {}, lambda x: st.expon.fit(x, floc=0)),
+        "normal": (rng.normal(1.0, 2.0, shape), {}, ScipyFit(st.norm.fit)),
+        "laplace": (rng.laplace(1.0, 2.0, shape), {}, ScipyFit(st.laplace.fit)),
+        "exponential": (rng.exponential(2.0, shape), {}, ScipyFit(lambda x: st.expon.fit(x, floc=0))),
         "poisson": (rng.poisson(4.0, shape).astype(float), {}, discrete(st.poisson, {"mu": (0, 50)})),
         "bernoulli": (rng.binomial(1, 0.3, shape).astype(float), {}, discrete(st.bernoulli, {"p": (0, 1)})),
-        "lognormal": (rng.lognormal(0.5, 0.8, shape), {}, lambda x: st.lognorm.fit(x, floc=0)),
-        "half_normal": (np.abs(rng.normal(0.0, 2.0, shape)), {}, lambda x: st.halfnorm.fit(x, floc=0)),
+        "lognormal": (rng.lognormal(0.5, 0.8, shape), {}, ScipyFit(lambda x: st.lognorm.fit(x, floc=0))),
+        "half_normal": (np.abs(rng.normal(0.0, 2.0, shape)), {}, ScipyFit(lambda x: st.halfnorm.fit(x, floc=0))),
         "geometric": (rng.geometric(0.3, shape) - 1.0, {}, discrete(st.geom, {"p": (0, 1)}, shift=1)),
         "binomial": (rng.binomial(30, 0.3, shape).astype(float), {"total_count": 30},
                      discrete(st.binom, {"n": (30, 30), "p": (0, 1)})),
         "multivariate_normal": (rng.normal(size=(*shape, 3)) @ np.array([[1.0, 0, 0], [0.5, 1, 0], [0.2, -0.3, 0.7]]), {},
-                                st.multivariate_normal.fit),
-        "student_t": (st.t.rvs(4.0, 1.0, 2.0, size=shape, random_state=rng), {}, st.t.fit),
-        "gamma": (rng.gamma(3.0, 0.5, shape), {}, lambda x: st.gamma.fit(x, floc=0)),
-        "beta": (rng.beta(2.0, 5.0, shape), {}, lambda x: st.beta.fit(x, floc=0, fscale=1)),
-        "weibull": (rng.weibull(1.5, shape) * 2.0, {}, lambda x: st.weibull_min.fit(x, floc=0)),
+                                ScipyFit(st.multivariate_normal.fit)),
+        "student_t": (st.t.rvs(4.0, 1.0, 2.0, size=shape, random_state=rng), {}, ScipyFit(st.t.fit)),
+        "gamma": (rng.gamma(3.0, 0.5, shape), {}, ScipyFit(lambda x: st.gamma.fit(x, floc=0))),
+        "beta": (rng.beta(2.0, 5.0, shape), {}, ScipyFit(lambda x: st.beta.fit(x, floc=0, fscale=1))),
+        "weibull": (rng.weibull(1.5, shape) * 2.0, {}, ScipyFit(lambda x: st.weibull_min.fit(x, floc=0))),
         "negative_binomial": (rng.negative_binomial(3, 0.4, shape).astype(float), {},
                               discrete(st.nbinom, {"n": (0.01, 100), "p": (0, 1)})),
-        "von_mises": (st.vonmises.rvs(2.0, 0.5, size=shape, random_state=rng), {}, lambda x: st.vonmises.fit(x, fscale=1)),
+        "von_mises": (st.vonmises.rvs(2.0, 0.5, size=shape, random_state=rng), {}, ScipyFit(lambda x: st.vonmises.fit(x, fscale=1))),
     }
 
 
 def family_fits(rounds: int) -> tuple[list, list[str]]:
-    """Each family's fit of FIT_SETS sets in one call against scipy's, set by set (timed on the
-    first 20 sets; 5 for scipy.stats.fit's global search), both per set."""
+    """Each family's fit of FIT_SETS sets in one call against scipy's, set by set (timed on its
+    first ScipyFit.sets sets), both per set."""
     rows, lines = [], []
     for family, (data, options, scipy_fit) in fit_cases().items():
         x = torch.from_numpy(data)
-        scipy_sets = 5 if family in ("poisson", "bernoulli", "geometric", "binomial", "negative_binomial") else 20
         providers = {"fusedgan": lambda: mle.fit(family, x, **options),
-                     "scipy.fit": lambda: [scipy_fit(row) for row in data[:scipy_sets]]}
+                     "scipy.fit": lambda: [scipy_fit.fit(row) for row in data[:scipy_fit.sets]]}
         timings = time_providers(providers, "cpu", rounds=rounds, min_seconds=0)
-        per_set = {"fusedgan": FIT_SETS, "scipy.fit": scipy_sets}
+        per_set = {"fusedgan": FIT_SETS, "scipy.fit": scipy_fit.sets}
         timings = {provider: tuple(t / per_set[provider] for t in times) for provider, times in timings.items()}
         rows += timed_rows(f"{family}_fit", "fit per set", x.shape, timings, x.dtype)
         lines += comparison_lines(f"{family}_fit", x.shape, timings)
