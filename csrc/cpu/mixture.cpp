@@ -51,7 +51,7 @@ class ForwardWorker {
   ForwardWorker(const MixtureArgs& a, T* out) : lanes_(a), out_(out) {}
 
   void operator()(int64_t index) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     const auto set = lanes_.set(index);
     const Vec<T>* coords = lanes_.coords();
     const auto x = [coords](int64_t c) { return coords[c]; };
@@ -79,7 +79,7 @@ class LaneSums {
 
   void clear() {
     std::fill(sums_.begin(), sums_.end(), Vec<T>(0.0f));
-    std::fill(totals_.begin(), totals_.end(), typename Lanes<T>::Wide{});
+    std::fill(totals_.begin(), totals_.end(), typename PointVectors<T>::Wide{});
     vectors_ = 0;
   }
   Vec<T>* data() { return sums_.data(); }
@@ -88,25 +88,25 @@ class LaneSums {
     constexpr int64_t kFlushEvery = 16;
     if (++vectors_ % kFlushEvery == 0 || last) {
       for (size_t j = 0; j < sums_.size(); ++j) {
-        Lanes<T>::add_wide(totals_[j], sums_[j]);
+        PointVectors<T>::add_wide(totals_[j], sums_[j]);
         sums_[j] = Vec<T>(0.0f);
       }
     }
   }
-  double total(int64_t j) const { return Lanes<T>::sum_lanes(totals_[j]); }
+  double total(int64_t j) const { return PointVectors<T>::sum_lanes(totals_[j]); }
 
  private:
   std::vector<Vec<T>> sums_;
-  std::vector<typename Lanes<T>::Wide> totals_;
+  std::vector<typename PointVectors<T>::Wide> totals_;
   int64_t vectors_ = 0;
 };
 
 // `value` in the first `count` lanes (the points), 0 in the padding past them.
 template <class T>
 Vec<T> first_lanes(int count, double value) {
-  Scalar<T> lanes[Lanes<T>::kWidth];
-  for (int lane = 0; lane < Lanes<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
-  return ComputeLanes<T>::load(lanes, Lanes<T>::kWidth);
+  Scalar<T> lanes[PointVectors<T>::kWidth];
+  for (int lane = 0; lane < PointVectors<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
+  return ComputeLanes<T>::load(lanes, PointVectors<T>::kWidth);
 }
 
 template <class T>
@@ -116,7 +116,7 @@ class BackwardWorker {
       : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.k * (1 + 2 * a.d)), pull_x_(a.d) {}
 
   void operator()(int64_t index) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     const int64_t k = a_.k, d = a_.d;
     const auto set = lanes_.set(index);
     const double g = double(math::widen(grad_[index]));
@@ -170,7 +170,7 @@ class StatisticsWorker {
   explicit StatisticsWorker(const MixtureArgs& a) : a_(a), lanes_(a), sums_(a.k * (1 + 2 * a.d)) {}
 
   void operator()(int64_t index, int64_t begin, int64_t end, double* out) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     const int64_t k = a_.k, d = a_.d;
     const auto set = lanes_.set(index);
     sums_.clear();

@@ -60,7 +60,7 @@ class ForwardWorker {
   ForwardWorker(const MultivariateNormalArgs& a, T* out) : a_(a), lanes_(a), out_(out) {}
 
   void operator()(int64_t index) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     const auto set = lanes_.set(index);
     typename L::Sum total;
     for (int64_t first = 0; first < set.n; first += L::kWidth) {
@@ -88,7 +88,7 @@ class BackwardWorker {
       : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.d + a.d * (a.d + 1) / 2), totals_(sums_.size()) {}
 
   void operator()(int64_t index) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     constexpr int64_t kFlushEvery = 16;
     const int64_t d = a_.d;
     const auto set = lanes_.set(index);
@@ -129,7 +129,7 @@ class BackwardWorker {
   // d/dx = -g L^-T z of the `count` points at hand (z is overwritten).
   template <class Set>
   static void store_grad_x(const Set& set, Vec<T>* z, double g, T* grad_x, int count) {
-    using L = Lanes<T>;
+    using L = PointVectors<T>;
     set.solve_transposed(z);
     for (int64_t c = 0; c < set.d; ++c) {
       Scalar<T> lanes[L::kWidth];
@@ -140,7 +140,7 @@ class BackwardWorker {
 
   void flush() {
     for (size_t j = 0; j < sums_.size(); ++j) {
-      Lanes<T>::add_wide(totals_[j], sums_[j]);
+      PointVectors<T>::add_wide(totals_[j], sums_[j]);
       sums_[j] = Vec<T>(0.0f);
     }
   }
@@ -150,7 +150,7 @@ class BackwardWorker {
   MultivariateNormalGrads out_;
   SetLanes<T> lanes_;
   std::vector<Vec<T>> sums_;  // sum z (D), then the lower triangle of sum z z^T row by row
-  std::vector<typename Lanes<T>::Wide> totals_;
+  std::vector<typename PointVectors<T>::Wide> totals_;
 };
 
 }  // namespace

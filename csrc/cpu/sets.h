@@ -1,6 +1,6 @@
 // What the kernels over data sets of D-dimensional points share (the normal mixture, the
 // multivariate normal): sets in parallel, each set's points as many at once as a vector has
-// lanes (float32, float16 and bfloat16 in float vectors; float64 one point at a time in double).
+// lanes (float32, float16 and bfloat16 in float vectors, float64 in double vectors).
 // A set is taken by one task from its first point to its last, so its sums have the same bits
 // for any thread count.
 #pragma once
@@ -9,14 +9,49 @@
 #include <vector>
 
 #include "loops.h"
+#include "simd_double.h"
 
 namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 
+// Float64 points in double vectors (the elementwise loops' Lanes<double> is one at a time).
+struct DoubleLanes {
+  using Vec = VecD;
+  using Sum = SumD;
+  static constexpr int kWidth = kDoubleLanes;
+
+  // Lanes past `count` load as 0 and are not stored.
+  FUSEDGAN_ALWAYS_INLINE static Vec load(const double* p, int count) {
+    if (count == kWidth) return VecD::load(p);
+    double lanes[kWidth] = {};
+    for (int i = 0; i < count; ++i) lanes[i] = p[i];
+    return VecD::load(lanes);
+  }
+  FUSEDGAN_ALWAYS_INLINE static void store(double* p, Vec v, int count) {
+    double lanes[kWidth];
+    v.store(lanes);
+    for (int i = 0; i < count; ++i) p[i] = lanes[i];
+  }
+  using Wide = F64xR;  // per-lane sums (the float lanes' are wider than their vectors)
+  FUSEDGAN_ALWAYS_INLINE static void add_wide(Wide& total, Vec v) { total += v.v; }
+  static double sum_lanes(const Wide& total) { return reduce_lanes(total, Add{}); }
+};
+
+// The vectors a set's points are computed in.
 template <class T>
-using ComputeLanes = Lanes<math::compute_t<T>>;  // loads from and stores to the compute type
+struct PointVectorsOf {
+  using type = Lanes<T>;
+};
+template <>
+struct PointVectorsOf<double> {
+  using type = DoubleLanes;
+};
 template <class T>
-using Vec = typename Lanes<T>::Vec;
+using PointVectors = typename PointVectorsOf<T>::type;
+template <class T>
+using ComputeLanes = PointVectors<math::compute_t<T>>;  // loads from and stores to the compute type
+template <class T>
+using Vec = typename PointVectors<T>::Vec;
 template <class T>
 using Scalar = math::compute_t<T>;  // what a lane holds: float, or double
 
@@ -37,7 +72,7 @@ void for_each_set(int64_t sets, int64_t work, const MakeWorker& make_worker) {
 template <class T>
 class PointLanes {
  public:
-  static constexpr int kWidth = Lanes<T>::kWidth;
+  static constexpr int kWidth = PointVectors<T>::kWidth;
 
   explicit PointLanes(int64_t d) : d_(d), coords_(d) {}
 

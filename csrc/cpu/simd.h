@@ -394,9 +394,10 @@ FUSEDGAN_ALWAYS_INLINE VecF cos(VecF v) {  // cos x = sin(x + pi/2): one quadran
 template <class Lanes, class Combine>
 FUSEDGAN_ALWAYS_INLINE auto reduce_lanes(const Lanes& v, const Combine& combine) {
   using Scalar = std::remove_cv_t<std::remove_reference_t<decltype(v[0])>>;
-  Scalar lanes[kLanes];
-  for (int i = 0; i < kLanes; ++i) lanes[i] = v[i];
-  for (int half = kLanes / 2; half > 0; half /= 2) {
+  constexpr int kCount = sizeof(Lanes) / sizeof(Scalar);
+  Scalar lanes[kCount];
+  for (int i = 0; i < kCount; ++i) lanes[i] = v[i];
+  for (int half = kCount / 2; half > 0; half /= 2) {
     for (int i = 0; i < half; ++i) lanes[i] = combine(lanes[i], lanes[i + half]);
   }
   return lanes[0];

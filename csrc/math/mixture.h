@@ -7,8 +7,8 @@
 //   d/ds_kd = g sum_n r_nk ((x_nd - mu_kd)^2 / s_kd^3 - 1 / s_kd),   d/dlogits_k = g sum_n (r_nk - pi_k).
 // The caller precomputes per component log w_k = log pi_k - sum_d log s_kd - D log(2 pi)/2
 // and 1/s_kd, so a point's a_nk costs D multiply-adds.
-// The per-point functions are templates over V: a double (one point, on CUDA and the CPU's
-// float64) or the CPU's float vector (one point per lane).
+// The per-point functions are templates over V: a double (one point, on CUDA) or one of the
+// CPU's vectors (one point per lane: float, or double for float64).
 #pragma once
 
 #include <cmath>
@@ -35,8 +35,9 @@ FUSEDGAN_HOST_DEVICE V exp_above_cutoff(V t) {
   return select(negligible, V(0.0f), exp(select(negligible, V(0.0f), t)));
 }
 
-// A point in double skips the exp of a negligible term, and EM's E step its terms of the
-// component: most of them where the components lie apart. (A vector's lanes take them all.)
+// A point in double (a CUDA thread's) skips the exp of a negligible term, and EM's E step its
+// terms of the component: most of them where the components lie apart. (A vector's lanes
+// take them all.)
 FUSEDGAN_HOST_DEVICE double exp_above_cutoff(double t) { return t < kNegligibleLogTerm ? 0.0 : exp(t); }
 FUSEDGAN_HOST_DEVICE bool skips(double r) { return r == 0.0; }
 template <class V>

@@ -6,8 +6,8 @@
 // size N x D x D. With w_i = L^-T z_i (back substitution) and incoming gradient g:
 //   d/dx_i = -g w_i,   d/dmu = g L^-T sum_i z_i,   d/dL = g (tril(L^-T S) - N diag(1/L_jj)),
 // S = sum_i z_i z_i^T: as dz = -L^-1 dL z, d(-|z|^2 / 2) = z^T L^-1 dL z = <L^-T z z^T, dL>.
-// The per-point functions are templates over V: a double (one point, on CUDA and the CPU's
-// float64) or the CPU's float vector (one point per lane).
+// The per-point functions are templates over V: a double (one point, on CUDA) or one of the
+// CPU's vectors (one point per lane: float, or double for float64).
 #pragma once
 
 #include "../kernel_args.h"
