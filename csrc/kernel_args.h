@@ -180,6 +180,16 @@ struct MixtureStatistics {
   double* squares;
 };
 
+// ---- log sums: what the beta fit sums over each data set
+
+// x (rows, length) float64, contiguous, a data set per row; out (rows, 2) in double: each
+// row's sum of log x, then its sum of log(1 - x).
+struct LogSumArgs {
+  int64_t rows;
+  int64_t length;
+  const double* x;
+};
+
 // Scratch memory for CUDA launches on their device, uninitialised, alive until the op
 // returns: kWorkspaceBytes for a grid-wide reduction (which zeroes its counter on the stream
 // first), a slice sum per long row. Ops that do not reduce never ask.

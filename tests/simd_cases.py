@@ -201,3 +201,10 @@ def test_normal_mixture_em_statistics(dtype, k):
     for a, e in zip(torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), em_statistics_reference(*inputs), strict=True):
         assert a.dtype == torch.float64 and a.shape == e.shape
         torch.testing.assert_close(a, e, rtol=tolerance, atol=tolerance * e.abs().max().item())
+
+
+def test_log_sums():
+    # rows of odd length: full vectors and a partial one, in every build's double lanes
+    x = rand(SHAPE, 28)
+    expected = torch.stack([x.log().sum(-1), torch.log1p(-x).sum(-1)], -1)
+    torch.testing.assert_close(torch.ops.fusedgan._log_sums(x), expected, rtol=1e-13, atol=1e-13)

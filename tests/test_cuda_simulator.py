@@ -383,3 +383,11 @@ def test_multivariate_normal_one_gradient_at_a_time(wanted):
 def test_normal_mixture_em_statistics(dtype, case):
     inputs = tuple(t.to(dtype) for t in MIXTURES[case]())
     compare(lambda: torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), dtype)
+
+
+@pytest.mark.parametrize("shape", [(37, 129), (3, 20_000), (4, 0), (0, 5)])  # 20,000: rows in slices
+def test_log_sums(shape):
+    x = rand(shape, 40)
+    if x.numel():
+        x[0, :4] = torch.tensor([0.0, 1.0, float("nan"), 1e-300], dtype=torch.float64)
+    compare(lambda: (torch.ops.fusedgan._log_sums(x),), torch.float64)

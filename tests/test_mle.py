@@ -5,6 +5,7 @@ import pytest
 import scipy.stats
 import torch
 
+from helpers import opcheck_tests
 from references import REFERENCES
 
 from fusedgan import functional as F
@@ -233,3 +234,77 @@ def test_fits_reach_at_least_scipys_log_likelihood(family):
         theirs = [torch.tensor(float(p), dtype=torch.float64) for p in reference.scipy_fit(x[i].numpy())]
         best = log_likelihood(x[i], *theirs).item()
         assert ours[i].item() >= best - 1e-9 * abs(best)
+
+
+# ---- the beta fit's fused sufficient statistics: per set, the sums of log x and log(1 - x)
+
+
+def log_sums_reference(x):
+    return torch.stack([x.log().sum(-1), torch.log1p(-x).sum(-1)], -1)
+
+
+@pytest.mark.parametrize("shape", [(3, 101), (2, 3, 16), (5, 1), (1, 20_001)])
+def test_log_sums_are_the_float64_sums(shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    actual = torch.ops.fusedgan._log_sums(x)
+    assert actual.shape == shape[:-1] + (2,) and actual.dtype == torch.float64
+    torch.testing.assert_close(actual, log_sums_reference(x), rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(torch.ops.fusedgan._log_sums(x.mT.contiguous().mT), actual, rtol=0, atol=0)  # strided
+
+
+def test_log_sums_of_one_point_are_log_and_log1p_to_two_ulp():
+    """A set of one point is the vector log and log1p themselves: from the smallest subnormal
+    to the largest double, points near 1 (log1p(-x) of x near 1 and near 0), and the edges."""
+    magnitudes = torch.logspace(-323, 308, 20_000, dtype=torch.float64)
+    near_one = 1 - torch.logspace(-16, -1, 2_000, dtype=torch.float64)
+    edges = torch.tensor([0.0, 1.0, 2.0, -1.0, float("inf"), float("nan"), 5e-324, 2.0**-1024, 0.5, 2**-53])
+    x = torch.cat([magnitudes, near_one, edges]).unsqueeze(-1)
+    actual, expected = torch.ops.fusedgan._log_sums(x), log_sums_reference(x)
+    assert torch.equal(actual.isnan(), expected.isnan()) and torch.equal(actual.isinf(), expected.isinf())
+    finite = expected.isfinite()
+    ulp = torch.finfo(torch.float64).eps * expected[finite].abs().clamp_min(torch.finfo(torch.float64).tiny)
+    assert ((actual[finite] - expected[finite]).abs() <= 2 * ulp).all()
+    assert torch.equal(actual[~finite].nan_to_num(), expected[~finite].nan_to_num())
+
+
+def test_log_sums_of_empty_sets_and_no_sets():
+    assert torch.equal(torch.ops.fusedgan._log_sums(torch.ones(4, 0, dtype=torch.float64)), torch.zeros(4, 2, dtype=torch.float64))
+    assert torch.ops.fusedgan._log_sums(torch.ones(0, 5, dtype=torch.float64)).shape == (0, 2)
+
+
+def test_log_sums_do_not_depend_on_the_thread_count():
+    x = torch.rand(3000, 257, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = torch.ops.fusedgan._log_sums(x)
+        torch.set_num_threads(max(2, threads))
+        assert torch.equal(torch.ops.fusedgan._log_sums(x), alone)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("x,match", [(torch.rand(3, 4), "expected x to be float64, got Float"),
+                                     (torch.tensor(0.5, dtype=torch.float64), "0-dim")])
+def test_log_sums_refuse_bad_input(x, match):
+    with pytest.raises(ValueError, match=match):
+        torch.ops.fusedgan._log_sums(x)
+
+
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
+    [(torch.ops.fusedgan._log_sums.default, (torch.rand(3, 7, dtype=torch.float64),)),
+     (torch.ops.fusedgan._log_sums.default, (torch.rand(2, 3, 9, dtype=torch.float64),))],
+    lambda name: name == "fusedgan::_log_sums")
+
+
+@pytest.mark.parametrize("concentrations", [(300.0, 400.0), (3000.0, 1.0)])
+def test_beta_fits_of_concentrated_data_converge(concentrations):
+    """Their Hessian is nearly singular: the steps stay at ~1e-12 of the estimates from
+    rounding alone, and must still count as converged, at scipy's maximum."""
+    x = sample(scipy.stats.beta, (200, 100), 5, a=concentrations[0], b=concentrations[1])
+    result = mle.fit("beta", x, return_result=True)
+    assert result.converged.all() and (result.iterations < 20).all()
+    for i in range(3):
+        theirs = scipy.stats.beta.fit(x[i].numpy(), floc=0, fscale=1)[:2]
+        best = F.beta_log_likelihood(x[i], *(torch.tensor(float(p), dtype=torch.float64) for p in theirs)).item()
+        assert result.log_likelihood[i].item() >= best - 1e-9 * abs(best)

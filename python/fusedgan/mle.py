@@ -405,13 +405,14 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
 
 
 @_fits("beta", support=_OPEN_UNIT, **_SPREAD)
-def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-13) -> Estimate:
+def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-10) -> Estimate:
     """Newton's method on (concentration1, concentration0), every set at once, from the method
     of moments: the log-likelihood is concave in them, and its gradient and Hessian per set
     need only mean(log x), mean(log(1 - x)) and di- and trigammas. A step that would leave the
-    positive quadrant is halved."""
+    positive quadrant is halved. The tolerance is relative, on the steps: the Hessian of
+    concentrated data is nearly singular, and rounding leaves steps of ~1e-12 there."""
     data = x.movedim(dim, -1).double()
-    mean_logs = torch.stack([data.log().mean(-1), torch.log1p(-data).mean(-1)], -1)
+    mean_logs = torch.ops.fusedgan._log_sums(data) / data.shape[-1]  # of log x and log(1 - x), one fused pass
     mean = data.mean(-1)
     var = torch.einsum("...i,...i->...", data, data) / data.shape[-1] - mean * mean  # a start: no need of two passes
     common = (mean * (1 - mean) / var - 1).clamp_min(1e-3)  # > 0 for data in (0, 1) with spread

@@ -1,0 +1,32 @@
+// The beta fit's sums of log x and log(1 - x) per data set on CUDA: each set a row
+// (loops.cuh's sum_rows: a group of threads per row, long rows in slices), in double.
+#include "../math/log_sums.h"
+#include "loops.cuh"
+
+namespace fusedgan::cuda {
+namespace {
+
+struct LogTermsOf {
+  LogSumArgs a;
+  __device__ void operator()(int64_t row, int64_t col, double (&sums)[2]) const {
+    const auto terms = math::log_terms(a.x[row * a.length + col]);
+    sums[0] += terms.log_x;
+    sums[1] += terms.log_complement;
+  }
+};
+
+struct StoreLogSums {
+  double* out;
+  __device__ void operator()(int64_t row, const double (&sums)[2]) const {
+    out[2 * row] = sums[0];
+    out[2 * row + 1] = sums[1];
+  }
+};
+
+}  // namespace
+
+void log_sums(const LogSumArgs& a, double* out, Launch launch) {
+  sum_rows<2>(a.rows, a.length, LogTermsOf{a}, StoreLogSums{out}, launch);
+}
+
+}  // namespace fusedgan::cuda
