@@ -180,14 +180,22 @@ struct MixtureStatistics {
   double* squares;
 };
 
-// ---- log sums: what the beta fit sums over each data set
+// ---- the Newton fits' helpers (fusedgan.mle)
 
 // x (rows, length) float64, contiguous, a data set per row; out (rows, 2) in double: each
-// row's sum of log x, then its sum of log(1 - x).
+// row's sum of log x, then its sum of log(1 - x) (the beta's sufficient statistics).
 struct LogSumArgs {
   int64_t rows;
   int64_t length;
   const double* x;
+};
+
+// x, digamma and trigamma (n) float64, contiguous: psi(x) and psi'(x) of each element.
+struct PolygammaArgs {
+  int64_t n;
+  const double* x;
+  double* digamma;
+  double* trigamma;
 };
 
 // Scratch memory for CUDA launches on their device, uninitialised, alive until the op

@@ -391,3 +391,9 @@ def test_log_sums(shape):
     if x.numel():
         x[0, :4] = torch.tensor([0.0, 1.0, float("nan"), 1e-300], dtype=torch.float64)
     compare(lambda: (torch.ops.fusedgan._log_sums(x),), torch.float64)
+
+
+def test_digamma_and_trigamma():
+    x = torch.cat([rand((3000,), 41, 0.0, 30.0), torch.tensor([0.0, 1e-300, 1e300, float("inf"), float("nan"), -2.5],
+                                                               dtype=torch.float64)])
+    compare(lambda: torch.ops.fusedgan._digamma_and_trigamma(x), torch.float64)

@@ -1,7 +1,10 @@
 """Maximum-likelihood fits against scipy.stats' .fit."""
 
+import math
+
 import numpy as np
 import pytest
+import scipy.special
 import scipy.stats
 import torch
 
@@ -291,10 +294,52 @@ def test_log_sums_refuse_bad_input(x, match):
         torch.ops.fusedgan._log_sums(x)
 
 
+# ---- the Newton fits' di- and trigammas
+
+
+def polygamma_arguments():
+    """From the smallest subnormal to the largest double, through the recurrence's range and
+    digamma's root near 1.4616, and the edges."""
+    return torch.cat([torch.logspace(-323, 308, 5_000, dtype=torch.float64), torch.linspace(0.01, 30, 5_001, dtype=torch.float64),
+                      torch.tensor([1.4616321449683622, 9.999999999999998, 10.0, 0.0, float("inf"), float("nan"), -0.5, -3.0])])
+
+
+def test_digamma_and_trigamma_match_scipy():
+    x = polygamma_arguments()
+    digamma, trigamma = torch.ops.fusedgan._digamma_and_trigamma(x)
+    expected_digamma = torch.from_numpy(scipy.special.digamma(x.numpy()))
+    expected_trigamma = torch.from_numpy(scipy.special.polygamma(1, x.numpy()))
+    positive = x > 0  # below 0 both are NaN here (the fits need x > 0), where scipy reflects
+    torch.testing.assert_close(digamma[positive], expected_digamma[positive], rtol=1e-14, atol=1e-15, equal_nan=True)
+    torch.testing.assert_close(trigamma[positive], expected_trigamma[positive], rtol=1e-14, atol=0, equal_nan=True)
+    assert digamma[x == 0].item() == -math.inf and trigamma[x == 0].item() == math.inf
+    assert digamma[x < 0].isnan().all() and trigamma[x < 0].isnan().all()
+
+
+def test_digamma_and_trigamma_keep_the_shape_of_any_layout():
+    x = torch.rand(4, 6, dtype=torch.float64).mT + 0.5  # strided
+    digamma, trigamma = torch.ops.fusedgan._digamma_and_trigamma(x)
+    assert digamma.shape == trigamma.shape == (6, 4)
+    torch.testing.assert_close(digamma, torch.from_numpy(scipy.special.digamma(x.numpy())), rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(trigamma, torch.from_numpy(scipy.special.polygamma(1, x.numpy())), rtol=1e-14, atol=0)
+    assert all(t.shape == (0, 3) for t in torch.ops.fusedgan._digamma_and_trigamma(torch.ones(0, 3, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="expected x to be float64, got Float"):
+        torch.ops.fusedgan._digamma_and_trigamma(torch.rand(3))
+
+
+def test_digamma_and_trigamma_under_vmap():
+    x = torch.rand(5, 7, dtype=torch.float64) + 0.1
+    batched = torch.vmap(torch.ops.fusedgan._digamma_and_trigamma, in_dims=1)(x)
+    for a, e in zip(batched, torch.ops.fusedgan._digamma_and_trigamma(x.mT.contiguous())):
+        assert torch.equal(a, e)
+
+
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
     [(torch.ops.fusedgan._log_sums.default, (torch.rand(3, 7, dtype=torch.float64),)),
-     (torch.ops.fusedgan._log_sums.default, (torch.rand(2, 3, 9, dtype=torch.float64),))],
-    lambda name: name == "fusedgan::_log_sums")
+     (torch.ops.fusedgan._log_sums.default, (torch.rand(2, 3, 9, dtype=torch.float64),)),
+     (torch.ops.fusedgan._digamma_and_trigamma.default, (torch.rand(3, 7, dtype=torch.float64) + 0.1,)),
+     (torch.ops.fusedgan._digamma_and_trigamma.default, (torch.rand(40_000, dtype=torch.float64) + 0.1,))],
+    lambda name: name in ("fusedgan::_log_sums", "fusedgan::_digamma_and_trigamma"))
 
 
 @pytest.mark.parametrize("concentrations", [(300.0, 400.0), (3000.0, 1.0)])

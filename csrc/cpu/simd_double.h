@@ -1,6 +1,6 @@
 // A double vector as wide as one register (8 lanes with AVX-512, 4 with AVX2, 2 otherwise),
 // with the primitives that the formulas over data sets take (csrc/math/mixture.h,
-// multivariate_normal.h, log_sums.h): arithmetic, comparisons, select, exp, log and log1p.
+// multivariate_normal.h, fits.h): arithmetic, comparisons, select, any, exp, log and log1p.
 // exp and log are branch-free polynomials accurate to ~1 ulp, so float64 data sets are
 // computed a vector of points at a time rather than one point at a time.
 #pragma once
@@ -25,6 +25,11 @@ struct MaskD {
 
 FUSEDGAN_ALWAYS_INLINE MaskD operator&(MaskD a, MaskD b) { return {a.bits & b.bits}; }
 FUSEDGAN_ALWAYS_INLINE MaskD operator|(MaskD a, MaskD b) { return {a.bits | b.bits}; }
+FUSEDGAN_ALWAYS_INLINE bool any(MaskD m) {
+  int64_t merged = 0;
+  for (int i = 0; i < kDoubleLanes; ++i) merged |= m.bits[i];
+  return merged != 0;
+}
 
 struct VecD {
   F64xR v;

@@ -42,16 +42,6 @@ inline double lgamma(double x) {
 }
 #endif
 
-// psi(x) = d/dx log Gamma(x) for x > 0: the recurrence psi(x) = psi(x + 1) - 1/x up to
-// x >= 10, then the asymptotic series (its first omitted term is below 1e-13 there).
-FUSEDGAN_HOST_DEVICE double digamma(double x) {
-  if (!(x > 0)) return x == 0 ? -HUGE_VAL : __builtin_nan("");  // the log-likelihoods need x > 0 only
-  double result = 0;
-  for (; x < 10; x += 1) result -= 1 / x;
-  const double f = 1 / (x * x);
-  return result + ::log(x) - 0.5 / x - f * (1.0 / 12 - f * (1.0 / 120 - f * (1.0 / 252 - f * (1.0 / 240 - f / 132))));
-}
-FUSEDGAN_HOST_DEVICE float digamma(float x) { return float(digamma(double(x))); }
 
 // The exponentially scaled modified Bessel functions of the first kind, i0e(x) = e^-|x| I_0(x)
 // and i1e(x) = e^-|x| I_1(x) (von Mises' normalizer and its derivative). Up to |x| = 30 the
@@ -107,6 +97,53 @@ FUSEDGAN_HOST_DEVICE T select(bool condition, T if_true, T if_false) {
 
 FUSEDGAN_HOST_DEVICE bool is_nan(float x) { return x != x; }
 FUSEDGAN_HOST_DEVICE bool is_nan(double x) { return x != x; }
+
+FUSEDGAN_HOST_DEVICE bool any(bool condition) { return condition; }
+
+// psi(x) = d/dx log Gamma(x) and psi'(x) for x > 0: the recurrences psi(x) = psi(x + 1) - 1/x
+// and psi'(x) = psi'(x + 1) + 1/x^2 up to x >= 10, then the asymptotic series to the x^-16
+// and x^-17 terms (the first omitted are below 1e-16 of the values there). The recurrences'
+// sums of 1/y and 1/y^2 past the first step are kept as fractions, so that they cost two
+// divisions rather than one a step (the first step divides: its y = x may be so small that
+// y^2 underflows). 0 gives -inf and inf; x < 0 NaN (the fits and log-likelihoods need x > 0
+// only). V is a double or the CPU's double vector.
+template <class V>
+struct Polygammas {
+  V digamma, trigamma;
+};
+
+template <class V>
+FUSEDGAN_HOST_DEVICE Polygammas<V> digamma_and_trigamma(V x) {
+  const V given = x;
+  const auto first_low = x < V(10.0);
+  const V first_inverse = select(first_low, V(1.0) / x, V(0.0));
+  x = select(first_low, x + V(1.0), x);
+  V inverses(0.0), inverses_below(1.0), squares(0.0), squares_below(1.0);  // the later steps' sums, as fractions
+  for (int step = 1; step < 10 && any(x < V(10.0)); ++step) {
+    const auto low = x < V(10.0);
+    const V y = select(low, x, V(1.0)), y2 = y * y;
+    inverses = select(low, inverses * y + inverses_below, inverses);
+    inverses_below = inverses_below * y;
+    squares = select(low, squares * y2 + squares_below, squares);
+    squares_below = squares_below * y2;
+    x = select(low, x + V(1.0), x);
+  }
+  const V inverse = V(1.0) / x, f = inverse * inverse;
+  // B_2k / (2k) and B_2k, the Bernoulli numbers' terms
+  V digamma = log(x) - first_inverse - inverses / inverses_below - V(0.5) * inverse -
+              f * (V(1.0 / 12) - f * (V(1.0 / 120) - f * (V(1.0 / 252) - f * (V(1.0 / 240) - f * (V(1.0 / 132) -
+              f * (V(691.0 / 32760) - f * (V(1.0 / 12) - f * V(3617.0 / 8160))))))));
+  V trigamma = first_inverse * first_inverse + squares / squares_below + inverse + V(0.5) * f +
+               inverse * f * (V(1.0 / 6) - f * (V(1.0 / 30) - f * (V(1.0 / 42) - f * (V(1.0 / 30) - f * (V(5.0 / 66) -
+               f * (V(691.0 / 2730) - f * (V(7.0 / 6) - f * V(3617.0 / 510))))))));
+  const auto zero = given == V(0.0), negative = given < V(0.0);
+  digamma = select(zero, V(-HUGE_VAL), select(negative, V(__builtin_nan("")), digamma));
+  trigamma = select(zero, V(HUGE_VAL), select(negative, V(__builtin_nan("")), trigamma));
+  return {digamma, trigamma};
+}
+
+FUSEDGAN_HOST_DEVICE double digamma(double x) { return digamma_and_trigamma(x).digamma; }
+FUSEDGAN_HOST_DEVICE float digamma(float x) { return float(digamma(double(x))); }
 
 // What a forward that also gives the input gradient returns per element.
 template <class V>

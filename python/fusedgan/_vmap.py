@@ -201,9 +201,17 @@ def _label_counts(info, in_dims, labels, classes):
     return _ops._label_counts.default(labels.flatten(0, 1), classes).unflatten(0, labels.shape[:2]), 0
 
 
+# ---- the Newton fits' helpers: per set along the last dim (any leading dims are sets), and elementwise
+
+
 @_rule(_ops._log_sums.default)
-def _log_sums(info, in_dims, x):  # per set along the last dim: any leading dims are sets
+def _log_sums(info, in_dims, x):
     return _ops._log_sums.default(x.movedim(in_dims[0], 0)), 0
+
+
+@_rule(_ops._digamma_and_trigamma.default)
+def _digamma_and_trigamma(info, in_dims, x):
+    return _ops._digamma_and_trigamma.default(x), (in_dims[0], in_dims[0])
 
 
 # ---- the entropies along a dim: the vmapped dim first, the op's dim shifted past it
