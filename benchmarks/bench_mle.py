@@ -21,6 +21,13 @@ Writes benchmarks/results/mle.csv and mle-cpu.md (CPU only: scikit-learn has no 
 
 from __future__ import annotations
 
+import os
+
+# scipy's and scikit-learn's OpenBLAS threads sleep right after a call, rather than spin for
+# ~0.1 s on this machine's cores through fusedgan's next timed round (which they slowed 2x);
+# their own times are unchanged by it (measured).
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import warnings
 from typing import Callable, NamedTuple
 
