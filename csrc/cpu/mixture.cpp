@@ -55,12 +55,11 @@ class ForwardWorker {
     const auto set = lanes_.set(index);
     const Vec<T>* coords = lanes_.coords();
     const auto x = [coords](int64_t c) { return coords[c]; };
-    Vec<T> log_joints[math::kMixtureBlock];
     typename L::Sum total;
     for (int64_t first = 0; first < set.n; first += L::kWidth) {
       const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
       lanes_.load_points(set.x, first, count);
-      total.add(set.template point_log_likelihood<Vec<T>>(x, log_joints), count);
+      total.add(set.template point_log_likelihood<Vec<T>>(x), count);
     }
     math::narrow_into(out_ + index, Scalar<T>(total.total()));
   }

@@ -21,8 +21,7 @@ struct PointLogLikelihood {
   MixtureArgs a;
   __device__ void operator()(int64_t set, int64_t i, double (&sums)[1]) const {
     const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
-    double a_block[math::kMixtureBlock];
-    sums[0] += s.template point_log_likelihood<double>(Point<T>{s, i}, a_block);
+    sums[0] += s.template point_log_likelihood<double>(Point<T>{s, i});
   }
 };
 
@@ -47,8 +46,7 @@ struct PointBackward {
     const int64_t set = point / a.n, i = point - set * a.n;
     const math::MixtureSet<T> s = math::mixture_set<T>(a, set);
     const Point<T> x{s, i};
-    double a_block[math::kMixtureBlock];
-    const double log_likelihood = s.template point_log_likelihood<double>(x, a_block);
+    const double log_likelihood = s.template point_log_likelihood<double>(x);
     if (lse) lse[point] = log_likelihood;
     if (!grad_x) return;
     const double g = math::widen(grad[set]);

@@ -85,12 +85,16 @@ struct MixtureSet {
   }
 
   // log sum_j e^a_j, a block of components at a time: the block's maximum rescales the
-  // running sum once per block. Leaves the last block's a_j in `a`.
+  // running sum once per block. Where r is not null, leaves the last block's responsibilities
+  // e^(a_j - lse) in it: its terms e^(a_j - max) over their sum, which spares them an exp each
+  // (terms below e^-50 of the largest are 0).
   template <class V, class Point>
-  FUSEDGAN_HOST_DEVICE V point_log_likelihood(const Point& x, V* a) const {
+  FUSEDGAN_HOST_DEVICE V point_log_likelihood(const Point& x, V* r = nullptr) const {
+    V a[kMixtureBlock];
     V m(-HUGE_VALF), s(0.0f);
+    int64_t count = 0;
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
-      const int64_t count = block_size(first);
+      count = block_size(first);
       V block_max(-HUGE_VALF);
       for (int64_t b = 0; b < count; ++b) {
         a[b] = log_joint<V>(x, first + b);
@@ -98,9 +102,17 @@ struct MixtureSet {
       }
       const V new_max = select(block_max > m, block_max, m);
       const V shift = select(new_max == V(-HUGE_VALF), V(0.0f), new_max);  // no -inf - -inf
-      s = s * exp(m - shift);
-      for (int64_t b = 0; b < count; ++b) s = s + exp_above_cutoff(a[b] - shift);
+      if (first > 0) s = s * exp(m - shift);  // (the first block's running sum is 0)
+      for (int64_t b = 0; b < count; ++b) {
+        const V term = exp_above_cutoff(a[b] - shift);
+        s = s + term;
+        if (r) r[b] = term;
+      }
       m = new_max;
+    }
+    if (r) {
+      const V inverse = V(1.0f) / s;
+      for (int64_t b = 0; b < count; ++b) r[b] = r[b] * inverse;
     }
     return m + log(s);  // -inf when every a_j is
   }
@@ -110,14 +122,14 @@ struct MixtureSet {
   // r_j (x - mu_j)^2 to squares; returns its log-likelihood.
   template <class V, class Point>
   FUSEDGAN_HOST_DEVICE V add_point_statistics(const Point& x, V weight, V* counts, V* deviations, V* squares) const {
-    V a[kMixtureBlock];
-    const V lse = point_log_likelihood<V>(x, a);
+    V last_r[kMixtureBlock];
+    const V lse = point_log_likelihood<V>(x, last_r);
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
       const int64_t count = block_size(first);
+      const bool last = first + kMixtureBlock >= k;  // its responsibilities kept
       for (int64_t b = 0; b < count; ++b) {
         const int64_t j = first + b;
-        const V a_j = first + kMixtureBlock >= k ? a[b] : log_joint<V>(x, j);  // the last block's: kept
-        const V r = weight * exp_above_cutoff(a_j - lse);
+        const V r = weight * (last ? last_r[b] : exp_above_cutoff(log_joint<V>(x, j) - lse));
         if (skips(r)) continue;
         counts[j] = counts[j] + r;
         for (int64_t c = 0; c < d; ++c) {
@@ -159,14 +171,14 @@ struct MixtureSet {
   template <class V, class Point, class GradX>
   FUSEDGAN_HOST_DEVICE void add_point_gradients(const Point& x, V g, V* logits_sums, V* loc_sums, V* scale_sums,
                                                 const GradX& grad_x) const {
-    V a[kMixtureBlock];
+    V last_r[kMixtureBlock];
     V weights[kMixtureBlock];  // g r_j of the block at hand
-    const V lse = point_log_likelihood<V>(x, a);
+    const V lse = point_log_likelihood<V>(x, last_r);
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
       const int64_t count = block_size(first);
+      const bool last = first + kMixtureBlock >= k;  // its responsibilities kept
       for (int64_t b = 0; b < count; ++b) {
-        const V a_j = first + kMixtureBlock >= k ? a[b] : log_joint<V>(x, first + b);  // the last block's: kept
-        weights[b] = component_weight(a_j, lse, g);
+        weights[b] = last ? g * last_r[b] : component_weight(log_joint<V>(x, first + b), lse, g);
         if (logits_sums) logits_sums[first + b] = logits_sums[first + b] + weights[b];
       }
       for (int64_t c = 0; c < d; ++c) {
