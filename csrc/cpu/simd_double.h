@@ -62,16 +62,21 @@ FUSEDGAN_ALWAYS_INLINE VecD from_bits(I64xR bits) { return VecD(reinterpret_cast
 FUSEDGAN_ALWAYS_INLINE VecD select(MaskD m, VecD if_true, VecD if_false) { return VecD(m.bits ? if_true.v : if_false.v); }
 FUSEDGAN_ALWAYS_INLINE MaskD is_nan(VecD a) { return {a.v != a.v}; }
 
-// e^t = 2^n e^r with t = n ln2 + r, |r| <= ln2/2: ln2 in two parts (Cody and Waite) so that
-// n ln2's first part is exact, then e^r by its Taylor series to r^13 (the first term left out
-// is below 2^-56 of the sum). 2^n is applied as two factors so that neither leaves the normal
-// range: +inf above ~709.78, subnormal below ~-708.4 and 0 below ~-745.1, NaN kept.
+// ln 2 in two parts (Cody and Waite): the first ends in zero bits, so that n times it is exact
+// for the exponents n of exp and log.
+inline constexpr double kLn2High = 6.93147180369123816490e-01;
+inline constexpr double kLn2Low = 1.90821492927058770002e-10;
+
+// e^t = 2^n e^r with t = n ln2 + r, |r| <= ln2/2 (ln 2 in its two parts), then e^r by its
+// Taylor series to r^13 (the first term left out is below 2^-56 of the sum). 2^n is applied as
+// two factors so that neither leaves the normal range: +inf above ~709.78, subnormal below
+// ~-708.4 and 0 below ~-745.1, NaN kept.
 FUSEDGAN_ALWAYS_INLINE VecD exp(VecD t) {
   const VecD bounded = select(t > VecD(709.8), VecD(709.8), select(t < VecD(-746.0), VecD(-746.0), t));
   const double round_magic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
   const VecD shifted = bounded * 1.4426950408889634 + round_magic;
   const VecD n = shifted - round_magic;
-  const VecD r = (bounded - n * 6.93147180369123816490e-01) - n * 1.90821492927058770002e-10;
+  const VecD r = (bounded - n * kLn2High) - n * kLn2Low;
   VecD p = 1.0 / 6227020800.0;  // 1/13!
   for (const double c : {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
                          1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0}) {
@@ -85,7 +90,7 @@ FUSEDGAN_ALWAYS_INLINE VecD exp(VecD t) {
 
 // log(x + tail), for a tail below x's last digit (0, or what rounding x lost): x = m 2^e with
 // m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s) by its series to s^23, with
-// s = (m - 1 + t)/(m + 1 + t), t the tail scaled by 2^-e; e ln2 in the two parts of exp's.
+// s = (m - 1 + t)/(m + 1 + t), t the tail scaled by 2^-e; e ln2 in its two parts.
 FUSEDGAN_ALWAYS_INLINE VecD log_with_tail(VecD x, VecD tail) {
   const MaskD subnormal = x < VecD(2.2250738585072014e-308);
   const VecD normal = select(subnormal, x * 4503599627370496.0, x);  // * 2^52
@@ -105,7 +110,7 @@ FUSEDGAN_ALWAYS_INLINE VecD log_with_tail(VecD x, VecD tail) {
     p = p * w + c;
   }
   const VecD exponent(__builtin_convertvector(e, F64xR));
-  VecD result = exponent * 6.93147180369123816490e-01 + (2.0 * s + (2.0 * s * w * p + exponent * 1.90821492927058770002e-10));
+  VecD result = exponent * kLn2High + (2.0 * s + (2.0 * s * w * p + exponent * kLn2Low));
   result = select(x == VecD(0.0), VecD(-double(kInf)), result);
   result = select(x < VecD(0.0), VecD(double(kNaN)), result);
   result = select(x == VecD(double(kInf)), x, result);
