@@ -334,6 +334,17 @@ def test_digamma_and_trigamma_under_vmap():
         assert torch.equal(a, e)
 
 
+def test_the_fit_helpers_compile_without_graph_breaks():
+    x = torch.rand(6, 33, dtype=torch.float64) + 0.01
+
+    def helpers(x):
+        digamma, trigamma = torch.ops.fusedgan._digamma_and_trigamma(x)
+        return torch.ops.fusedgan._log_sums(x.clamp_max(0.99)), digamma, trigamma
+
+    for compiled, eager in zip(torch.compile(helpers, fullgraph=True)(x), helpers(x), strict=True):
+        assert torch.equal(compiled, eager)
+
+
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(
     [(torch.ops.fusedgan._log_sums.default, (torch.rand(3, 7, dtype=torch.float64),)),
      (torch.ops.fusedgan._log_sums.default, (torch.rand(2, 3, 9, dtype=torch.float64),)),
