@@ -5,6 +5,7 @@
 // computed a vector of points at a time rather than one point at a time.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -62,6 +63,22 @@ FUSEDGAN_ALWAYS_INLINE VecD from_bits(I64xR bits) { return VecD(reinterpret_cast
 FUSEDGAN_ALWAYS_INLINE VecD select(MaskD m, VecD if_true, VecD if_false) { return VecD(m.bits ? if_true.v : if_false.v); }
 FUSEDGAN_ALWAYS_INLINE MaskD is_nan(VecD a) { return {a.v != a.v}; }
 
+// c[0] + c[1] x + ... + c[N-1] x^(N-1) by Estrin's scheme: pairs of terms, then pairs of pairs
+// by x^2, x^4, ..., so that the chain of dependent multiply-adds is log2(N) long, not N (a
+// point's few exps and logs are otherwise one latency-bound chain).
+template <size_t N>
+FUSEDGAN_ALWAYS_INLINE VecD polynomial(VecD x, const double (&c)[N]) {
+  VecD terms[N];
+  for (size_t i = 0; i < N; ++i) terms[i] = c[i];
+  size_t count = N;
+  for (VecD power = x; count > 1; power = power * power) {
+    for (size_t i = 0; i < count / 2; ++i) terms[i] = terms[2 * i] + terms[2 * i + 1] * power;
+    if (count % 2) terms[count / 2] = terms[count - 1];
+    count = (count + 1) / 2;
+  }
+  return terms[0];
+}
+
 // ln 2 in two parts (Cody and Waite): the first ends in zero bits, so that n times it is exact
 // for the exponents n of exp and log.
 inline constexpr double kLn2High = 6.93147180369123816490e-01;
@@ -77,11 +94,8 @@ FUSEDGAN_ALWAYS_INLINE VecD exp(VecD t) {
   const VecD shifted = bounded * 1.4426950408889634 + round_magic;
   const VecD n = shifted - round_magic;
   const VecD r = (bounded - n * kLn2High) - n * kLn2Low;
-  VecD p = 1.0 / 6227020800.0;  // 1/13!
-  for (const double c : {1.0 / 479001600, 1.0 / 39916800, 1.0 / 3628800, 1.0 / 362880, 1.0 / 40320, 1.0 / 5040,
-                         1.0 / 720, 1.0 / 120, 1.0 / 24, 1.0 / 6, 0.5, 1.0, 1.0}) {
-    p = p * r + c;
-  }
+  const VecD p = polynomial(r, {1.0, 1.0, 0.5, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+                                1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0});
   const I64xR exponent = bits_of(shifted) - bits_of(VecD(round_magic));
   const I64xR half = exponent >> 1;
   const VecD result = p * from_bits((half + 1023) << 52) * from_bits((exponent - half + 1023) << 52);
@@ -104,11 +118,8 @@ FUSEDGAN_ALWAYS_INLINE VecD log_with_tail(VecD x, VecD tail) {
   const VecD t = tail * from_bits((1023 - scaled) << 52);  // 2^-e, 0 for e = 1023
   const VecD s = (m - 1.0 + t) / (m + 1.0 + t);
   const VecD w = s * s;
-  VecD p = 1.0 / 23;
-  for (const double c : {1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9, 1.0 / 7, 1.0 / 5,
-                         1.0 / 3}) {
-    p = p * w + c;
-  }
+  const VecD p = polynomial(w, {1.0 / 3, 1.0 / 5, 1.0 / 7, 1.0 / 9, 1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19,
+                                1.0 / 21, 1.0 / 23});
   const VecD exponent(__builtin_convertvector(e, F64xR));
   VecD result = exponent * kLn2High + (2.0 * s + (2.0 * s * w * p + exponent * kLn2Low));
   result = select(x == VecD(0.0), VecD(-double(kInf)), result);
