@@ -170,14 +170,24 @@ struct MultivariateNormalGrads {
   double* scale_tril;
 };
 
-// EM's E-step sums per set, in double (mixture_em_statistics): the log-likelihood (sets), and
-// per component the responsibilities' sum (sets, K) and their weighted sums of x - mu and
-// (x - mu)^2 (sets, K, D).
-struct MixtureStatistics {
-  double* log_likelihood;
-  double* counts;
-  double* deviations;
-  double* squares;
+// EM for the normal mixture (fusedgan.mle's normal_mixture fit), as scikit-learn's: every set
+// from its start until its lower bound (the E step's mean log-likelihood per point) changes by
+// less than tol, or for max_iter iterations, the M step taken either way. x (sets, n, d) in
+// dtype, the E step's type; in double, log_pi (sets, k) (normalised), loc and scale (sets, k, d)
+// hold the start and are overwritten with the fit; per set out: the last lower bound, the
+// iterations and whether it converged.
+struct MixtureEmArgs {
+  DType dtype;
+  int64_t sets, n, k, d;
+  const void* x;
+  double tol, reg_covar;
+  int64_t max_iter;
+  double* log_pi;
+  double* loc;
+  double* scale;
+  double* lower_bound;
+  int64_t* iterations;
+  bool* converged;
 };
 
 // ---- the Newton fits' helpers (fusedgan.mle)

@@ -233,7 +233,7 @@ def multivariate_normal_reference(x, loc, scale_tril):
 
 
 def em_statistics_reference(x, logits, loc, scale):
-    """EM's E-step sums (_normal_mixture_em_statistics) in float64 ATen ops, forming (..., N, K, D):
+    """EM's E-step sums in float64 ATen ops, forming (..., N, K, D):
     each set's log-likelihood, and per component the sums over the points of the
     responsibilities r, r (x - loc) and r (x - loc)^2."""
     x, logits, loc, scale = (t.double() for t in (x, logits, loc, scale))
@@ -243,3 +243,36 @@ def em_statistics_reference(x, logits, loc, scale):
     lse = log_joint.logsumexp(-1, keepdim=True)
     r = (log_joint - lse).exp().unsqueeze(-1)
     return lse.squeeze(-1).sum(-1), r.squeeze(-1).sum(-2), (r * deviation).sum(-3), (r * deviation.square()).sum(-3)
+
+
+def em_reference(x, logits, loc, scale, tol, max_iter, reg_covar):
+    """EM (_normal_mixture_em) in float64 ATen ops, every set iterated as scikit-learn's: the E
+    step's sums about loc rounded to x's dtype, the M step with 10 eps added to the counts and
+    reg_covar to the variances; a set stops once its mean log-likelihood per point changes by
+    less than tol, or after max_iter iterations, and keeps its last M step."""
+    batch = torch.broadcast_shapes(x.shape[:-2], logits.shape[:-1], loc.shape[:-2], scale.shape[:-2])
+    k, n = logits.shape[-1], x.shape[-2]
+    log_pi = logits.double().log_softmax(-1).expand(*batch, k)
+    loc, scale = (t.double().expand(*batch, *t.shape[-2:]) for t in (loc, scale))
+    bound = torch.full(batch, -math.inf, dtype=torch.float64)
+    iterations = torch.zeros(batch, dtype=torch.int64)
+    converged = torch.zeros(batch, dtype=torch.bool)
+    running = torch.ones(batch, dtype=torch.bool)
+    for iteration in range(1, max_iter + 1):
+        about = loc.to(x.dtype).double()
+        log_likelihood, counts, deviations, squares = em_statistics_reference(x, log_pi, about, scale)
+        counts = (counts + 10 * torch.finfo(torch.float64).eps).unsqueeze(-1)
+        shift = deviations / counts
+        fit = ((counts / counts.sum(-2, keepdim=True)).log().squeeze(-1), about + shift,
+               (squares / counts - shift * shift + reg_covar).sqrt())
+        new_bound = log_likelihood / n
+        done = (new_bound - bound).abs() < tol
+        log_pi, loc, scale = (torch.where(running.view(*batch, *[1] * (new.dim() - len(batch))), new, old)
+                              for new, old in zip(fit, (log_pi, loc, scale)))
+        bound = torch.where(running, new_bound, bound)
+        iterations = torch.where(running, iteration, iterations)
+        converged = torch.where(running, done, converged)
+        running = running & ~done
+        if not running.any():
+            break
+    return log_pi, loc, scale, bound, iterations, converged

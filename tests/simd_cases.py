@@ -13,7 +13,7 @@ import scipy.special
 import torch
 import torch.nn.functional as TF
 from helpers import ENTROPY_TOLERANCES, TOLERANCES
-from references import (REFERENCES, em_statistics_reference, mixture_reference, multivariate_normal_reference,
+from references import (REFERENCES, em_reference, mixture_reference, multivariate_normal_reference,
                         reference_discriminator_cost, reference_generator_cost)
 
 import fusedgan
@@ -194,14 +194,18 @@ def test_multivariate_normal(dtype, d):
 
 @pytest.mark.parametrize("k", [3, 40])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_normal_mixture_em_statistics(dtype, k):
-    # 5001 points: pieces of a set, full vectors and a partial one; the sums (float64 outputs)
-    # within the float lanes' tolerance of their largest
-    inputs = [t.to(dtype) for t in (randn((2, 5001, 3), 24), randn((2, k), 25), randn((2, k, 3), 26), rand((2, k, 3), 27, 0.5, 1.5))]
+def test_normal_mixture_em(dtype, k):
+    # 5001 points: pieces of a set, full vectors and a partial one; one iteration (the float
+    # lanes' rounding cannot change the path), its results within their tolerance of the largest
+    x, *start = (randn((2, 5001, 3), 24), randn((2, k), 25), randn((2, k, 3), 26), rand((2, k, 3), 27, 0.5, 1.5))
     tolerance = MIXTURE_TOLERANCES[dtype]["rtol"]
-    for a, e in zip(torch.ops.fusedgan._normal_mixture_em_statistics(*inputs), em_statistics_reference(*inputs), strict=True):
-        assert a.dtype == torch.float64 and a.shape == e.shape
+    actual = torch.ops.fusedgan._normal_mixture_em(x.to(dtype), *start, 1e-3, 1, 1e-6)
+    expected = em_reference(x.to(dtype), *start, 1e-3, 1, 1e-6)
+    for a, e in zip(actual[:4], expected[:4], strict=True):  # the fit and lower bounds
+        assert a.dtype == e.dtype and a.shape == e.shape
         torch.testing.assert_close(a, e, rtol=tolerance, atol=tolerance * e.abs().max().item())
+    for a, e in zip(actual[4:], expected[4:], strict=True):  # iterations and convergence
+        assert torch.equal(a, e)
 
 
 def test_log_sums():

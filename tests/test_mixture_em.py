@@ -1,7 +1,7 @@
 """The diagonal normal mixture's EM (fusedgan.mle's normal_mixture fit) against scikit-learn's
 GaussianMixture(covariance_type="diag") from the same start, its k-means++ start, restarts,
-per-set convergence and errors; and its E-step op (_normal_mixture_em_statistics) against
-float64 sums formed in ATen ops."""
+per-set convergence and errors; and its op (_normal_mixture_em) against EM in float64 ATen
+ops."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import warnings
 import pytest
 import torch
 from helpers import DEVICES, opcheck_tests
-from references import em_statistics_reference
+from references import em_reference
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
@@ -217,7 +217,7 @@ def test_bad_options_are_refused(options, match):
         mle.fit("normal_mixture", x[0, :, 0], k=2)
 
 
-# ---- the E-step op
+# ---- the EM op
 
 
 def em_inputs(batch=(3,), n=50, k=4, d=3, seed=20):
@@ -226,64 +226,110 @@ def em_inputs(batch=(3,), n=50, k=4, d=3, seed=20):
             torch.randn(*batch, k, d, generator=g, dtype=torch.float64), 0.5 + torch.rand(*batch, k, d, generator=g, dtype=torch.float64))
 
 
+def em_op(x, logits, loc, scale, tol=1e-3, max_iter=100, reg_covar=1e-6):
+    return torch.ops.fusedgan._normal_mixture_em(x, logits, loc, scale, tol, max_iter, reg_covar)
+
+
+def assert_fits_equal(actual, expected, rtol):
+    """The fitted parameters and lower bounds within rtol of their largest; the iterations and
+    the convergence flags equal."""
+    assert [t.dtype for t in actual] == [torch.float64] * 4 + [torch.int64, torch.bool]
+    for a, e in zip(actual[:4], expected[:4]):
+        assert a.shape == e.shape
+        torch.testing.assert_close(a.cpu(), e, rtol=rtol, atol=rtol * e.abs().max().item())
+    for a, e in zip(actual[4:], expected[4:]):
+        assert torch.equal(a.cpu(), e)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype, rtol", [(torch.float64, 1e-12), (torch.float32, 2e-5)])
 @pytest.mark.parametrize("shape", [dict(), dict(k=40, d=2), dict(batch=(2,), n=5000, k=3, d=2), dict(batch=(), n=17, k=1, d=9)])
-def test_em_statistics_match_float64_sums(device, dtype, rtol, shape):
+def test_em_iteration_matches_float64_reference(device, dtype, rtol, shape):
+    # one iteration (max_iter=1), so that the float32 E step's rounding cannot change the path;
     # n = 5000: several pieces of a set, vectors of points and a partial one; k = 40: two blocks of components
-    inputs = em_inputs(**shape)
-    actual = torch.ops.fusedgan._normal_mixture_em_statistics(*(t.to(device, dtype) for t in inputs))
-    expected = em_statistics_reference(*(t.to(dtype) for t in inputs))
-    for a, e in zip(actual, expected):
-        assert a.dtype == torch.float64 and a.shape == e.shape
-        torch.testing.assert_close(a.cpu(), e, rtol=rtol, atol=rtol * e.abs().max().item())
+    x, *start = em_inputs(**shape)
+    actual = em_op(x.to(device, dtype), *(t.to(device) for t in start), max_iter=1, reg_covar=1e-3)
+    assert_fits_equal(actual, em_reference(x.to(dtype), *start, 1e-3, 1, 1e-3), rtol)
 
 
-def test_em_statistics_do_not_depend_on_the_thread_count():
-    inputs = em_inputs(batch=(3,), n=9000, k=5, d=2)
+@pytest.mark.parametrize("device", DEVICES)
+def test_em_runs_each_set_to_its_own_stop(device):
+    x = mixture_data(sets=6, n=300, d=2, k=3, seed=8)
+    start = random_start(x, 3, seed=9)
+    start["logits"] = torch.randn(6, 3, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+    actual = em_op(x.to(device), *(start[name].to(device) for name in ("logits", "loc", "scale")), tol=1e-4, max_iter=60)
+    expected = em_reference(x, start["logits"], start["loc"], start["scale"], 1e-4, 60, 1e-6)
+    assert len(set(expected[4].tolist())) > 2  # the sets stop at different iterations
+    assert_fits_equal(actual, expected, 1e-9)
+
+
+def test_em_stops_at_max_iter_unconverged():
+    x, *start = em_inputs(n=400, k=6)
+    *_, iterations, converged = em_op(x, *start, tol=0.0, max_iter=4)
+    assert iterations.tolist() == [4, 4, 4] and not converged.any()
+
+
+def test_em_does_not_depend_on_the_thread_count():
+    inputs = [t.float() if i == 0 else t for i, t in enumerate(em_inputs(batch=(3,), n=9000, k=5, d=2))]
     threads = torch.get_num_threads()
     results = []
     try:
         for count in (1, max(2, threads)):
             torch.set_num_threads(count)
-            results.append(torch.ops.fusedgan._normal_mixture_em_statistics(*(t.float() for t in inputs)))
+            results.append(em_op(*inputs, tol=0.0, max_iter=5))
     finally:
         torch.set_num_threads(threads)
     for a, b in zip(*results):
         assert torch.equal(a, b)
 
 
-def test_em_statistics_broadcast_the_parameters():
+def test_em_broadcasts_the_start_and_leaves_it_unchanged():
     x, logits, loc, scale = em_inputs(batch=(4,))
-    shared = torch.ops.fusedgan._normal_mixture_em_statistics(x, logits[0], loc[0], scale[0])
-    for a, e in zip(shared, em_statistics_reference(x, logits[0], loc[0], scale[0])):
-        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    shared_start = [logits[0], loc[0], scale[0]]
+    copies = [t.clone() for t in shared_start]
+    shared = em_op(x, *shared_start, max_iter=5)
+    assert_fits_equal(shared, em_op(x, *(t.expand(4, *t.shape) for t in shared_start), max_iter=5), 0.0)
+    assert all(torch.equal(t, c) for t, c in zip(shared_start, copies))
+
+
+def test_em_of_no_sets():
+    x, logits, loc, scale = em_inputs(batch=(0,))
+    fit = em_op(x, logits, loc, scale)
+    assert [tuple(t.shape) for t in fit] == [(0, 4), (0, 4, 3), (0, 4, 3), (0,), (0,), (0,)]
 
 
 @pytest.mark.parametrize("in_dims", [(0, None, 0, None), (1, 0, None, 2)])
-def test_em_statistics_under_vmap(in_dims):
+def test_em_under_vmap(in_dims):
     # the batching rule: one call on the whole batch, the vmapped dim first in every output
     # sets (3, 4): the vmapped dim of 3 (moved to in_dims, or left out of the unbatched), a logical one of 4
     inputs = [t[0] if d is None else t.movedim(0, d) for t, d in zip(em_inputs(batch=(3, 4)), in_dims)]
-    batched = torch.func.vmap(torch.ops.fusedgan._normal_mixture_em_statistics, in_dims=in_dims)(*inputs)
+    batched = torch.func.vmap(em_op, in_dims=in_dims)(*inputs)
     for sample in range(3):
         one = [t if d is None else t.select(d, sample) for t, d in zip(inputs, in_dims)]
-        for a, e in zip(batched, torch.ops.fusedgan._normal_mixture_em_statistics(*one)):
+        for a, e in zip(batched, em_op(*one)):
             assert torch.equal(a[sample], e)
 
 
-def test_em_statistics_errors_name_the_op():
-    x, logits, loc, scale = em_inputs()
-    with pytest.raises(ValueError, match="_normal_mixture_em_statistics: loc and scale need K = 4"):
-        torch.ops.fusedgan._normal_mixture_em_statistics(x, logits, loc[..., :3, :], scale)
-    with pytest.raises(ValueError, match="_normal_mixture_em_statistics: scale must be positive"):
-        torch.ops.fusedgan._normal_mixture_em_statistics(x, logits, loc, -scale)
+@pytest.mark.parametrize("change, message", [
+    (dict(loc=lambda t: t[..., :3, :]), "loc and scale need K = 4"),
+    (dict(scale=lambda t: -t), "scale must be positive"),
+    (dict(x=lambda t: t[..., :0, :]), "needs at least one point and one component"),
+    (dict(tol=-1.0), "needs tol >= 0, max_iter >= 1 and reg_covar >= 0"),
+    (dict(max_iter=0), "needs tol >= 0, max_iter >= 1 and reg_covar >= 0"),
+    (dict(reg_covar=-1e-6), "needs tol >= 0, max_iter >= 1 and reg_covar >= 0"),
+])
+def test_em_errors_name_the_op(change, message):
+    arguments = dict(zip(("x", "logits", "loc", "scale"), em_inputs()))
+    settings = {name: change.pop(name) for name in ("tol", "max_iter", "reg_covar") if name in change}
+    arguments.update({name: edit(arguments[name]) for name, edit in change.items()})
+    with pytest.raises(ValueError, match=f"_normal_mixture_em: {message}"):
+        em_op(**arguments, **settings)
 
 
 def opcheck_samples():
     x, logits, loc, scale = em_inputs(batch=(2,), n=7, k=3, d=2)
-    yield torch.ops.fusedgan._normal_mixture_em_statistics.default, (x.float(), logits.float(), loc.float(), scale.float())
-    yield torch.ops.fusedgan._normal_mixture_em_statistics.default, (x, logits[0], loc, scale)
+    yield torch.ops.fusedgan._normal_mixture_em.default, (x.float(), logits, loc, scale, 1e-3, 10, 1e-6)
+    yield torch.ops.fusedgan._normal_mixture_em.default, (x, logits[0].float(), loc, scale, 0.0, 3, 0.0)
 
 
-test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "em_statistics" in name)
+test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()), lambda name: "mixture_em" in name)

@@ -199,38 +199,83 @@ class StatisticsWorker {
 // order: one large set uses every thread, and the sums do not depend on their number.
 inline constexpr int64_t kPointsPerPiece = 2048;
 
-}  // namespace
+// EM's E step of the sets `running` (of a): per set its log-likelihood, then its counts (K),
+// deviations (K, D) and squares (K, D), in double, into `sums` (width() per set).
+template <class T>
+class EStep {
+ public:
+  explicit EStep(const MixtureArgs& a)
+      : a_(a), pieces_per_set_(std::max<int64_t>(1, (a.n + kPointsPerPiece - 1) / kPointsPerPiece)) {}
 
-void mixture_em_statistics(const MixtureArgs& a, const MixtureStatistics& out) {
-  const int64_t pieces_per_set = std::max<int64_t>(1, (a.n + kPointsPerPiece - 1) / kPointsPerPiece);
-  const int64_t pieces = a.sets * pieces_per_set;
-  const int64_t k = a.k, kd = a.k * a.d, width = 1 + k + 2 * kd;  // the log-likelihood, then a piece's sums
-  std::vector<double> piece_sums(pieces * width);
-  math::visit_dtype(a.dtype, [&](auto zero) {
-    using T = decltype(zero);
-    const int64_t work = std::max<int64_t>(1, std::min(a.n, kPointsPerPiece) * kd);
+  int64_t width() const { return 1 + a_.k + 2 * a_.k * a_.d; }
+
+  void operator()(const std::vector<int64_t>& running, std::vector<double>& sums) {
+    const int64_t width = this->width(), pieces = int64_t(running.size()) * pieces_per_set_;
+    piece_sums_.resize(pieces * width);
+    const int64_t work = std::max<int64_t>(1, std::min(a_.n, kPointsPerPiece) * a_.k * a_.d);
     const int64_t pieces_per_task = std::max<int64_t>(1, kChunk / work);
     for_each_index((pieces + pieces_per_task - 1) / pieces_per_task, pieces * work > kChunk, [&](int64_t task) {
-      StatisticsWorker<T> worker(a);
+      StatisticsWorker<T> worker(a_);
       for (int64_t piece = task * pieces_per_task; piece < std::min(pieces, (task + 1) * pieces_per_task); ++piece) {
-        const int64_t set = piece / pieces_per_set, begin = (piece % pieces_per_set) * kPointsPerPiece;
-        worker(set, begin, std::min(a.n, begin + kPointsPerPiece), piece_sums.data() + piece * width);
+        const int64_t set = running[piece / pieces_per_set_], begin = (piece % pieces_per_set_) * kPointsPerPiece;
+        worker(set, begin, std::min(a_.n, begin + kPointsPerPiece), piece_sums_.data() + piece * width);
       }
     });
-  });
-  for (int64_t set = 0; set < a.sets; ++set) {
-    const auto total = [&](int64_t j) {
-      double sum = 0;
-      for (int64_t piece = 0; piece < pieces_per_set; ++piece) sum += piece_sums[(set * pieces_per_set + piece) * width + j];
-      return sum;
-    };
-    out.log_likelihood[set] = total(0);
-    for (int64_t j = 0; j < k; ++j) out.counts[set * k + j] = total(1 + j);
-    for (int64_t j = 0; j < kd; ++j) {
-      out.deviations[set * kd + j] = total(1 + k + j);
-      out.squares[set * kd + j] = total(1 + k + kd + j);
+    sums.assign(running.size() * width, 0.0);
+    for (int64_t piece = 0; piece < pieces; ++piece) {  // in piece order
+      for (int64_t j = 0; j < width; ++j) sums[piece / pieces_per_set_ * width + j] += piece_sums_[piece * width + j];
     }
   }
+
+ private:
+  MixtureArgs a_;
+  int64_t pieces_per_set_;
+  std::vector<double> piece_sums_;
+};
+
+}  // namespace
+
+// The E step of the running sets in parallel, then each one's M step and its stopping test;
+// a set that stops leaves the later iterations.
+void mixture_em(const MixtureEmArgs& e) {
+  math::visit_dtype(e.dtype, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t k = e.k, d = e.d, kd = k * d;
+    std::vector<T> loc_t(e.sets * kd);
+    std::vector<double> log_weight(e.sets * k), inv_scale(e.sets * kd), bound(e.sets, -HUGE_VAL), sums;
+    const auto prepare = [&](int64_t set) {
+      math::em_step_terms(k, d, e.log_pi + set * k, e.loc + set * kd, e.scale + set * kd, loc_t.data() + set * kd,
+                          log_weight.data() + set * k, inv_scale.data() + set * kd);
+    };
+    std::vector<int64_t> running, still;
+    for (int64_t set = 0; set < e.sets; ++set) {
+      prepare(set);
+      running.push_back(set);
+    }
+    EStep<T> e_step(MixtureArgs{e.dtype, e.sets, e.n, k, d, e.x, loc_t.data(), e.log_pi, log_weight.data(),
+                                inv_scale.data()});
+    const int64_t width = e_step.width();
+    for (int64_t iteration = 1; !running.empty(); ++iteration) {
+      e_step(running, sums);
+      still.clear();
+      for (size_t i = 0; i < running.size(); ++i) {
+        const int64_t set = running[i];
+        const double* counts = sums.data() + i * width + 1;
+        math::em_maximisation(k, d, counts, counts + k, counts + k + kd, loc_t.data() + set * kd, e.reg_covar,
+                              e.log_pi + set * k, e.loc + set * kd, e.scale + set * kd);
+        const double previous = bound[set];
+        bound[set] = sums[i * width] / double(e.n);
+        if (math::em_stops(previous, bound[set], e.tol, iteration, e.max_iter, e.converged + set)) {
+          e.lower_bound[set] = bound[set];
+          e.iterations[set] = iteration;
+        } else {
+          prepare(set);
+          still.push_back(set);
+        }
+      }
+      running.swap(still);
+    }
+  });
 }
 
 void mixture_log_likelihood(const MixtureArgs& a, void* out) {

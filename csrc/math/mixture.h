@@ -214,5 +214,55 @@ FUSEDGAN_HOST_DEVICE void subtract_expected_counts(const MixtureArgs& a, int64_t
   for (int64_t j = 0; j < a.k; ++j) grad_logits[j] -= expected_count(a, set, j, g);
 }
 
+// ---- EM (the normal mixture's fit), as scikit-learn's GaussianMixture(covariance_type="diag").
+// A set's fit so far is in double: log pi (K, normalised), loc and scale (K, D).
+
+// The E step's parameters of a set from its fit so far: loc rounded to the data's type T (the
+// E step's sums are about it), log w_j = log pi_j - sum_c log s_jc - D log(2 pi)/2 and 1/s_jc.
+template <class T>
+FUSEDGAN_HOST_DEVICE void em_step_terms(int64_t k, int64_t d, const double* log_pi, const double* loc,
+                                        const double* scale, T* loc_t, double* log_weight, double* inv_scale) {
+  for (int64_t j = 0; j < k; ++j) {
+    double log_scales = 0.0;
+    for (int64_t at = j * d; at < (j + 1) * d; ++at) {
+      narrow_into(loc_t + at, compute_t<T>(loc[at]));
+      log_scales += log(scale[at]);
+      inv_scale[at] = 1.0 / scale[at];
+    }
+    log_weight[j] = log_pi[j] - log_scales - double(d) * kHalfLog2Pi;
+  }
+}
+
+// The M step of a set from the E step's sums about loc_t: counts (K) sum_n r_nj, deviations
+// (K, D) sum_n r_nj (x_nc - mu_jc) and squares (K, D) sum_n r_nj (x_nc - mu_jc)^2. As
+// scikit-learn's, 10 eps is added to each count, so that an empty component keeps finite
+// parameters, and reg_covar to the variances.
+template <class T>
+FUSEDGAN_HOST_DEVICE void em_maximisation(int64_t k, int64_t d, const double* counts, const double* deviations,
+                                          const double* squares, const T* loc_t, double reg_covar, double* log_pi,
+                                          double* loc, double* scale) {
+  constexpr double kCountFloor = 10 * 2.220446049250313e-16;  // 10 eps of double
+  double total = 0.0;
+  for (int64_t j = 0; j < k; ++j) total += counts[j] + kCountFloor;
+  for (int64_t j = 0; j < k; ++j) {
+    const double count = counts[j] + kCountFloor;
+    log_pi[j] = log(count / total);
+    for (int64_t at = j * d; at < (j + 1) * d; ++at) {
+      const double shift = deviations[at] / count;
+      loc[at] = double(widen(loc_t[at])) + shift;
+      scale[at] = ::sqrt(squares[at] / count - shift * shift + reg_covar);
+    }
+  }
+}
+
+// Whether EM stops a set after `iteration`, whose lower bound (its E step's mean log-likelihood
+// per point) went from `previous` to `bound`: it converged (changed by less than tol; never
+// from the start's -inf, nor to NaN) or reached max_iter.
+FUSEDGAN_HOST_DEVICE bool em_stops(double previous, double bound, double tol, int64_t iteration, int64_t max_iter,
+                                   bool* converged) {
+  *converged = abs(bound - previous) < tol;
+  return *converged || iteration >= max_iter;
+}
+
 }  // namespace FUSEDGAN_ISA
 }  // namespace fusedgan::math

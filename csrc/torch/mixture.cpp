@@ -2,7 +2,7 @@
 // sum_n log sum_k softmax(logits)_k N(x_n; loc_k, diag(scale_k^2)), with x (*B, N, D),
 // logits (*B, K), loc and scale (*B, K, D), the batch dims broadcast. Nothing of size
 // N x K x D is formed (csrc/math/mixture.h); a _backward op gives all four gradients, and
-// _normal_mixture_em_statistics the sums of EM's E step.
+// _normal_mixture_em fits the mixture by EM.
 #include <torch/library.h>
 
 #include "../math/scalar.h"
@@ -101,38 +101,58 @@ Gradients backward(const Tensor& grad, const Tensor& x, const Tensor& logits, co
           gradient_for(gscale, scale, dtype)};
 }
 
-// ---- EM's E step (fusedgan.mle's normal_mixture fit): per set the log-likelihood and per
-// component the sums over the points of r, r (x - loc) and r (x - loc)^2, r being the
-// responsibilities, all in double. Without autograd: EM takes no gradients.
+// ---- EM (fusedgan.mle's normal_mixture fit), as scikit-learn's: from the start given, each
+// set until its lower bound changes by less than tol, or for max_iter iterations; the E step
+// in x's dtype, the parameters in double. Returns the fit's logits (normalised log weights),
+// loc and scale in double, and per set its last lower bound, iterations and convergence.
+// Without autograd: EM takes no gradients.
 
-constexpr const char* kStatisticsOp = "_normal_mixture_em_statistics";
-using Statistics = std::tuple<Tensor, Tensor, Tensor, Tensor>;
+constexpr const char* kEmOp = "_normal_mixture_em";
+using EmResult = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>;
 
-// Empty outputs of the batch's shape: the log-likelihoods, counts (K), deviations and squares (K, D).
-Statistics statistics_outputs(const std::vector<int64_t>& batch, int64_t k, int64_t d, const at::TensorOptions& like) {
-  const auto options = like.dtype(at::kDouble);
+// The batch's shape, after checking every argument.
+std::vector<int64_t> check_em(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale,
+                              double tol, int64_t max_iter, double reg_covar) {
+  const auto batch = check_and_batch(x, logits, loc, scale, kEmOp);
+  TORCH_CHECK_VALUE(x.size(-2) >= 1 && logits.size(-1) >= 1, kEmOp,
+                    ": needs at least one point and one component, got x ", x.sizes(), " and logits ", logits.sizes());
+  TORCH_CHECK_VALUE(tol >= 0 && max_iter >= 1 && reg_covar >= 0, kEmOp,
+                    ": needs tol >= 0, max_iter >= 1 and reg_covar >= 0, got ", tol, ", ", max_iter, " and ", reg_covar);
+  return batch;
+}
+
+EmResult em_outputs(const std::vector<int64_t>& batch, int64_t k, int64_t d, const at::TensorOptions& like) {
   std::vector<int64_t> per_component = batch, per_coordinate = batch;
   per_component.push_back(k);
   per_coordinate.insert(per_coordinate.end(), {k, d});
-  return {at::empty(batch, options), at::empty(per_component, options), at::empty(per_coordinate, options),
-          at::empty(per_coordinate, options)};
+  const auto doubles = like.dtype(at::kDouble);
+  return {at::empty(per_component, doubles), at::empty(per_coordinate, doubles), at::empty(per_coordinate, doubles),
+          at::empty(batch, doubles), at::empty(batch, like.dtype(at::kLong)), at::empty(batch, like.dtype(at::kBool))};
 }
 
-Statistics em_statistics(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  const auto batch = check_and_batch(x, logits, loc, scale, kStatisticsOp);
-  check_positive(kStatisticsOp, "scale", scale);
-  const MixtureCall call(batch, dtype_of(x, logits, loc, scale), x, logits, loc, scale);
-  auto outputs = statistics_outputs(batch, logits.size(-1), x.size(-1), x.options());
-  auto& [log_likelihood, counts, deviations, squares] = outputs;
-  const MixtureStatistics sums{log_likelihood.data_ptr<double>(), counts.data_ptr<double>(),
-                               deviations.data_ptr<double>(), squares.data_ptr<double>()};
-  on_device(x, [&](const auto& kernels, auto... launch) { kernels.mixture_em_statistics(call.args, sums, launch...); });
+EmResult em(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale, double tol,
+            int64_t max_iter, double reg_covar) {
+  const auto batch = check_em(x, logits, loc, scale, tol, max_iter, reg_covar);
+  check_positive(kEmOp, "scale", scale);
+  const int64_t k = logits.size(-1), d = x.size(-1);
+  EmResult outputs = em_outputs(batch, k, d, x.options());
+  auto& [log_pi, loc_fit, scale_fit, lower_bound, iterations, converged] = outputs;
+  log_pi.copy_(at::log_softmax(logits.to(at::kDouble), -1));  // the start, broadcast to the batch
+  loc_fit.copy_(loc);
+  scale_fit.copy_(scale);
+  const Tensor points = laid_out(x, batch, 2, x.scalar_type());
+  const MixtureEmArgs args{kernel_dtype(x.scalar_type()), c10::multiply_integers(batch), x.size(-2), k, d,
+                           points.data_ptr(), tol, reg_covar, max_iter, log_pi.data_ptr<double>(),
+                           loc_fit.data_ptr<double>(), scale_fit.data_ptr<double>(), lower_bound.data_ptr<double>(),
+                           iterations.data_ptr<int64_t>(), converged.data_ptr<bool>()};
+  if (args.sets > 0) on_device(x, [&](const auto& kernels, auto... launch) { kernels.mixture_em(args, launch...); });
   return outputs;
 }
 
-Statistics em_statistics_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
-  return statistics_outputs(check_and_batch(x, logits, loc, scale, kStatisticsOp), logits.size(-1), x.size(-1),
-                            x.options());
+EmResult em_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale, double tol,
+                 int64_t max_iter, double reg_covar) {
+  return em_outputs(check_em(x, logits, loc, scale, tol, max_iter, reg_covar), logits.size(-1), x.size(-1),
+                    x.options());
 }
 
 Tensor forward_meta(const Tensor& x, const Tensor& logits, const Tensor& loc, const Tensor& scale) {
@@ -224,7 +244,7 @@ Gradients backward_autograd(const Tensor& grad, const Tensor& x, const Tensor& l
 void register_device_kernels(torch::Library& m) {
   m.impl("normal_mixture_log_likelihood", forward);
   m.impl("_normal_mixture_log_likelihood_backward", backward);
-  m.impl(kStatisticsOp, em_statistics);
+  m.impl(kEmOp, em);
 }
 
 }  // namespace
@@ -235,8 +255,8 @@ TORCH_LIBRARY_FRAGMENT(fusedgan, m) {
       "_normal_mixture_log_likelihood_backward(Tensor grad, Tensor x, Tensor logits, Tensor loc, Tensor scale, "
       "bool[4] output_mask) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def(
-      "_normal_mixture_em_statistics(Tensor x, Tensor logits, Tensor loc, Tensor scale) -> (Tensor log_likelihood, "
-      "Tensor counts, Tensor deviations, Tensor squares)");
+      "_normal_mixture_em(Tensor x, Tensor logits, Tensor loc, Tensor scale, float tol, int max_iter, float reg_covar) "
+      "-> (Tensor logits, Tensor loc, Tensor scale, Tensor lower_bound, Tensor iterations, Tensor converged)");
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, CPU, m) { register_device_kernels(m); }
@@ -245,7 +265,7 @@ TORCH_LIBRARY_IMPL(fusedgan, CUDA, m) { register_device_kernels(m); }
 TORCH_LIBRARY_IMPL(fusedgan, Meta, m) {
   m.impl("normal_mixture_log_likelihood", forward_meta);
   m.impl("_normal_mixture_log_likelihood_backward", backward_meta);
-  m.impl(kStatisticsOp, em_statistics_meta);
+  m.impl(kEmOp, em_meta);
 }
 
 TORCH_LIBRARY_IMPL(fusedgan, Autograd, m) {

@@ -324,7 +324,8 @@ _sets_op(_ops.multivariate_normal_log_likelihood.default, _ops._multivariate_nor
          (2, 1, 2))
 
 
-@_rule(_ops._normal_mixture_em_statistics.default)
-def _normal_mixture_em_statistics(info, in_dims, *arguments):  # the mixture's arguments
-    statistics = _ops._normal_mixture_em_statistics.default(*_sets_layout(info, in_dims, arguments, _MIXTURE_TAILS, False))
-    return statistics, _dims(statistics)
+@_rule(_ops._normal_mixture_em.default)
+def _normal_mixture_em(info, in_dims, x, logits, loc, scale, *settings):  # the mixture's arguments, then EM's
+    fit = _ops._normal_mixture_em.default(*_sets_layout(info, in_dims[:4], (x, logits, loc, scale), _MIXTURE_TAILS, False),
+                                          *settings)
+    return fit, _dims(fit)

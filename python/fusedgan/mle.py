@@ -483,14 +483,15 @@ def _kmeans_plusplus(points: Tensor, k: int, generator: torch.Generator) -> Tens
     return torch.cat(centres, -2)
 
 
-def _maximisation(loc: Tensor, counts: Tensor, deviations: Tensor, squares: Tensor, reg_covar: float) -> dict[str, Tensor]:
-    """EM's M step from the E step's sums about `loc` (counts Σr, deviations Σr (x - loc),
-    squares Σr (x - loc)²), as scikit-learn's: 10 ε added to the counts, so that an empty
-    component keeps finite parameters, and `reg_covar` to the variances."""
+def _cluster_parameters(centres: Tensor, counts: Tensor, deviations: Tensor, squares: Tensor,
+                        reg_covar: float) -> dict[str, Tensor]:
+    """Each cluster's share, mean and variance (plus `reg_covar`) from its members' count and
+    their sums of deviations from its centre and of their squares, as scikit-learn's M step
+    (10 ε added to the counts, so that an empty cluster keeps finite parameters)."""
     counts = counts + 10 * torch.finfo(counts.dtype).eps
     shift = deviations / counts.unsqueeze(-1)
     variance = squares / counts.unsqueeze(-1) - shift * shift + reg_covar
-    return {"logits": (counts / counts.sum(-1, keepdim=True)).log(), "loc": loc + shift, "scale": variance.sqrt()}
+    return {"logits": (counts / counts.sum(-1, keepdim=True)).log(), "loc": centres + shift, "scale": variance.sqrt()}
 
 
 def _kmeans_plusplus_start(points: Tensor, k: int, generator: torch.Generator, reg_covar: float) -> dict[str, Tensor]:
@@ -500,40 +501,16 @@ def _kmeans_plusplus_start(points: Tensor, k: int, generator: torch.Generator, r
     labels = _squared_distances(centres, points).argmin(-2)  # (..., N)
     members = torch.nn.functional.one_hot(labels, k).to(points.dtype).mT  # (..., K, N)
     deviations = points - _gather_points(centres, labels)  # from each point's centre
-    return _maximisation(centres, members.sum(-1), members @ deviations, members @ deviations.pow(2), reg_covar)
+    return _cluster_parameters(centres, members.sum(-1), members @ deviations, members @ deviations.pow(2), reg_covar)
 
 
 def _expectation_maximisation(points: Tensor, start: dict[str, Tensor], tol: float, max_iter: int, reg_covar: float):
-    """EM from `start` on the sets (S, N, D): the parameters, each set's last lower bound (its
-    mean log-likelihood per point before the last M step, as scikit-learn's), iterations and
-    convergence. The iterations carry the sets still running alone (few ops per iteration);
-    a set that stops has its results stored and is left out of the later iterations."""
-    sets, n = points.shape[0], points.shape[1]
-    result = {name: value.clone() for name, value in start.items()}
-    lower_bound = torch.full((sets,), -math.inf, dtype=torch.float64, device=points.device)
-    iterations = torch.zeros(sets, dtype=torch.int64, device=points.device)
-    converged = torch.zeros(sets, dtype=torch.bool, device=points.device)
-    active, active_points, params, bound = torch.arange(sets, device=points.device), points, start, lower_bound
-    for iteration in range(1, max_iter + 1):
-        # the E step in the data's dtype, the parameters rounded to it (the sums are about that loc)
-        logits, loc, scale = (params[name].to(points.dtype) for name in ("logits", "loc", "scale"))
-        log_likelihood, counts, deviations, squares = torch.ops.fusedgan._normal_mixture_em_statistics(
-            active_points, logits, loc, scale)
-        params = _maximisation(loc.double(), counts, deviations, squares, reg_covar)
-        previous, bound = bound, log_likelihood / n
-        done = (bound - previous).abs() < tol
-        stops = done if iteration < max_iter else torch.ones_like(done)
-        if stops.any():
-            stopped = active[stops]
-            for name, value in params.items():
-                result[name][stopped] = value[stops]
-            lower_bound[stopped], iterations[stopped], converged[stopped] = bound[stops], iteration, done[stops]
-            running = ~stops
-            active, active_points, bound = active[running], active_points[running], bound[running]
-            params = {name: value[running] for name, value in params.items()}
-            if active.numel() == 0:
-                break
-    return result, lower_bound, iterations, converged
+    """EM from `start` on the sets (S, N, D), in one op that keeps every iteration inside:
+    the parameters, each set's last lower bound (its mean log-likelihood per point before the
+    last M step, as scikit-learn's), iterations and convergence."""
+    logits, loc, scale, lower_bound, iterations, converged = torch.ops.fusedgan._normal_mixture_em(
+        points, start["logits"], start["loc"], start["scale"], tol, max_iter, reg_covar)
+    return {"logits": logits, "loc": loc, "scale": scale}, lower_bound, iterations, converged
 
 
 def _mixture_start(init: dict, batch: torch.Size, d: int, k: int | None, device: torch.device) -> dict[str, Tensor]:
@@ -580,10 +557,10 @@ def _normal_mixture(
     `scale = precisions ** -0.5`. Each iteration is scikit-learn's: the E step's mean
     log-likelihood (its lower bound) is compared with the previous iteration's, and the M step
     is taken either way. Of several starts (`n_init`, with k-means++ only) each set keeps the
-    one whose last lower bound is highest. The E step is one fused pass over the points
-    (`torch.ops.fusedgan._normal_mixture_em_statistics`) in the data's dtype (float32 for
-    16-bit data), its sums in float64; the parameters are kept in float64 and returned in the
-    data's dtype. The Estimate gives per set the iterations of the start kept and whether it
+    one whose last lower bound is highest. The iterations run inside one op
+    (`torch.ops.fusedgan._normal_mixture_em`), each E step one fused pass over the points in
+    the data's dtype (float32 for 16-bit data), its sums in float64; the parameters are kept in
+    float64 and returned in the data's dtype. The Estimate gives per set the iterations of the start kept and whether it
     converged."""
     if isinstance(init, str):
         if init != "k-means++":
