@@ -72,6 +72,20 @@ def test_normal_mixture_extreme_values(dtype, device, k):
         torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-4 * e.abs().max().item())
 
 
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
+@pytest.mark.parametrize("k", [3, 1000])
+def test_normal_mixture_of_equal_components(dtype, rtol, k):
+    # Each point's terms sum to K, the most they can: the running products of those sums (the
+    # CPU takes one log of many points') stay in range, in the forward and in EM's E step.
+    x = torch.randn(2, 5000, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    expected = torch.distributions.Normal(0.0, 1.0).log_prob(x).sum((-2, -1))
+    start = (torch.zeros(k, dtype=torch.float64), torch.zeros(k, 2, dtype=torch.float64), torch.ones(k, 2, dtype=torch.float64))
+    value = F.normal_mixture_log_likelihood(x.to(dtype), *(t.to(dtype) for t in start))
+    torch.testing.assert_close(value.double(), expected, rtol=rtol, atol=0)
+    lower_bound = torch.ops.fusedgan._normal_mixture_em(x.to(dtype), *start, 0.0, 1, 0.0)[3]
+    torch.testing.assert_close(lower_bound * 5000, expected, rtol=rtol, atol=0)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_normal_mixture_without_points_or_components(dtype):
     x, logits, loc, scale = (t.to(dtype).requires_grad_() for t in mixture_inputs(batch=(2,), n=0))

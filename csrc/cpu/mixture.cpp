@@ -1,6 +1,8 @@
 // Normal mixtures: data sets in parallel (EM's E step: pieces of their points), each by the
 // per-point functions of csrc/math/mixture.h, taking as many points at once as a vector has
 // lanes (sets.h).
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <vector>
 
@@ -45,6 +47,52 @@ class SetLanes : public PointLanes<T> {
   std::vector<Scalar<T>> terms_;
 };
 
+// `value` in the first `count` lanes (the points), 0 in the padding past them.
+template <class T>
+Vec<T> first_lanes(int count, double value) {
+  if (count == PointVectors<T>::kWidth) return Vec<T>(Scalar<T>(value));
+  Scalar<T> lanes[PointVectors<T>::kWidth];
+  for (int lane = 0; lane < PointVectors<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
+  return ComputeLanes<T>::load(lanes, PointVectors<T>::kWidth);
+}
+
+// The sum of a set's points' log-likelihoods m + log(s), a vector of points at a time: the m's
+// added lane-wise, the s's (each in [1, K]) multiplied lane-wise and their product's log added
+// every span vectors, which spares each point a log. The span keeps K^span inside the type's
+// range and the product's rounding below the sum's own: at most 16 in float, 64 in double.
+template <class T>
+class LogLikelihoodSum {
+ public:
+  explicit LogLikelihoodSum(int64_t k) {
+    constexpr bool kDouble = std::is_same_v<Scalar<T>, double>;
+    const double span = (kDouble ? 700.0 : 85.0) / std::log(double(std::max<int64_t>(k, 2)));
+    span_ = int(std::clamp(span, 1.0, kDouble ? 64.0 : 16.0));
+  }
+
+  // Adds the points of the lanes where in_set is 1 (0 in a set's padding lanes).
+  void add(const math::LogSumExp<Vec<T>>& points, Vec<T> in_set, int count) {
+    maxima_.add(points.max, count);
+    product_ = product_ * (points.sum * in_set + (Vec<T>(1.0f) - in_set));
+    if (++vectors_ == span_) flush();
+  }
+  double total() {
+    flush();
+    return maxima_.total() + logs_.total();
+  }
+
+ private:
+  void flush() {
+    if (vectors_ == 0) return;
+    logs_.add(log(product_), PointVectors<T>::kWidth);
+    product_ = Vec<T>(1.0f);
+    vectors_ = 0;
+  }
+
+  typename PointVectors<T>::Sum maxima_, logs_;
+  Vec<T> product_ = Vec<T>(1.0f);
+  int span_, vectors_ = 0;
+};
+
 template <class T>
 class ForwardWorker {
  public:
@@ -55,11 +103,11 @@ class ForwardWorker {
     const auto set = lanes_.set(index);
     const Vec<T>* coords = lanes_.coords();
     const auto x = [coords](int64_t c) { return coords[c]; };
-    typename L::Sum total;
+    LogLikelihoodSum<T> total(set.k);
     for (int64_t first = 0; first < set.n; first += L::kWidth) {
       const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
       lanes_.load_points(set.x, first, count);
-      total.add(set.template point_log_likelihood<Vec<T>>(x), count);
+      total.add(set.template point_log_sum_exp<Vec<T>>(x), first_lanes<T>(count, 1.0), count);
     }
     math::narrow_into(out_ + index, Scalar<T>(total.total()));
   }
@@ -99,14 +147,6 @@ class LaneSums {
   std::vector<typename PointVectors<T>::Wide> totals_;
   int64_t vectors_ = 0;
 };
-
-// `value` in the first `count` lanes (the points), 0 in the padding past them.
-template <class T>
-Vec<T> first_lanes(int count, double value) {
-  Scalar<T> lanes[PointVectors<T>::kWidth];
-  for (int lane = 0; lane < PointVectors<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
-  return ComputeLanes<T>::load(lanes, PointVectors<T>::kWidth);
-}
 
 template <class T>
 class BackwardWorker {
@@ -176,13 +216,13 @@ class StatisticsWorker {
     Vec<T>* counts = sums_.data();
     const Vec<T>* coords = lanes_.coords();
     const auto x = [coords](int64_t c) { return coords[c]; };
-    typename L::Sum log_likelihood;
+    LogLikelihoodSum<T> log_likelihood(k);
     for (int64_t first = begin; first < end; first += L::kWidth) {
       const int count = int(std::min<int64_t>(L::kWidth, end - first));
       lanes_.load_points(set.x, first, count);
-      const Vec<T> point_log_likelihoods =
-          set.template add_point_statistics<Vec<T>>(x, first_lanes<T>(count, 1.0), counts, counts + k, counts + k + k * d);
-      log_likelihood.add(point_log_likelihoods, count);
+      const Vec<T> in_set = first_lanes<T>(count, 1.0);
+      log_likelihood.add(set.template add_point_statistics<Vec<T>>(x, in_set, counts, counts + k, counts + k + k * d),
+                         in_set, count);
       sums_.next_vector(first + L::kWidth >= end);
     }
     out[0] = log_likelihood.total();

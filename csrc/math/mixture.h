@@ -59,6 +59,15 @@ FUSEDGAN_HOST_DEVICE Deviations<V> weighted_deviations(V x_c, V mu_jc, V r) {
   return {weighted, weighted * deviation};
 }
 
+// A point's log-likelihood m + log(s): m its largest a_j, s the sum of its terms e^(a_j - m),
+// in [1, K] (0 where every a_j is -inf, NaN where one is). Sums over points can multiply the
+// s's and take one log of many.
+template <class V>
+struct LogSumExp {
+  V max, sum;
+  FUSEDGAN_HOST_DEVICE V value() const { return max + log(sum); }  // -inf when every a_j is
+};
+
 // One data set: x in the data's type T, loc in L (T, or the CPU's float copy), the
 // precomputed terms in S (double, or float for the CPU's float vectors).
 template <class T, class S = double, class L = T>
@@ -84,12 +93,12 @@ struct MixtureSet {
     return V(log_weight[j]) - V(0.5f) * squares;
   }
 
-  // log sum_j e^a_j, a block of components at a time: the block's maximum rescales the
-  // running sum once per block. Where r is not null, leaves the last block's responsibilities
-  // e^(a_j - lse) in it: its terms e^(a_j - max) over their sum, which spares them an exp each
-  // (terms below e^-50 of the largest are 0).
+  // log sum_j e^a_j as its two parts, a block of components at a time: the block's maximum
+  // rescales the running sum once per block. Where r is not null, leaves the last block's
+  // responsibilities e^(a_j - lse) in it: its terms e^(a_j - max) over their sum, which spares
+  // them an exp each (terms below e^-50 of the largest are 0).
   template <class V, class Point>
-  FUSEDGAN_HOST_DEVICE V point_log_likelihood(const Point& x, V* r = nullptr) const {
+  FUSEDGAN_HOST_DEVICE LogSumExp<V> point_log_sum_exp(const Point& x, V* r = nullptr) const {
     V a[kMixtureBlock];
     V m(-HUGE_VALF), s(0.0f);
     int64_t count = 0;
@@ -114,16 +123,23 @@ struct MixtureSet {
       const V inverse = V(1.0f) / s;
       for (int64_t b = 0; b < count; ++b) r[b] = r[b] * inverse;
     }
-    return m + log(s);  // -inf when every a_j is
+    return {m, s};
+  }
+
+  template <class V, class Point>
+  FUSEDGAN_HOST_DEVICE V point_log_likelihood(const Point& x) const {
+    return point_log_sum_exp<V>(x).value();
   }
 
   // Adds a point's E-step terms times `weight` (1, or 0 for a vector's padding lanes) to the
   // sums (indexed like the parameters): r_j to counts, r_j (x - mu_j) to deviations and
-  // r_j (x - mu_j)^2 to squares; returns its log-likelihood.
+  // r_j (x - mu_j)^2 to squares; returns its log-likelihood's parts.
   template <class V, class Point>
-  FUSEDGAN_HOST_DEVICE V add_point_statistics(const Point& x, V weight, V* counts, V* deviations, V* squares) const {
+  FUSEDGAN_HOST_DEVICE LogSumExp<V> add_point_statistics(const Point& x, V weight, V* counts, V* deviations,
+                                                         V* squares) const {
     V last_r[kMixtureBlock];
-    const V lse = point_log_likelihood<V>(x, last_r);
+    const LogSumExp<V> parts = point_log_sum_exp<V>(x, last_r);
+    const V lse = k > kMixtureBlock ? parts.value() : V(0.0f);  // only the blocks before the last need it
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
       const int64_t count = block_size(first);
       const bool last = first + kMixtureBlock >= k;  // its responsibilities kept
@@ -139,7 +155,7 @@ struct MixtureSet {
         }
       }
     }
-    return lse;
+    return parts;
   }
 
   // g r_j, component j's weight in a point's gradients, from its a_j and the point's
@@ -173,7 +189,7 @@ struct MixtureSet {
                                                 const GradX& grad_x) const {
     V last_r[kMixtureBlock];
     V weights[kMixtureBlock];  // g r_j of the block at hand
-    const V lse = point_log_likelihood<V>(x, last_r);
+    const V lse = point_log_sum_exp<V>(x, last_r).value();
     for (int64_t first = 0; first < k; first += kMixtureBlock) {
       const int64_t count = block_size(first);
       const bool last = first + kMixtureBlock >= k;  // its responsibilities kept
