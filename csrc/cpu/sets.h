@@ -6,6 +6,7 @@
 #pragma once
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "loops.h"
@@ -80,6 +81,12 @@ class PointLanes {
   // lane of coords()[c]. Lanes past count repeat the last point: no stray values enter the
   // arithmetic (and nothing of theirs is kept).
   void load_points(const T* x, int64_t first, int count) {
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      if (count == kWidth) {  // each coordinate one gather, where copying lane by lane stalls the load after it
+        for (int64_t c = 0; c < d_; ++c) coords_[c] = gather(x + first * d_ + c, d_);
+        return;
+      }
+    }
     for (int64_t c = 0; c < d_; ++c) {
       Scalar<T> lanes[kWidth];
       for (int lane = 0; lane < kWidth; ++lane) {

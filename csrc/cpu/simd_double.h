@@ -63,6 +63,21 @@ FUSEDGAN_ALWAYS_INLINE VecD from_bits(I64xR bits) { return VecD(reinterpret_cast
 FUSEDGAN_ALWAYS_INLINE VecD select(MaskD m, VecD if_true, VecD if_false) { return VecD(m.bits ? if_true.v : if_false.v); }
 FUSEDGAN_ALWAYS_INLINE MaskD is_nan(VecD a) { return {a.v != a.v}; }
 
+// The lanes base[i * stride] for i < kDoubleLanes: one column of a block of short rows.
+FUSEDGAN_ALWAYS_INLINE VecD gather(const double* base, int64_t stride) {
+  I64xR offsets;
+  for (int i = 0; i < kDoubleLanes; ++i) offsets[i] = i * stride;
+#if defined(__AVX512F__)
+  return VecD(reinterpret_cast<F64xR>(_mm512_i64gather_pd(reinterpret_cast<__m512i>(offsets), base, 8)));
+#elif defined(__AVX2__)
+  return VecD(reinterpret_cast<F64xR>(_mm256_i64gather_pd(base, reinterpret_cast<__m256i>(offsets), 8)));
+#else
+  VecD lanes;
+  for (int i = 0; i < kDoubleLanes; ++i) lanes.v[i] = base[offsets[i]];
+  return lanes;
+#endif
+}
+
 // c[0] + c[1] x + ... + c[N-1] x^(N-1) by Estrin's scheme: pairs of terms, then pairs of pairs
 // by x^2, x^4, ..., so that the chain of dependent multiply-adds is log2(N) long, not N (a
 // point's few exps and logs are otherwise one latency-bound chain).
