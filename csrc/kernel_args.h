@@ -163,11 +163,13 @@ struct MultivariateNormalArgs {
 };
 
 // The backward's outputs (null: not wanted): grad_x like x; the parameters' in double,
-// scale_tril's (sets, d, d) with its upper triangle 0.
+// scale_tril's (sets, d, d) with its upper triangle 0; and each set's log-likelihood in dtype,
+// where the forward takes its parameters' gradients in the same pass.
 struct MultivariateNormalGrads {
   void* x;
   double* loc;
   double* scale_tril;
+  void* log_likelihood;
 };
 
 // EM for the normal mixture (fusedgan.mle's normal_mixture fit), as scikit-learn's: every set

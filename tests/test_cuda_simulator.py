@@ -364,6 +364,15 @@ def test_multivariate_normal(dtype, case):
     compare(lambda: value_and_grads(F.multivariate_normal_log_likelihood, inputs), dtype)
 
 
+@pytest.mark.parametrize("case", list(MULTIVARIATE_NORMALS))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_multivariate_normal_and_grad(dtype, case):
+    """The log-likelihoods with the parameters' gradients in one call (their autograd's forward
+    where the data need no gradient)."""
+    inputs = tuple(t.to(dtype) for t in MULTIVARIATE_NORMALS[case]())
+    compare(lambda: torch.ops.fusedgan._multivariate_normal_log_likelihood_and_grad(*inputs, [True, True]), dtype)
+
+
 @pytest.mark.parametrize("wanted", ["x", "loc", "scale_tril"])
 def test_multivariate_normal_one_gradient_at_a_time(wanted):
     """Each of the backward's outputs alone: the kernels skip the sums nobody asked for."""

@@ -199,11 +199,82 @@ def test_differentiable_backward_matches_the_kernels():
         torch.testing.assert_close(a, b, **TOLERANCES[torch.float64])
 
 
+# ---- the parameters' gradients taken in the forward pass (the data needing none)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("layout", ["batched", "two_batch_dims", "shared_scale_tril", "shared_data"])
+@pytest.mark.parametrize("wanted", [(True, True), (True, False), (False, True)])
+def test_parameter_gradients_kept_from_the_forward_pass(wanted, layout, dtype, device):
+    # "batched" and "two_batch_dims" keep them; a shared parameter's sum over sets takes the backward
+    x_batch, loc_batch, scale_tril_batch = LAYOUTS[layout]
+    x, *params = mvn_inputs(x_batch, n=37, d=5, loc_batch=loc_batch, scale_tril_batch=scale_tril_batch)
+    actual = [p.to(device, dtype).requires_grad_(w) for p, w in zip(params, wanted)]
+    expected = [p.clone().requires_grad_(w) for p, w in zip(params, wanted)]
+    value = F.multivariate_normal_log_likelihood(x.to(device, dtype), *actual)
+    reference = multivariate_normal_reference(x, *expected)
+    tolerance = TOLERANCES[torch.float64] if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-3)
+    torch.testing.assert_close(value.double().cpu(), reference, **tolerance)
+    leaves = lambda inputs: [t for t in inputs if t.requires_grad]  # noqa: E731
+    ours = grads_of(value, leaves(actual))  # the first backward scales what the forward kept
+    for a, e in zip(ours, grads_of(reference, leaves(expected)), strict=True):
+        assert a.shape == e.shape and a.dtype == dtype
+        torch.testing.assert_close(a.double().cpu(), e, rtol=tolerance["rtol"], atol=tolerance["atol"] * max(1, e.abs().max().item()))
+
+
+def test_kept_gradients_take_each_sets_incoming_gradient_and_match_the_backward():
+    """The first backward scales the gradients kept from the forward pass by each set's incoming
+    gradient; a retained graph's second backward takes the backward op: the same values."""
+    x, loc, scale_tril = mvn_inputs((2, 3), n=40, d=4)
+    loc, scale_tril = loc.requires_grad_(), scale_tril.requires_grad_()
+    value = F.multivariate_normal_log_likelihood(x, loc, scale_tril)
+    grad_output = torch.linspace(-2, 3, 6, dtype=torch.float64).reshape(2, 3)
+    first = torch.autograd.grad(value, [loc, scale_tril], grad_output, retain_graph=True)
+    second = torch.autograd.grad(value, [loc, scale_tril], grad_output)
+    expected = torch.autograd.grad(multivariate_normal_reference(x, loc, scale_tril), [loc, scale_tril], grad_output)
+    for a, b, e in zip(first, second, expected, strict=True):
+        torch.testing.assert_close(a, e, **TOLERANCES[torch.float64])
+        torch.testing.assert_close(b, e, **TOLERANCES[torch.float64])
+
+
+def test_and_grad_op_gives_the_forward_and_backward_ops_values():
+    ops = torch.ops.fusedgan
+    x, loc, scale_tril = (t.float() for t in mvn_inputs((4,), n=50, d=6))
+    value, grad_loc, grad_scale_tril = ops._multivariate_normal_log_likelihood_and_grad(x, loc, scale_tril, [True, True])
+    assert torch.equal(value, ops.multivariate_normal_log_likelihood(x, loc, scale_tril))
+    backward = ops._multivariate_normal_log_likelihood_backward(torch.ones(4), x, loc, scale_tril, [False, True, True])
+    assert torch.equal(grad_loc, backward[1]) and torch.equal(grad_scale_tril, backward[2])
+    _, none, grad_scale_tril_only = ops._multivariate_normal_log_likelihood_and_grad(x, loc, scale_tril, [False, True])
+    assert none is None and torch.equal(grad_scale_tril_only, grad_scale_tril)
+
+
+def test_and_grad_op_is_first_order_only():
+    x, loc, scale_tril = mvn_inputs((2,), n=5, d=3)
+    op = torch.ops.fusedgan._multivariate_normal_log_likelihood_and_grad
+    with pytest.raises(RuntimeError, match="_and_grad is not differentiable"):
+        op(x, loc.requires_grad_(), scale_tril, [True, False])
+
+
+@pytest.mark.parametrize("in_dims", [(None, 0, 0), (1, None, 2)])
+def test_and_grad_under_vmap_matches_a_loop(in_dims):
+    x, loc, scale_tril = mvn_inputs((3, 2), n=9, d=3)
+    inputs = [t[0] if d is None else t.movedim(0, d) for t, d in zip((x, loc, scale_tril), in_dims)]
+    op = torch.ops.fusedgan._multivariate_normal_log_likelihood_and_grad.default
+    batched = torch.func.vmap(lambda *t: op(*t, [True, True]), in_dims=in_dims)(*inputs)
+    for sample in range(3):
+        one = [t if d is None else t.select(d, sample) for t, d in zip(inputs, in_dims)]
+        for a, e in zip(batched, op(*one, [True, True]), strict=True):
+            torch.testing.assert_close(a[sample], e, rtol=1e-12, atol=1e-12)
+
+
 def opcheck_samples():
     ops = torch.ops.fusedgan
     x, loc, scale_tril = (t.float() for t in mvn_inputs((2,), n=5, d=3))
     yield ops.multivariate_normal_log_likelihood.default, (x, loc.clone().requires_grad_(), scale_tril.clone().requires_grad_())
     yield ops._multivariate_normal_log_likelihood_backward.default, (torch.rand(2), x, loc, scale_tril, [True] * 3)
+    yield ops._multivariate_normal_log_likelihood_and_grad.default, (x, loc, scale_tril, [True, True])
+    yield ops._multivariate_normal_log_likelihood_and_grad.default, (x.double(), loc[0], scale_tril, [False, True])
 
 
 test_opcheck, test_every_op_has_an_opcheck_sample = opcheck_tests(list(opcheck_samples()),

@@ -1,7 +1,8 @@
 // Multivariate normals: data sets in parallel, each by the per-point functions of
 // csrc/math/multivariate_normal.h, taking as many points at once as a vector has lanes (sets.h).
 // The backward sums z and z z^T over a set's points and turns the sums into the parameters'
-// gradients once per set.
+// gradients once per set; where asked, it also sums the log-likelihood (the forward and the
+// gradients in one pass).
 #include <type_traits>
 #include <vector>
 
@@ -54,6 +55,12 @@ class SetLanes : public PointLanes<T> {
   std::vector<Vec<T>> z_;
 };
 
+// A set's log-likelihood from its sum of -|z|^2 / 2, the normalizer added once per set, in double.
+template <class T>
+void store_log_likelihood(const MultivariateNormalArgs& a, T* out, int64_t set, double squares) {
+  math::narrow_into(out + set, Scalar<T>(squares + double(a.n) * a.log_normalizer[set]));
+}
+
 template <class T>
 class ForwardWorker {
  public:
@@ -68,8 +75,7 @@ class ForwardWorker {
       lanes_.load_points(set.x, first, count);
       total.add(set.template whiten<Vec<T>>(lanes_.point(), lanes_.z()), count);
     }
-    // the normalizer once per set, in double
-    math::narrow_into(out_ + index, Scalar<T>(total.total() + double(set.n) * a_.log_normalizer[index]));
+    store_log_likelihood(a_, out_, index, total.total());
   }
 
  private:
@@ -99,10 +105,11 @@ class BackwardWorker {
     Vec<T>* z_sums = sums_.data();
     Vec<T>* outer_sums = z_sums + d;  // row by row: (0, 0), (1, 0), (1, 1), (2, 0), ...
     T* grad_x = out_.x ? static_cast<T*>(out_.x) + index * set.n * d : nullptr;
+    typename L::Sum log_likelihood;
     for (int64_t first = 0, vectors = 0; first < set.n; first += L::kWidth) {
       const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
       lanes_.load_points(set.x, first, count);
-      set.template whiten<Vec<T>>(lanes_.point(), z);
+      log_likelihood.add(set.template whiten<Vec<T>>(lanes_.point(), z), count);
       Scalar<T> live[L::kWidth];  // 0 in the lanes past the set's last point, which repeat it
       for (int lane = 0; lane < L::kWidth; ++lane) live[lane] = Scalar<T>(lane < count ? 1 : 0);
       const Vec<T> mask = ComputeLanes<T>::load(live, L::kWidth);
@@ -123,6 +130,7 @@ class BackwardWorker {
       }
     }
     math::finish_parameter_gradients(math::multivariate_normal_set<T>(a_, index), g, grad_loc, grad_scale_tril);
+    if (out_.log_likelihood) store_log_likelihood(a_, static_cast<T*>(out_.log_likelihood), index, log_likelihood.total());
   }
 
  private:

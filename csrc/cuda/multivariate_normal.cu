@@ -5,6 +5,7 @@
 // the sums over the points of z and z z^T are rows again, a row per set for a tile of their
 // entries at a time (so a thread's sums stay in registers whatever D is); a thread per set
 // turns them into the parameters' gradients; last, a thread per point turns its z into d/dx.
+// Where the forward takes the gradients, its sums over the points give the z.
 #include "../math/multivariate_normal.h"
 #include "loops.cuh"
 
@@ -141,7 +142,12 @@ void multivariate_normal_log_likelihood_backward(const MultivariateNormalArgs& a
     using T = decltype(zero);
     const T* g = static_cast<const T*>(grad);
     double* z = z_workspace(a, launch);
-    if (z) for_each_row_group(a.sets * a.n, 1, PointWhiten<T>{a, z}, launch);
+    if (out.log_likelihood) {  // every point's z, and each set's log-likelihood
+      sum_rows<1>(a.sets, a.n, PointLogLikelihood<T>{a, z}, StoreTotal<T>{a, static_cast<T*>(out.log_likelihood)},
+                  launch);
+    } else if (z) {
+      for_each_row_group(a.sets * a.n, 1, PointWhiten<T>{a, z}, launch);
+    }
     // The entries wanted, in tiles: sum z (loc's), then the lower triangle of sum z z^T (scale_tril's).
     EntryTile tile{};
     const auto add_entry = [&](int64_t row, int64_t col, bool last) {

@@ -38,8 +38,12 @@ at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output, st
   if (is_plain_cpu_one(grad_output)) return grad;
   if (reduced_dim) {
     grad.mul_(grad_output.unsqueeze(*reduced_dim));
-  } else {
+  } else if (grad_output.numel() == 1 || grad_output.numel() == grad.numel()) {
     grad.mul_(grad_output.numel() == 1 ? grad_output : grad_output.reshape(grad.sizes()));
+  } else {  // one per leading index of grad: trailing dims of 1 broadcast it
+    std::vector<int64_t> shape(grad_output.sizes().begin(), grad_output.sizes().end());
+    shape.resize(grad.dim(), 1);
+    grad.mul_(grad_output.reshape(shape));
   }
   return grad;
 }

@@ -66,8 +66,9 @@ bool transformed(const at::Tensor& t);
 // grad_output is a plain 1; a repeated backward that recomputes the gradient and scales it
 // here gets the same bits as the first. grad_output holds one value for all of grad (a
 // reduced loss), one per element of grad in the same order (the gradient of a parameter with
-// one value per data set, of the per-set log-likelihoods), or, with reduced_dim, one per
-// slice of grad along that dim (an entropy of rows along it).
+// one value per data set, of the per-set log-likelihoods), one per leading index of grad (a
+// parameter with a vector or matrix per data set: the multivariate normal's), or, with
+// reduced_dim, one per slice of grad along that dim (an entropy of rows along it).
 at::Tensor scale_forward_grad(at::Tensor grad, const at::Tensor& grad_output,
                               std::optional<int64_t> reduced_dim = std::nullopt);
 

@@ -320,8 +320,18 @@ def _sets_op(forward, backward, tails) -> None:
 _MIXTURE_TAILS = (2, 1, 2, 2)
 _sets_op(_ops.normal_mixture_log_likelihood.default, _ops._normal_mixture_log_likelihood_backward.default, _MIXTURE_TAILS)
 # x (N, D), loc (D,), scale_tril (D, D)
+_MULTIVARIATE_NORMAL_TAILS = (2, 1, 2)
 _sets_op(_ops.multivariate_normal_log_likelihood.default, _ops._multivariate_normal_log_likelihood_backward.default,
-         (2, 1, 2))
+         _MULTIVARIATE_NORMAL_TAILS)
+
+
+@_rule(_ops._multivariate_normal_log_likelihood_and_grad.default)
+def _multivariate_normal_log_likelihood_and_grad(info, in_dims, x, loc, scale_tril, mask):
+    logical = [t.shape if d is None else t.movedim(d, 0).shape[1:] for t, d in zip((loc, scale_tril), in_dims[1:3])]
+    aligned = _sets_layout(info, in_dims[:3], (x, loc, scale_tril), _MULTIVARIATE_NORMAL_TAILS, True)
+    value, *grads = _ops._multivariate_normal_log_likelihood_and_grad.default(*aligned, mask)
+    result = (value, *(_unaligned(g, shape) for g, shape in zip(grads, logical)))
+    return result, _dims(result)
 
 
 @_rule(_ops._normal_mixture_em.default)
