@@ -110,11 +110,14 @@ class BackwardWorker {
       const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
       lanes_.load_points(set.x, first, count);
       log_likelihood.add(set.template whiten<Vec<T>>(lanes_.point(), z), count);
-      Scalar<T> live[L::kWidth];  // 0 in the lanes past the set's last point, which repeat it
-      for (int lane = 0; lane < L::kWidth; ++lane) live[lane] = Scalar<T>(lane < count ? 1 : 0);
-      const Vec<T> mask = ComputeLanes<T>::load(live, L::kWidth);
+      if (count < L::kWidth) {  // z is 0 in the lanes past the set's last point, which repeat it
+        Scalar<T> live[L::kWidth];
+        for (int lane = 0; lane < L::kWidth; ++lane) live[lane] = Scalar<T>(lane < count ? 1 : 0);
+        const Vec<T> mask = ComputeLanes<T>::load(live, L::kWidth);
+        for (int64_t j = 0; j < d; ++j) z[j] = z[j] * mask;
+      }
       for (int64_t j = 0, at = 0; j < d; ++j) {
-        const Vec<T> z_j = z[j] * mask;
+        const Vec<T> z_j = z[j];
         if (out_.loc) z_sums[j] = z_sums[j] + z_j;
         for (int64_t k = 0; out_.scale_tril && k <= j; ++k, ++at) outer_sums[at] = outer_sums[at] + z_j * z[k];
       }
