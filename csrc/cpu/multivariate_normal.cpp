@@ -21,7 +21,7 @@ template <class T>
 class SetLanes : public PointLanes<T> {
  public:
   explicit SetLanes(const MultivariateNormalArgs& a)
-      : PointLanes<T>(a.d), a_(a), parameters_(std::is_same_v<Scalar<T>, double> ? 0 : a.d * (a.d + 2)), z_(a.d) {}
+      : PointLanes<T>(a.d), a_(a), parameters_(std::is_same_v<Scalar<T>, double> ? 0 : a.d * (a.d + 2)) {}
 
   // Set `set`, with its parameters in the lanes' scalar type (float copies for float lanes;
   // float64's are the caller's).
@@ -43,16 +43,40 @@ class SetLanes : public PointLanes<T> {
     }
   }
 
-  // The points loaded last, as a Point of the math functions.
-  auto point() const {
-    return [coords = this->coords()](int64_t c) { return coords[c]; };
-  }
-  Vec<T>* z() { return z_.data(); }
-
  private:
   MultivariateNormalArgs a_;
   std::vector<Scalar<T>> parameters_;  // loc (D), 1/L_jj (D), L (D, D)
-  std::vector<Vec<T>> z_;
+};
+
+// Vectors of points are taken kBlock at a time (sets.h), a set's last few one at a time.
+inline constexpr int kBlock = 4;
+
+template <class T, int kCount>
+using Block = VectorBlock<Vec<T>, kCount>;
+
+// The coordinates and z of a block of points, and of a single vector of them (D each).
+template <class T>
+class BlockScratch {
+ public:
+  explicit BlockScratch(int64_t d) : coords_(d), z_(d), single_coords_(d), single_z_(d) {}
+
+  template <int kCount>
+  Block<T, kCount>* coords() {
+    if constexpr (kCount == 1) return single_coords_.data(); else return coords_.data();
+  }
+  template <int kCount>
+  Block<T, kCount>* z() {
+    if constexpr (kCount == 1) return single_z_.data(); else return z_.data();
+  }
+  // The block loaded last, as a Point of the math functions.
+  template <int kCount>
+  auto point() {
+    return [coords = coords<kCount>()](int64_t c) { return coords[c]; };
+  }
+
+ private:
+  std::vector<Block<T, kBlock>> coords_, z_;
+  std::vector<Block<T, 1>> single_coords_, single_z_;
 };
 
 // A set's log-likelihood from its sum of -|z|^2 / 2, the normalizer added once per set, in double.
@@ -64,66 +88,66 @@ void store_log_likelihood(const MultivariateNormalArgs& a, T* out, int64_t set, 
 template <class T>
 class ForwardWorker {
  public:
-  ForwardWorker(const MultivariateNormalArgs& a, T* out) : a_(a), lanes_(a), out_(out) {}
+  ForwardWorker(const MultivariateNormalArgs& a, T* out) : a_(a), lanes_(a), scratch_(a.d), out_(out) {}
 
   void operator()(int64_t index) {
     using L = PointVectors<T>;
     const auto set = lanes_.set(index);
     typename L::Sum total;
-    for (int64_t first = 0; first < set.n; first += L::kWidth) {
-      const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
-      lanes_.load_points(set.x, first, count);
-      total.add(set.template whiten<Vec<T>>(lanes_.point(), lanes_.z()), count);
-    }
+    for_each_block<kBlock, T>(set.n, [&]<int kCount>(int64_t first, int count) {
+      lanes_.template load_block<kCount>(set.x, first, count, scratch_.template coords<kCount>());
+      const auto values = set.template whiten<Block<T, kCount>>(scratch_.template point<kCount>(), scratch_.template z<kCount>());
+      for (int b = 0; b < kCount; ++b) total.add(values.v[b], b + 1 < kCount ? L::kWidth : count);
+    });
     store_log_likelihood(a_, out_, index, total.total());
   }
 
  private:
   MultivariateNormalArgs a_;
   SetLanes<T> lanes_;
+  BlockScratch<T> scratch_;
   T* out_;
 };
 
 // Per set: sum_i z_i and the lower triangle of sum_i z_i z_i^T, added lane-wise in the lanes'
 // type and moved into double every kFlushEvery vectors of points, so that long sets keep
-// double precision; d/dx per point from the same z.
+// double precision; d/dx per point from the same z. A block's z enter the sums together, each
+// sum loaded and stored once for the block.
 template <class T>
 class BackwardWorker {
  public:
+  static constexpr int64_t kFlushEvery = 16;  // vectors, a multiple of kBlock
+
   BackwardWorker(const MultivariateNormalArgs& a, const T* grad, const MultivariateNormalGrads& out)
-      : a_(a), grad_(grad), out_(out), lanes_(a), sums_(a.d + a.d * (a.d + 1) / 2), totals_(sums_.size()) {}
+      : a_(a), grad_(grad), out_(out), lanes_(a), scratch_(a.d), sums_(a.d + a.d * (a.d + 1) / 2),
+        totals_(sums_.size()) {}
 
   void operator()(int64_t index) {
     using L = PointVectors<T>;
-    constexpr int64_t kFlushEvery = 16;
     const int64_t d = a_.d;
     const auto set = lanes_.set(index);
     const double g = double(math::widen(grad_[index]));
     std::fill(sums_.begin(), sums_.end(), Vec<T>(0.0f));
     std::fill(totals_.begin(), totals_.end(), typename L::Wide{});
-    Vec<T>* z = lanes_.z();
-    Vec<T>* z_sums = sums_.data();
-    Vec<T>* outer_sums = z_sums + d;  // row by row: (0, 0), (1, 0), (1, 1), (2, 0), ...
     T* grad_x = out_.x ? static_cast<T*>(out_.x) + index * set.n * d : nullptr;
     typename L::Sum log_likelihood;
-    for (int64_t first = 0, vectors = 0; first < set.n; first += L::kWidth) {
-      const int count = int(std::min<int64_t>(L::kWidth, set.n - first));
-      lanes_.load_points(set.x, first, count);
-      log_likelihood.add(set.template whiten<Vec<T>>(lanes_.point(), z), count);
+    int64_t vectors = 0;
+    for_each_block<kBlock, T>(set.n, [&]<int kCount>(int64_t first, int count) {
+      Block<T, kCount>* z = scratch_.template z<kCount>();
+      lanes_.template load_block<kCount>(set.x, first, count, scratch_.template coords<kCount>());
+      const auto values = set.template whiten<Block<T, kCount>>(scratch_.template point<kCount>(), z);
+      for (int b = 0; b < kCount; ++b) log_likelihood.add(values.v[b], b + 1 < kCount ? L::kWidth : count);
       if (count < L::kWidth) {  // z is 0 in the lanes past the set's last point, which repeat it
         Scalar<T> live[L::kWidth];
         for (int lane = 0; lane < L::kWidth; ++lane) live[lane] = Scalar<T>(lane < count ? 1 : 0);
         const Vec<T> mask = ComputeLanes<T>::load(live, L::kWidth);
-        for (int64_t j = 0; j < d; ++j) z[j] = z[j] * mask;
+        for (int64_t j = 0; j < d; ++j) z[j].v[kCount - 1] = z[j].v[kCount - 1] * mask;
       }
-      for (int64_t j = 0, at = 0; j < d; ++j) {
-        const Vec<T> z_j = z[j];
-        if (out_.loc) z_sums[j] = z_sums[j] + z_j;
-        for (int64_t k = 0; out_.scale_tril && k <= j; ++k, ++at) outer_sums[at] = outer_sums[at] + z_j * z[k];
-      }
+      add_to_sums(z);
       if (grad_x) store_grad_x(set, z, g, grad_x + first * d, count);
-      if (++vectors % kFlushEvery == 0 || first + L::kWidth >= set.n) flush();
-    }
+      vectors += kCount;
+      if (vectors % kFlushEvery == 0 || first + kCount * L::kWidth >= set.n) flush();
+    });
     double* grad_loc = out_.loc ? out_.loc + index * d : nullptr;
     double* grad_scale_tril = out_.scale_tril ? out_.scale_tril + index * d * d : nullptr;
     for (int64_t j = 0, at = 0; j < d; ++j) {
@@ -137,15 +161,40 @@ class BackwardWorker {
   }
 
  private:
-  // d/dx = -g L^-T z of the `count` points at hand (z is overwritten).
-  template <class Set>
-  static void store_grad_x(const Set& set, Vec<T>* z, double g, T* grad_x, int count) {
+  // Adds a block's z to the sums wanted.
+  template <int kCount>
+  void add_to_sums(const Block<T, kCount>* z) {
+    const int64_t d = a_.d;
+    Vec<T>* z_sums = sums_.data();
+    Vec<T>* outer_sums = z_sums + d;  // row by row: (0, 0), (1, 0), (1, 1), (2, 0), ...
+    for (int64_t j = 0, at = 0; j < d; ++j) {
+      if (out_.loc) {
+        Vec<T> sum = z_sums[j];
+        for (int b = 0; b < kCount; ++b) sum = sum + z[j].v[b];
+        z_sums[j] = sum;
+      }
+      for (int64_t k = 0; out_.scale_tril && k <= j; ++k, ++at) {
+        Vec<T> sum = outer_sums[at];
+        for (int b = 0; b < kCount; ++b) sum = sum + z[j].v[b] * z[k].v[b];
+        outer_sums[at] = sum;
+      }
+    }
+  }
+
+  // d/dx = -g L^-T z of a block's points from grad_x on, its last vector holding `count` (z is
+  // overwritten).
+  template <class Set, int kCount>
+  static void store_grad_x(const Set& set, Block<T, kCount>* z, double g, T* grad_x, int count) {
     using L = PointVectors<T>;
     set.solve_transposed(z);
-    for (int64_t c = 0; c < set.d; ++c) {
-      Scalar<T> lanes[L::kWidth];
-      ComputeLanes<T>::store(lanes, Vec<T>(Scalar<T>(-g)) * z[c], L::kWidth);
-      for (int lane = 0; lane < count; ++lane) math::narrow_into(grad_x + lane * set.d + c, lanes[lane]);
+    for (int b = 0; b < kCount; ++b) {
+      for (int64_t c = 0; c < set.d; ++c) {
+        Scalar<T> lanes[L::kWidth];
+        ComputeLanes<T>::store(lanes, Vec<T>(Scalar<T>(-g)) * z[c].v[b], L::kWidth);
+        for (int lane = 0; lane < (b + 1 < kCount ? L::kWidth : count); ++lane) {
+          math::narrow_into(grad_x + (b * L::kWidth + lane) * set.d + c, lanes[lane]);
+        }
+      }
     }
   }
 
@@ -160,6 +209,7 @@ class BackwardWorker {
   const T* grad_;
   MultivariateNormalGrads out_;
   SetLanes<T> lanes_;
+  BlockScratch<T> scratch_;
   std::vector<Vec<T>> sums_;  // sum z (D), then the lower triangle of sum z z^T row by row
   std::vector<typename PointVectors<T>::Wide> totals_;
 };

@@ -69,6 +69,51 @@ void for_each_set(int64_t sets, int64_t work, const MakeWorker& make_worker) {
   });
 }
 
+// kCount vectors taken as one value by the math functions (csrc/math): their arithmetic
+// interleaved, so that a chain of dependent multiply-adds (a triangular solve) runs for
+// kCount vectors of points at once and its latency is hidden.
+template <class V, int kCount>
+struct VectorBlock {
+  V v[kCount];
+
+  VectorBlock() = default;
+  template <class S, class = std::enable_if_t<std::is_arithmetic_v<S>>>
+  VectorBlock(S scalar) {  // NOLINT: broadcasts like a scalar literal
+    for (V& each : v) each = V(scalar);
+  }
+};
+
+template <class V, int kCount, class Op>
+FUSEDGAN_ALWAYS_INLINE VectorBlock<V, kCount> each_of(const VectorBlock<V, kCount>& a, const VectorBlock<V, kCount>& b,
+                                                      Op op) {
+  VectorBlock<V, kCount> result;
+  for (int i = 0; i < kCount; ++i) result.v[i] = op(a.v[i], b.v[i]);
+  return result;
+}
+template <class V, int kCount>
+FUSEDGAN_ALWAYS_INLINE VectorBlock<V, kCount> operator+(const VectorBlock<V, kCount>& a, const VectorBlock<V, kCount>& b) {
+  return each_of(a, b, [](V x, V y) { return x + y; });
+}
+template <class V, int kCount>
+FUSEDGAN_ALWAYS_INLINE VectorBlock<V, kCount> operator-(const VectorBlock<V, kCount>& a, const VectorBlock<V, kCount>& b) {
+  return each_of(a, b, [](V x, V y) { return x - y; });
+}
+template <class V, int kCount>
+FUSEDGAN_ALWAYS_INLINE VectorBlock<V, kCount> operator*(const VectorBlock<V, kCount>& a, const VectorBlock<V, kCount>& b) {
+  return each_of(a, b, [](V x, V y) { return x * y; });
+}
+
+// A set of n points in blocks: f.template operator()<kBlock>(first, count) while kBlock whole
+// vectors of points remain, then f.template operator()<1>(first, count) for each vector left;
+// `count` is the number of points in the block's last vector.
+template <int kBlock, class T, class F>
+void for_each_block(int64_t n, const F& f) {
+  constexpr int64_t kWidth = PointVectors<T>::kWidth;
+  int64_t first = 0;
+  for (; first + kBlock * kWidth <= n; first += kBlock * kWidth) f.template operator()<kBlock>(first, int(kWidth));
+  for (; first < n; first += kWidth) f.template operator()<1>(first, int(std::min<int64_t>(kWidth, n - first)));
+}
+
 // A vector of points of a set, coordinate by coordinate.
 template <class T>
 class PointLanes {
@@ -96,6 +141,16 @@ class PointLanes {
     }
   }
   const Vec<T>* coords() const { return coords_.data(); }
+
+  // kCount vectors of points from point `first`, the last holding `count` of them, into
+  // coords (D blocks).
+  template <int kCount>
+  void load_block(const T* x, int64_t first, int count, VectorBlock<Vec<T>, kCount>* coords) {
+    for (int b = 0; b < kCount; ++b) {
+      load_points(x, first + b * kWidth, b + 1 < kCount ? kWidth : count);
+      for (int64_t c = 0; c < d_; ++c) coords[c].v[b] = coords_[c];
+    }
+  }
 
  private:
   int64_t d_;
