@@ -75,16 +75,18 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
         // A split family's costly partials, for the parameters whose gradients are stored per
         // element (a data set of one point, or a parameter expanded along the data).
         typename L::Vec costly_per_element[kMaxParams] = {0.0f, 0.0f, 0.0f};
-        const auto run = [&](auto splitting) {
+        // with_x: whether d/dx is stored, at compile time, so that its partial is computed only then
+        const auto run = [&](auto splitting, auto with_x) {
+          constexpr bool kWithX = decltype(with_x)::value;
           const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
             const auto [x, p0, p1, p2, g] = std::apply(
                 [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; },
                 cursors);
             const auto partials = [&] {
               if constexpr (decltype(splitting)::value) {
-                return LogPdf::data_partials(x, p0, p1, p2);
+                return LogPdf::template data_partials<kWithX>(x, p0, p1, p2);
               } else {
-                return log_pdf.partials(x, p0, p1, p2);
+                return log_pdf.template partials<kWithX>(x, p0, p1, p2);
               }
             }();
             if (out.value) {
@@ -94,7 +96,7 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
                 sums[kValue].add(log_pdf(x, p0, p1, p2), count);
               }
             }
-            if (out.x) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
+            if constexpr (kWithX) L::store(static_cast<T*>(out.x) + index, g * partials.x, count, streaming);
             for (int k = 0; k < kMaxParams; ++k) {
               if (out.per_row[k]) {
                 sums[k].add(partials.params[k], count);  // times the row's g when stored
@@ -115,13 +117,13 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
           if (split) {
             const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
             for (int k = 0; k < kMaxParams; ++k) costly_per_element[k] = typename L::Vec(costly.params[k]);
-            run(std::true_type{});
+            out.x ? run(std::true_type{}, std::true_type{}) : run(std::true_type{}, std::false_type{});
             for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * costly.params[k] + sums[k].total();
             totals[kValue] = sums[kValue].total() + double(last - first) * math::row_normalizer<LogPdf, T>(a, row);
           }
         }
         if (!split) {
-          run(std::false_type{});
+          out.x ? run(std::false_type{}, std::true_type{}) : run(std::false_type{}, std::false_type{});
           for (int k = 0; k <= kValue; ++k) totals[k] = sums[k].total();
         }
         if (streaming) end_streaming();

@@ -49,6 +49,17 @@ struct Partials {
   V params[kMaxParams];
 };
 
+// d/dx by `partial`, where wanted: a caller that stores no d/dx asks for partials
+// <kWithX = false>, and the counts' families leave out its digamma, most of their backward's cost.
+template <bool kWithX, class Partial>
+FUSEDGAN_HOST_DEVICE auto x_partial(const Partial& partial) {
+  if constexpr (kWithX) {
+    return partial();
+  } else {
+    return decltype(partial())(0);
+  }
+}
+
 // The parameters' partial derivatives of a term of the parameters alone.
 template <class V>
 struct ParamPartials {
@@ -73,9 +84,9 @@ struct SplitLogPdf {
   FUSEDGAN_HOST_DEVICE V operator()(V x, V a, V b, V c) const {
     return Family::normalizer(a, b, c) + Family::data_term(x, a, b, c);
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V a, V b, V c) const {
-    Partials<V> p = Family::data_partials(x, a, b, c);
+    Partials<V> p = Family::template data_partials<kWithX>(x, a, b, c);
     const ParamPartials<V> costly = Family::costly_partials(a, b, c);
     for (int k = 0; k < kMaxParams; ++k) p.params[k] = p.params[k] + costly.params[k];
     return p;
@@ -96,7 +107,7 @@ struct NormalLogPdf : SplitLogPdf<NormalLogPdf> {
     const V z = (x - loc) / scale;
     return V(-0.5) * z * z;
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V inv_s = V(1) / scale;  // one division rather than three
     const V z = (x - loc) * inv_s;
@@ -118,7 +129,7 @@ struct LaplaceLogPdf : SplitLogPdf<LaplaceLogPdf> {
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V scale, V) {
     return -abs(x - loc) / scale;
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V d = x - loc;
     const V inv_b = V(1) / scale;
@@ -141,7 +152,7 @@ struct ExponentialLogPdf : SplitLogPdf<ExponentialLogPdf> {
     return select(x < V(0), V(-__builtin_inff()), -rate * x);
   }
   // Outside the support the density is a constant -inf: no gradient.
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V rate, V, V) {
     const auto outside = x < V(0);
     return {select(outside, V(0), -rate), {select(outside, V(0), V(1) / rate - x), V(0), V(0)}};
@@ -159,7 +170,7 @@ struct BernoulliLogPmf {
   FUSEDGAN_HOST_DEVICE V operator()(V x, V logits, V, V) const {
     return -bce_with_logits(logits, x, V(1), V(1));
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V logits, V, V) const {
     return {logits, {x - sigmoid(logits), V(0), V(0)}};
   }
@@ -178,9 +189,9 @@ struct PoissonLogPmf : SplitLogPdf<PoissonLogPmf> {
   FUSEDGAN_HOST_DEVICE static V data_term(V k, V rate, V, V) {
     return weighted(k, log(rate)) - lgamma(k + V(1));
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V rate, V, V) {
-    return {log(rate) - digamma(k + V(1)), {k / rate - V(1), V(0), V(0)}};
+    return {x_partial<kWithX>([&] { return log(rate) - digamma(k + V(1)); }), {k / rate - V(1), V(0), V(0)}};
   }
 };
 
@@ -205,7 +216,7 @@ struct StudentTLogPdf : SplitLogPdf<StudentTLogPdf> {
     return {{V(0.5) * (digamma(half_df + V(0.5)) - digamma(half_df) - V(1) / df), V(0), V(0)}};
   }
   // With w = (df + 1) / (df + z^2).
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V df, V loc, V scale) {
     const V inv_s = V(1) / scale;
     const V z = (x - loc) * inv_s;
@@ -248,7 +259,7 @@ struct GammaLogPdf : SplitLogPdf<GammaLogPdf> {
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V a, V, V) {
     return {{-digamma(a), V(0), V(0)}};
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
     return inside(x >= V(0), Partials<V>{(a - V(1)) / x - b, {log(b) + log(x), a / b - x, V(0)}});
   }
@@ -272,7 +283,7 @@ struct BetaLogPdf : SplitLogPdf<BetaLogPdf> {
     const V both = digamma(a + b);
     return {{both - digamma(a), both - digamma(b), V(0)}};
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
     const V log_1mx = log1p(-x);
     return inside((x >= V(0)) & (x <= V(1)),
@@ -295,7 +306,7 @@ struct LogNormalLogPdf : SplitLogPdf<LogNormalLogPdf> {
     const V z = (log_x - loc) / scale;
     return inside(x > V(0), V(-0.5) * z * z - log_x);
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V inv_s = V(1) / scale;
     const V z = (log(x) - loc) * inv_s;
@@ -319,7 +330,7 @@ struct WeibullLogPdf : SplitLogPdf<WeibullLogPdf> {
     return inside(x >= V(0), weighted(k - V(1), log_u) - exp(k * log_u));
   }
   // With u = x / s and w = u^k.
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V k, V) {
     const V log_u = log(x / scale);
     const V w = exp(k * log_u);
@@ -341,7 +352,7 @@ struct HalfNormalLogPdf : SplitLogPdf<HalfNormalLogPdf> {
     const V z = x / scale;
     return inside(x >= V(0), V(-0.5) * z * z);
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V, V) {
     const V inv_s = V(1) / scale;
     const V z = x * inv_s;
@@ -368,11 +379,11 @@ struct NegativeBinomialLogPmf : SplitLogPdf<NegativeBinomialLogPmf> {
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V r, V, V) {
     return {{-digamma(r), V(0), V(0)}};
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V r, V logits, V) {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     const V psi_kr = digamma(k + r);
-    return inside(k >= V(0), Partials<V>{psi_kr - digamma(k + V(1)) - softplus.of_minus_x,
+    return inside(k >= V(0), Partials<V>{x_partial<kWithX>([&] { return psi_kr - digamma(k + V(1)) - softplus.of_minus_x; }),
                                          {psi_kr - softplus.of_x, k * sigmoid(-logits) - r * sigmoid(logits), V(0)}});
   }
 };
@@ -400,13 +411,13 @@ struct BinomialLogPmf : SplitLogPdf<BinomialLogPmf> {
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V n, V, V) {
     return {{digamma(n + V(1)), V(0), V(0)}};
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V n, V logits, V) {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     const V rest = n - k;
     const V psi_rest = digamma(rest + V(1));
     return inside((k >= V(0)) & (rest >= V(0)),
-                  Partials<V>{psi_rest - digamma(k + V(1)) + logits,
+                  Partials<V>{x_partial<kWithX>([&] { return psi_rest - digamma(k + V(1)) + logits; }),
                               {-psi_rest - softplus.of_x, k * sigmoid(-logits) - rest * sigmoid(logits), V(0)}});
   }
 };
@@ -422,7 +433,7 @@ struct GeometricLogPmf {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     return inside(k >= V(0), -weighted(k, softplus.of_x) - softplus.of_minus_x);
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V k, V logits, V, V) const {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     return inside(k >= V(0), Partials<V>{-softplus.of_x, {sigmoid(-logits) - k * sigmoid(logits), V(0), V(0)}});
@@ -450,7 +461,7 @@ struct VonMisesLogPdf : SplitLogPdf<VonMisesLogPdf> {
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V, V kappa, V) {
     return {{V(0), V(1) - i1e(kappa) / i0e(kappa), V(0)}};
   }
-  template <class V>
+  template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V kappa, V) {
     const V d = x - loc;
     const V s = sin(V(0.5) * d);
