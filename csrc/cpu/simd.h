@@ -387,6 +387,11 @@ FUSEDGAN_ALWAYS_INLINE VecF cos(VecF v) {  // cos x = sin(x + pi/2): one quadran
   const Quadrant q = quadrant(v);
   return quadrant_value(q, q.k + 1);
 }
+FUSEDGAN_ALWAYS_INLINE math::SinCos<VecF> sin_cos(VecF v) {
+  if (!all(reducible(v))) return {sin(v), cos(v)};
+  const Quadrant q = quadrant(v);
+  return {quadrant_value(q, q.k), quadrant_value(q, q.k + 1)};
+}
 
 // combine() over a vector's lanes in a fixed tree (lane i with lane i + half, halving), so
 // that the result is the same every time and the additions overlap rather than wait on one

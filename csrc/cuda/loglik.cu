@@ -58,10 +58,10 @@ __device__ math::compute_t<T> costly_per_element(const LogLikelihoodArgs& a, int
   }
 }
 
-// An element's gradients times grad[row]: d/dx and the per-element parameter gradients
+// An element's gradients times grad[row]: d/dx (kWithX) and the per-element parameter gradients
 // stored, the per-row ones added to the row's sums (a split family's: the data's partials),
 // and where asked its log-density to the row's log-likelihood.
-template <class T, class LogPdf, bool kSplit>
+template <class T, class LogPdf, bool kSplit, bool kWithX>
 struct GradientTerms {
   LogLikelihoodArgs a;
   const T* grad;
@@ -74,12 +74,12 @@ struct GradientTerms {
                p2 = load<T>(a.params[2], row, col);
     const auto p = [&] {
       if constexpr (kSplit) {
-        return LogPdf::data_partials(x, p0, p1, p2);
+        return LogPdf::template data_partials<kWithX>(x, p0, p1, p2);
       } else {
-        return log_pdf.partials(x, p0, p1, p2);
+        return log_pdf.template partials<kWithX>(x, p0, p1, p2);
       }
     }();
-    if (out.x) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
+    if constexpr (kWithX) math::narrow_into(static_cast<T*>(out.x) + i, g * p.x);
     for (int k = 0; k < kMaxParams; ++k) {
       if (out.per_row[k]) {
         sums[k] += double(p.params[k]);  // times the row's g when stored
@@ -135,9 +135,12 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
     math::with_log_pdf(a.family, [&](auto log_pdf) {
       using LogPdf = decltype(log_pdf);
       with_flag(math::kSplits<LogPdf> && math::params_per_row(a), [&](auto split) {
-        constexpr bool kSplit = math::kSplits<LogPdf> && decltype(split)::value;
-        sum_rows<kMaxParams + 1>(a.grid.rows, a.grid.cols, GradientTerms<T, LogPdf, kSplit>{a, g, out, log_pdf},
-                             StoreRowGradients<T, LogPdf, kSplit>{a, g, out}, where);
+        with_flag(out.x != nullptr, [&](auto with_x) {
+          constexpr bool kSplit = math::kSplits<LogPdf> && decltype(split)::value;
+          sum_rows<kMaxParams + 1>(a.grid.rows, a.grid.cols,
+                                   GradientTerms<T, LogPdf, kSplit, decltype(with_x)::value>{a, g, out, log_pdf},
+                                   StoreRowGradients<T, LogPdf, kSplit>{a, g, out}, where);
+        });
       });
     });
   });

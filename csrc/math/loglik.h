@@ -454,7 +454,7 @@ struct VonMisesLogPdf : SplitLogPdf<VonMisesLogPdf> {
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V kappa, V) {
-    const V s = sin(V(0.5) * (x - loc));
+    const V s = sin_cos(V(0.5) * (x - loc)).sin;  // as data_partials takes it, so that one pass shares it
     return V(-2) * kappa * s * s;
   }
   // d/dk log i0e(k) = i1e(k)/i0e(k) - 1
@@ -464,10 +464,9 @@ struct VonMisesLogPdf : SplitLogPdf<VonMisesLogPdf> {
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V kappa, V) {
-    const V d = x - loc;
-    const V s = sin(V(0.5) * d);
-    const V kappa_sin = kappa * sin(d);
-    return {-kappa_sin, {kappa_sin, V(-2) * s * s, V(0)}};
+    const SinCos<V> half = sin_cos(V(0.5) * (x - loc));
+    const V kappa_sin = V(2) * kappa * half.sin * half.cos;  // kappa sin(x - loc), from the half angle's
+    return {-kappa_sin, {kappa_sin, V(-2) * half.sin * half.sin, V(0)}};
   }
 };
 

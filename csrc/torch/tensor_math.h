@@ -151,6 +151,7 @@ inline Expr sin(const Expr& a) {
 inline Expr cos(const Expr& a) {
   return apply(a, [](double v) { return std::cos(v); }, [](const at::Tensor& t) { return at::cos(t); });
 }
+inline math::SinCos<Expr> sin_cos(const Expr& a) { return {sin(a), cos(a)}; }
 // The narrow-domain forms of csrc/math/scalar.h, here with their plain definitions.
 inline Expr exp_minus(const Expr& a) { return exp(-a); }
 inline Expr log1p_unit(const Expr& a) { return log1p(a); }
