@@ -47,15 +47,6 @@ class SetLanes : public PointLanes<T> {
   std::vector<Scalar<T>> terms_;
 };
 
-// `value` in the first `count` lanes (the points), 0 in the padding past them.
-template <class T>
-Vec<T> first_lanes(int count, double value) {
-  if (count == PointVectors<T>::kWidth) return Vec<T>(Scalar<T>(value));
-  Scalar<T> lanes[PointVectors<T>::kWidth];
-  for (int lane = 0; lane < PointVectors<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
-  return ComputeLanes<T>::load(lanes, PointVectors<T>::kWidth);
-}
-
 // The sum of a set's points' log-likelihoods m + log(s), a vector of points at a time: the m's
 // added lane-wise, the s's (each in [1, K]) multiplied lane-wise and their product's log added
 // every span vectors, which spares each point a log. The span keeps K^span inside the type's

@@ -138,9 +138,7 @@ class BackwardWorker {
       const auto values = set.template whiten<Block<T, kCount>>(scratch_.template point<kCount>(), z);
       for (int b = 0; b < kCount; ++b) log_likelihood.add(values.v[b], b + 1 < kCount ? L::kWidth : count);
       if (count < L::kWidth) {  // z is 0 in the lanes past the set's last point, which repeat it
-        Scalar<T> live[L::kWidth];
-        for (int lane = 0; lane < L::kWidth; ++lane) live[lane] = Scalar<T>(lane < count ? 1 : 0);
-        const Vec<T> mask = ComputeLanes<T>::load(live, L::kWidth);
+        const Vec<T> mask = first_lanes<T>(count, 1.0);
         for (int64_t j = 0; j < d; ++j) z[j].v[kCount - 1] = z[j].v[kCount - 1] * mask;
       }
       add_to_sums(z);

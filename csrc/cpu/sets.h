@@ -69,6 +69,15 @@ void for_each_set(int64_t sets, int64_t work, const MakeWorker& make_worker) {
   });
 }
 
+// `value` in the first `count` lanes (a set's points), 0 in the padding past them.
+template <class T>
+Vec<T> first_lanes(int count, double value) {
+  if (count == PointVectors<T>::kWidth) return Vec<T>(Scalar<T>(value));
+  Scalar<T> lanes[PointVectors<T>::kWidth];
+  for (int lane = 0; lane < PointVectors<T>::kWidth; ++lane) lanes[lane] = Scalar<T>(lane < count ? value : 0.0);
+  return ComputeLanes<T>::load(lanes, PointVectors<T>::kWidth);
+}
+
 // kCount vectors taken as one value by the math functions (csrc/math): their arithmetic
 // interleaved, so that a chain of dependent multiply-adds (a triangular solve) runs for
 // kCount vectors of points at once and its latency is hidden.
