@@ -310,6 +310,13 @@ def test_em_under_vmap(in_dims):
             assert torch.equal(a[sample], e)
 
 
+def test_em_compiles_without_graph_breaks():
+    x, logits, loc, scale = em_inputs()
+    compiled = torch.compile(lambda *t: em_op(*t, tol=1e-3, max_iter=20), fullgraph=True)
+    for a, e in zip(compiled(x.float(), logits, loc, scale), em_op(x.float(), logits, loc, scale, max_iter=20), strict=True):
+        assert torch.equal(a, e)
+
+
 @pytest.mark.parametrize("change, message", [
     (dict(loc=lambda t: t[..., :3, :]), "loc and scale need K = 4"),
     (dict(scale=lambda t: -t), "scale must be positive"),
