@@ -5,7 +5,7 @@ update rule. The textbook loop is the one in PyTorch's DCGAN example: separate
 discriminator forwards on the real batch, the detached fake batch and (for the generator)
 the fake batch again, two BCE calls with ones/zeros target tensors for J(D) and one for
 J(G), `zero_grad` + `backward` per player, `torch.optim.Adam`. The trainer runs one
-discriminator forward over both batches, the fused costs, and the fused Adam.
+discriminator forward over both batches, the fused costs, and torch.optim.Adam(fused=True).
 
 Rows: each update rule with the extras off (the like-for-like comparison), and the trainer
 with the default ring8 settings (R1 penalty, generator EMA) for reference. Writes

@@ -1,6 +1,7 @@
 """The GAN trainer (fusedgan.train): metrics, the update rules against hand-written steps,
 checkpoints and exact resume, the NaN guard, the CLI and a 2-process DDP run."""
 
+import importlib.util
 import json
 import math
 import os
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as TF
 
 from fusedgan import cli
-from fusedgan.train import GANTrainer, TrainConfig, datasets, metrics, models, outputs
+from fusedgan.train import GANTrainer, NonFiniteCost, TrainConfig, datasets, metrics, models, outputs
 from fusedgan.train.run import build, run
 
 # a small, fast configuration; the exactness tests need no quality
@@ -135,47 +136,112 @@ def tiny_players(config):
     return models.generator(config, 2).double(), models.discriminator(config, 2).double()
 
 
-def reference_step(generator, discriminator, real, z, config, simultaneous: bool):
-    """A textbook step with torch's own BCE and the for-loop Adam, in float64."""
-    g_opt = torch.optim.Adam(generator.parameters(), lr=config.lr_generator, betas=config.betas, foreach=False)
-    d_opt = torch.optim.Adam(discriminator.parameters(), lr=config.lr_discriminator, betas=config.betas, foreach=False)
-    fake = generator(z)
-    real_logits, fake_logits = discriminator(real).squeeze(-1), discriminator(fake.detach()).squeeze(-1)
-    d_cost = 0.5 * (TF.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits))
-                    + TF.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
-    d_opt.zero_grad()
-    d_cost.backward()
-    if not simultaneous:
-        d_opt.step()
-    g_fake_logits = discriminator(fake).squeeze(-1)
-    g_cost = 0.5 * TF.binary_cross_entropy_with_logits(g_fake_logits, torch.ones_like(g_fake_logits))
-    g_opt.zero_grad()
-    g_cost.backward(inputs=list(generator.parameters()))  # J(G) moves only the generator
-    if simultaneous:
-        d_opt.step()  # only now: the generator's gradient saw the discriminator of this step
-    g_opt.step()
+GENERATOR_COSTS = {
+    "non_saturating": lambda logits: 0.5 * TF.binary_cross_entropy_with_logits(logits, torch.ones_like(logits)),
+    "minimax": lambda logits: -0.5 * TF.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits)),
+    "maximum_likelihood": lambda logits: -0.5 * logits.exp().mean(),
+}
+
+
+def textbook_adam(params, lr, config):
+    return torch.optim.Adam(params, lr=lr, betas=config.betas, foreach=False)
+
+
+class ReferenceGAN:
+    """Textbook GAN steps: torch's own BCE, separate forwards on the real and the fake batch,
+    R1 from its definition, the for-loop Adam (or the optimiser `make_optimizer` builds);
+    with several processes' minibatches, their gradients averaged as DDP does."""
+
+    def __init__(self, generator, discriminator, config, make_optimizer=textbook_adam):
+        self.generator, self.discriminator, self.config = generator, discriminator, config
+        self.g_params, self.d_params = list(generator.parameters()), list(discriminator.parameters())
+        self.g_opt = make_optimizer(self.g_params, config.lr_generator, config)
+        self.d_opt = make_optimizer(self.d_params, config.lr_discriminator, config)
+        self.step = 0
+
+    def discriminator_grads(self, real, z):
+        config = self.config
+        real = real.clone().requires_grad_()
+        real_logits = self.discriminator(real).squeeze(-1)
+        fake_logits = self.discriminator(self.generator(z).detach()).squeeze(-1)
+        cost = 0.5 * (TF.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, config.real_label))
+                      + TF.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
+        if config.r1_gamma > 0 and self.step % config.r1_every == 0:
+            (grad_real,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
+            cost = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).sum(1).mean()
+        return torch.autograd.grad(cost, self.d_params)
+
+    def generator_grads(self, z):
+        cost = GENERATOR_COSTS[self.config.generator_cost](self.discriminator(self.generator(z)).squeeze(-1))
+        return torch.autograd.grad(cost, self.g_params)  # J(G) moves only the generator
+
+    @staticmethod
+    def apply(optimizer, params, grads_per_process):
+        for p, *grads in zip(params, *grads_per_process):
+            p.grad = sum(grads) / len(grads)
+        optimizer.step()
+
+    def train_step(self, batches):
+        """One step on one (real, z) minibatch per process."""
+        d_grads = [self.discriminator_grads(real, z) for real, z in batches]
+        if self.config.update == "simultaneous":  # both gradients before either player moves
+            g_grads = [self.generator_grads(z) for _, z in batches]
+            self.apply(self.d_opt, self.d_params, d_grads)
+        else:
+            self.apply(self.d_opt, self.d_params, d_grads)
+            g_grads = [self.generator_grads(z) for _, z in batches]
+        self.apply(self.g_opt, self.g_params, g_grads)
+        self.step += 1
+
+
+def ring8_minibatches(config, rank=0, batch_size=None):
+    """The float64 minibatches a trainer of this rank draws, from a stream seeded as its own."""
+    stream = torch.Generator().manual_seed(config.seed * 1_000_003 + rank)
+    ring = datasets.ring8().to("cpu", torch.float64)
+    batch_size = batch_size or config.batch_size
+    while True:
+        real = ring.sample(batch_size, stream)
+        yield real, torch.randn(batch_size, config.latent_dim, generator=stream, dtype=torch.float64)
+
+
+def assert_players_close(trainer, reference, rtol=1e-12):
+    ours = list(trainer.generator.parameters()) + list(trainer.discriminator.parameters())
+    for mine, theirs in zip(ours, reference.g_params + reference.d_params, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=rtol, atol=1e-14)
+
+
+REFERENCE_OPTIONS = {
+    "plain": dict(r1_gamma=0.0),
+    "r1": dict(r1_gamma=10.0),
+    "lazy_r1": dict(r1_gamma=10.0, r1_every=2),
+    "label_smoothing": dict(r1_gamma=0.0, real_label=0.9),
+    "minimax": dict(r1_gamma=1.0, generator_cost="minimax"),
+    "maximum_likelihood": dict(r1_gamma=1.0, generator_cost="maximum_likelihood"),
+}
+
+
+@pytest.mark.parametrize("options", REFERENCE_OPTIONS.values(), ids=REFERENCE_OPTIONS.keys())
+@pytest.mark.parametrize("update", ["simultaneous", "alternating"])
+def test_steps_match_a_hand_written_reference(update, options):
+    config = tiny_config(update=update, lr_generator=1e-2, lr_discriminator=1e-2, **options)
+    trainer = GANTrainer(*tiny_players(config), datasets.ring8(), config)
+    reference = ReferenceGAN(*tiny_players(config), config)
+    batches = ring8_minibatches(config)
+    for _ in range(3):  # lazy R1: with the penalty, without, with
+        trainer.train_step()
+        reference.train_step([next(batches)])
+        assert_players_close(trainer, reference)
 
 
 @pytest.mark.parametrize("update", ["simultaneous", "alternating"])
-def test_step_matches_a_hand_written_reference(update):
-    config = tiny_config(update=update, lr_generator=1e-2, lr_discriminator=1e-2, r1_gamma=0.0)
-    generator, discriminator = tiny_players(config)
-    trainer = GANTrainer(generator, discriminator, datasets.ring8(), config)
-    # the trainer's first minibatch, drawn from a copy of its stream
-    stream = torch.Generator().set_state(trainer.sampler.get_state())
-    real = datasets.ring8().to("cpu", torch.float64).sample(config.batch_size, stream)
-    z = torch.randn(config.batch_size, config.latent_dim, generator=stream, dtype=torch.float64)
-    ref_g, ref_d = tiny_players(config)
-    other_g, other_d = tiny_players(config)
-    reference_step(ref_g, ref_d, real, z, config, simultaneous=update == "simultaneous")
-    reference_step(other_g, other_d, real, z, config, simultaneous=update != "simultaneous")
-    trainer.train_step()
-    for ours, ref, other in zip(list(generator.parameters()) + list(discriminator.parameters()),
-                                list(ref_g.parameters()) + list(ref_d.parameters()),
-                                list(other_g.parameters()) + list(other_d.parameters())):
-        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-14)
-    moved_apart = [not torch.allclose(a, b, rtol=1e-9, atol=0) for a, b in zip(ref_g.parameters(), other_g.parameters())]
-    assert any(moved_apart)  # the other rule would have given a different generator
+def test_the_update_rules_differ(update):
+    config = tiny_config(update=update, lr_generator=1e-2, lr_discriminator=1e-2)
+    ours = ReferenceGAN(*tiny_players(config), config)
+    other = ReferenceGAN(*tiny_players(config), config.replace(update="alternating" if update == "simultaneous" else "simultaneous"))
+    batch = next(ring8_minibatches(config))
+    ours.train_step([batch])
+    other.train_step([batch])
+    assert any(not torch.allclose(a, b, rtol=1e-9, atol=0) for a, b in zip(ours.g_params, other.g_params))
 
 
 def test_simultaneous_step_runs_one_discriminator_forward():
@@ -231,12 +297,33 @@ def test_run_writes_its_outputs(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def tensorboard_events(folder: Path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    return EventAccumulator(str(folder / "tensorboard")).Reload()
+
+
+def test_run_logs_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    result = run(tiny_config(steps=20), tmp_path, progress=False)
+    events = tensorboard_events(tmp_path)
+    logged = [e.step for e in events.Scalars("train/discriminator_cost")]
+    assert logged == [5, 10, 15, 20]
+    history = torch.load(tmp_path / outputs.CHECKPOINT, weights_only=True)["history"]
+    d_real = [e.value for e in events.Scalars("train/d_real")]
+    assert d_real == pytest.approx([row[GANTrainer.HISTORY_COLUMNS.index("d_real")] for row in history], rel=1e-6)
+    assert events.Scalars("metrics/modes")[0].value == result["modes"]
+
+
 def test_digits_run_reports_the_parzen_log_likelihood(tmp_path):
     pytest.importorskip("sklearn")
     result = run(tiny_config(dataset="digits", steps=10, latent_dim=8), tmp_path, progress=False)
     assert result["step"] == 10 and result["parzen_sigma"] > 0
     assert math.isfinite(result["parzen_log_likelihood"]) and result["parzen_standard_error"] > 0
     assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    if importlib.util.find_spec("tensorboard"):
+        image = tensorboard_events(tmp_path).Images("samples")[0]
+        assert image.step == 10 and (image.width, image.height) == (100, 100)  # 10 x 10 tiles of 8 + 2 pixels
 
 
 @pytest.mark.parametrize("options", [{}, dict(update="alternating", n_critic=2, r1_gamma=1.0, ema_decay=0.9)])
@@ -268,11 +355,140 @@ def test_nan_guard_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatc
         return (real * float("nan") if self.step >= 5 else real), z
 
     monkeypatch.setattr(GANTrainer, "_minibatch", poisoned_from_step_5)
-    with pytest.raises(RunError, match=r"not finite at step 6 \(nan.*last good checkpoint is kept"):
-        run(tiny_config(steps=20, checkpoint_every=2), tmp_path, progress=False)
+    with pytest.raises(RunError, match=r"not finite at step 6: the run is stopped; the last good checkpoint is kept"):
+        run(tiny_config(steps=20, checkpoint_every=2, log_every=10), tmp_path, progress=False)
     state = torch.load(tmp_path / outputs.CHECKPOINT, weights_only=True)
-    assert state["step"] == 4
+    assert state["step"] == 4  # the step-6 and step-8 checkpoints were refused
     assert all(torch.isfinite(v).all() for v in state["discriminator"].values())
+
+
+def snapshot(trainer) -> dict:
+    state = {f"g.{k}": v.clone() for k, v in trainer.generator.state_dict().items()}
+    state.update({f"d.{k}": v.clone() for k, v in trainer.discriminator.state_dict().items()})
+    for name, optimizer in (("g", trainer.generator_optimizer), ("d", trainer.discriminator_optimizer)):
+        for i, slots in optimizer.state_dict()["state"].items():
+            state.update({f"{name}.opt.{i}.{k}": v.clone() for k, v in slots.items()})
+    return state
+
+
+@pytest.mark.parametrize("poison", ["data", "gradient"])
+def test_nan_guard_skips_every_update_on_the_device(poison):
+    """After a non-finite cost (NaN data) or gradient (finite costs), no parameter or
+    optimiser state moves, and the steps read nothing back from the device."""
+    config = tiny_config(update="alternating", n_critic=2)
+    trainer, _ = build(config)
+    for _ in range(3):
+        trainer.train_step()
+    good = snapshot(trainer)
+    if poison == "data":
+        trainer.dataset.modes.fill_(float("nan"))
+    else:
+        trainer.discriminator[0].weight.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    item = torch.Tensor.item
+    reads = []
+    torch.Tensor.item = lambda self: reads.append(1) or item(self)
+    try:
+        for _ in range(3):
+            trainer.train_step()
+    finally:
+        torch.Tensor.item = item
+    assert reads == []
+    assert_same_bits(snapshot(trainer), good)
+    with pytest.raises(NonFiniteCost, match="not finite at step 4"):
+        trainer.guard.check()
+    with pytest.raises(NonFiniteCost):
+        trainer.state_dict()
+
+
+def test_nan_guard_with_an_optimizer_without_found_inf_stops_at_the_step():
+    config = tiny_config()
+    generator, discriminator = models.generator(config, 2), models.discriminator(config, 2)
+    trainer = GANTrainer(generator, discriminator, datasets.ring8(), config,
+                         discriminator_optimizer=torch.optim.SGD(discriminator.parameters(), lr=0.1))
+    trainer.train_step()
+    before = snapshot(trainer)
+    trainer.dataset.modes.fill_(float("nan"))
+    with pytest.raises(NonFiniteCost, match="not finite at step 2"):
+        trainer.train_step()
+    assert_same_bits(snapshot(trainer), before)
+
+
+# ---- optimisers and schedulers
+
+
+def test_default_optimizers_are_torch_fused_adam():
+    trainer, _ = build(tiny_config())
+    for optimizer, lr in ((trainer.generator_optimizer, 2e-4), (trainer.discriminator_optimizer, 2e-4)):
+        assert type(optimizer) is torch.optim.Adam and optimizer.defaults["fused"]
+        assert optimizer.defaults["lr"] == lr and optimizer.defaults["betas"] == (0.5, 0.999)
+    assert trainer.generator_scheduler is None and trainer.discriminator_scheduler is None
+
+
+def sgd(params, lr, config):
+    return torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True)
+
+
+def test_any_torch_optimizer_and_scheduler_against_the_reference():
+    config = tiny_config(lr_generator=1e-2, lr_discriminator=1e-2)
+    generator, discriminator = tiny_players(config)
+    g_opt, d_opt = sgd(generator.parameters(), 1e-2, config), sgd(discriminator.parameters(), 1e-2, config)
+    trainer = GANTrainer(generator, discriminator, datasets.ring8(), config,
+                         generator_optimizer=g_opt, discriminator_optimizer=d_opt,
+                         generator_scheduler=torch.optim.lr_scheduler.StepLR(g_opt, step_size=2, gamma=0.5))
+    reference = ReferenceGAN(*tiny_players(config), config, make_optimizer=sgd)
+    g_schedule = torch.optim.lr_scheduler.StepLR(reference.g_opt, step_size=2, gamma=0.5)
+    batches = ring8_minibatches(config)
+    for _ in range(4):
+        trainer.train_step()
+        reference.train_step([next(batches)])
+        g_schedule.step()
+        assert_players_close(trainer, reference)
+    assert g_opt.param_groups[0]["lr"] == 2.5e-3 and d_opt.param_groups[0]["lr"] == 1e-2
+
+
+def test_lr_schedules_decay_to_zero_over_the_run():
+    for schedule, at_half in (("linear", 1e-3), ("cosine", 1e-3)):
+        trainer, _ = build(tiny_config(steps=10, lr_schedule=schedule, lr_generator=2e-3, lr_discriminator=2e-3))
+        lrs = []
+        for _ in range(10):
+            trainer.train_step()
+            lrs.append(trainer.generator_optimizer.param_groups[0]["lr"])
+        assert lrs[4] == pytest.approx(at_half, rel=1e-12) and lrs[-1] == pytest.approx(0.0, abs=1e-18)
+        assert trainer.discriminator_optimizer.param_groups[0]["lr"] == lrs[-1]
+
+
+def test_resume_with_a_schedule_is_bitwise_exact(tmp_path):
+    config = tiny_config(steps=12, lr_schedule="cosine")
+    straight, _ = build(config)
+    for _ in range(12):
+        straight.train_step()
+    first, _ = build(config)
+    for _ in range(5):
+        first.train_step()
+    outputs.save_checkpoint(tmp_path / "half.pt", first.state_dict())
+    second, _ = build(config)
+    second.load_state_dict(torch.load(tmp_path / "half.pt", weights_only=True))
+    for _ in range(7):
+        second.train_step()
+    assert_same_bits(snapshot(straight), snapshot(second))
+    run(config, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="cosine learning-rate schedule ends at step 12, not 20"):
+        run(config.replace(steps=20), tmp_path / "run", resume=True, explicit={"steps"})
+
+
+def test_optimizer_and_scheduler_errors_name_the_argument():
+    config = tiny_config()
+    generator, discriminator = models.generator(config, 2), models.discriminator(config, 2)
+    wrong = torch.optim.Adam(discriminator.parameters())
+    with pytest.raises(ValueError, match="generator_optimizer must optimise exactly the generator's parameters"):
+        GANTrainer(generator, discriminator, datasets.ring8(), config, generator_optimizer=wrong)
+    with pytest.raises(ValueError, match="discriminator_scheduler must schedule the discriminator's optimiser"):
+        GANTrainer(generator, discriminator, datasets.ring8(), config,
+                   discriminator_scheduler=torch.optim.lr_scheduler.StepLR(wrong, 1))
+    g_opt = torch.optim.Adam(generator.parameters())
+    with pytest.raises(ValueError, match="pass generator_scheduler or set lr_schedule, not both"):
+        GANTrainer(generator, discriminator, datasets.ring8(), config.replace(lr_schedule="linear"),
+                   generator_optimizer=g_opt, generator_scheduler=torch.optim.lr_scheduler.StepLR(g_opt, 1))
 
 
 def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path):
@@ -341,11 +557,20 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     (["--generator-cost", "wasserstein"], "generator_cost must be one of"),
     (["--steps", "-3"], "steps must be >= 0"),
     (["--resume"], "no checkpoint to resume from"),
+    (["--lr-schedule", "step"], "lr_schedule must be one of constant, linear, cosine, got 'step'"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *args]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_cli_output_folder_errors_are_one_line(tmp_path, capsys):
+    (tmp_path / "a_file").write_text("")
+    assert cli.main(["train", "--out", str(tmp_path / "a_file" / "run"), "--steps", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"cannot write to the output folder {tmp_path / 'a_file' / 'run'}: Not a directory" in err
+    assert err.count("\n") == 1
 
 
 def test_cli_bad_flag_is_one_line(capsys):
@@ -387,44 +612,88 @@ def test_cli_config_file_and_bad_config(tmp_path, capsys):
 
 DDP_SCRIPT = textwrap.dedent("""
     import json, sys, torch, torch.distributed as dist
-    from fusedgan.train import TrainConfig
+    from fusedgan.train import GANTrainer, TrainConfig, datasets, models
     from fusedgan.train.run import build, run
-    out, steps, resume, report = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "resume", sys.argv[4]
-    config = TrainConfig(hidden=16, depth=2, batch_size=32, steps=steps, log_every=5, checkpoint_every=10,
-                         eval_samples=200, r1_gamma=1.0)
-    run(config, out, resume=resume, explicit={"steps"}, progress=False)
-    state = torch.load(out + "/checkpoint.pt", weights_only=True)
-    # what this process holds: its own players, rebuilt from the checkpoint it resumed or wrote
-    trainer, _ = build(config)
-    trainer.load_state_dict(state)
-    flat = torch.cat([p.detach().flatten() for p in trainer.generator.parameters()])
-    # each rank reports in a file of its own (lines of two processes on one pipe can interleave)
-    with open(f"{report}-{dist.get_rank()}.json", "w") as f:
-        json.dump({"rank": dist.get_rank(), "sum": flat.double().sum().item()}, f)
+    mode, payload = sys.argv[1], json.loads(sys.argv[2])
+    if mode == "run":
+        config = TrainConfig(**payload["config"])
+        run(config, payload["out"], resume=payload["resume"], explicit={"steps"}, progress=False)
+        sys.exit()
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    for name, settings in payload["configs"].items():
+        config = TrainConfig(**settings).validate()
+        if name == "float64":  # the test's own players
+            torch.manual_seed(0)
+            players = models.generator(config, 2).double(), models.discriminator(config, 2).double()
+            trainer = GANTrainer(*players, datasets.ring8(), config)
+        else:
+            trainer, _ = build(config)
+        for _ in range(payload["steps"][name]):
+            trainer.train_step()
+        # what this process holds in memory, in a file of its own
+        held = {f"g.{k}": v for k, v in trainer.generator.state_dict().items()}
+        held.update({f"d.{k}": v for k, v in trainer.discriminator.state_dict().items()})
+        held["sampler"] = trainer.sampler.get_state()
+        torch.save(held, f"{payload['report']}-{name}-{rank}.pt")
 """)
 
 
-@pytest.mark.slow
-def test_two_process_ddp_run_keeps_ranks_identical_and_resumes(tmp_path):
-    script = tmp_path / "ddp_run.py"
+def torchrun(tmp_path: Path, mode: str, payload: dict) -> None:
+    script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               str(script), mode, json.dumps(payload)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
 
-    def torchrun(out: Path, steps: int, mode: str) -> list[dict]:
-        report = tmp_path / f"report-{out.name}-{steps}"
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                   str(script), str(out), str(steps), mode, str(report)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return [json.loads(Path(f"{report}-{rank}.json").read_text()) for rank in (0, 1)]
 
-    straight = torchrun(tmp_path / "straight", 20, "fresh")
-    assert [r["rank"] for r in straight] == [0, 1] and straight[0]["sum"] == straight[1]["sum"]
+DDP_CONFIGS = {
+    "simultaneous": dict(update="simultaneous"),
+    "alternating": dict(update="alternating"),
+    "alternating_n_critic_2": dict(update="alternating", n_critic=2),
+}
+
+
+@pytest.mark.slow
+def test_two_process_ddp_ranks_hold_the_same_bits_and_average_gradients(tmp_path):
+    """Each rank's own players, in memory, after several steps of each update rule; and one
+    float64 step against the reference that averages the two ranks' gradients."""
+    configs = {name: {**TINY, "r1_gamma": 1.0, **options} for name, options in DDP_CONFIGS.items()}
+    float64 = {**TINY, "lr_generator": 1e-2, "lr_discriminator": 1e-2}
+    configs["float64"] = float64
+    steps = {**{name: 6 for name in DDP_CONFIGS}, "float64": 1}
+    report = tmp_path / "held"
+    torchrun(tmp_path, "in_memory", {"configs": configs, "steps": steps, "report": str(report)})
+    for name in configs:
+        ranks = [torch.load(f"{report}-{name}-{rank}.pt", weights_only=True) for rank in (0, 1)]
+        assert not torch.equal(ranks[0].pop("sampler"), ranks[1].pop("sampler"))  # each drew its own batches
+        assert_same_bits(*ranks)
+    config = tiny_config(**float64)
+    reference = ReferenceGAN(*tiny_players(config), config)
+    half = config.batch_size // 2
+    reference.train_step([next(ring8_minibatches(config, rank, half)) for rank in (0, 1)])
+    held = torch.load(f"{report}-float64-0.pt", weights_only=True)
+    ours = [v for k, v in held.items() if k.startswith("g.")] + [v for k, v in held.items() if k.startswith("d.")]
+    for mine, theirs in zip(ours, reference.g_params + reference.d_params, strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=1e-12, atol=1e-14)
+    lonely = ReferenceGAN(*tiny_players(config), config)  # rank 0's gradient alone would differ
+    lonely.train_step([next(ring8_minibatches(config, 0, half))])
+    assert not torch.allclose(lonely.d_params[0], reference.d_params[0], rtol=1e-9, atol=0)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_run_resumes_exactly(tmp_path):
+    config = {**TINY, "r1_gamma": 1.0}
+
+    def ddp_run(out: str, steps: int, resume: bool) -> None:
+        torchrun(tmp_path, "run", {"config": {**config, "steps": steps}, "out": str(tmp_path / out), "resume": resume})
+
+    ddp_run("straight", 20, False)
     assert sorted(p.name for p in (tmp_path / "straight").iterdir()) == sorted(
-        ["checkpoint.pt", "log.csv", "losses.png", "metrics.json", "samples.png"])
+        ["checkpoint.pt", "log.csv", "losses.png", "metrics.json", "samples.png", "tensorboard"])
     state = torch.load(tmp_path / "straight" / outputs.CHECKPOINT, weights_only=True)
     assert len(state["rng"]["sampler"]) == 2
-    torchrun(tmp_path / "halves", 10, "fresh")
-    resumed = torchrun(tmp_path / "halves", 20, "resume")
-    assert resumed[0]["sum"] == resumed[1]["sum"] == straight[0]["sum"]
+    ddp_run("halves", 10, False)
+    ddp_run("halves", 20, True)
     assert_same_bits(parameters(tmp_path / "straight"), parameters(tmp_path / "halves"))

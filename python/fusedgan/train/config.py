@@ -13,6 +13,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 UPDATE_RULES = ("simultaneous", "alternating")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 class ConfigError(ValueError):
@@ -33,6 +34,7 @@ class TrainConfig:
     lr_generator: float = 2e-4
     lr_discriminator: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
+    lr_schedule: str = "constant"  # or "linear" / "cosine" decay to zero over `steps`
     real_label: float = 1.0  # one-sided label smoothing when below 1
     n_critic: int = 1  # discriminator steps per generator step
     r1_gamma: float = 10.0  # weight of the R1 penalty gamma/2 E|grad_x D(x)|^2 on real data
@@ -57,6 +59,8 @@ class TrainConfig:
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
             (self.hidden >= 1 and self.depth >= 1, f"hidden and depth must be >= 1, got {self.hidden}, {self.depth}"),
             (self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator and lr_discriminator must be > 0"),
+            (self.lr_schedule in LR_SCHEDULES,
+             f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"),
             (len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas), f"betas must be two numbers in [0, 1), got {self.betas}"),
             (0 < self.real_label <= 1, f"real_label must be in (0, 1], got {self.real_label}"),
             (self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}"),

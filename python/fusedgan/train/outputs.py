@@ -46,6 +46,21 @@ def _umask() -> int:
     return mask
 
 
+class OutputError(ValueError):
+    """An output folder that cannot be created or written to."""
+
+
+def prepare_folder(out: Path) -> None:
+    """Creates `out` if needed and proves it writable, before any training time is spent."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        descriptor, probe = tempfile.mkstemp(dir=out, prefix=".write-test.")
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise OutputError(f"cannot write to the output folder {out}: {error.strerror or error}") from None
+
+
 def save_checkpoint(path: Path, state: dict) -> None:
     write_atomically(path, lambda f: torch.save(state, f))
 
@@ -132,19 +147,50 @@ def plot_samples_2d(path: Path, samples: torch.Tensor, modes: torch.Tensor, titl
     _save_figure(path, figure)
 
 
-def plot_image_grid(path: Path, images: torch.Tensor, shape: tuple[int, int], title: str, columns: int = 10) -> None:
-    """Generated images (rows of pixels in [-1, 1]) in a grid."""
-    plt = _pyplot()
+def image_grid(images: torch.Tensor, shape: tuple[int, int], columns: int = 10) -> torch.Tensor:
+    """The first columns^2 images (rows of pixels in [-1, 1]) tiled into one (H, W) image,
+    a one-pixel background margin around every tile."""
     count = min(len(images), columns * columns)
     rows = (count + columns - 1) // columns
     height, width = shape
-    # a one-pixel background margin around every tile
     tiles = torch.full((rows * columns, height + 2, width + 2), -1.0)
     tiles[:count, 1:-1, 1:-1] = images[:count].detach().cpu().reshape(count, height, width)
-    grid = tiles.reshape(rows, columns, height + 2, width + 2).permute(0, 2, 1, 3).reshape(rows * (height + 2), -1)
-    figure, axes = plt.subplots(figsize=(5, 5 * rows / columns + 0.4))
+    return tiles.reshape(rows, columns, height + 2, width + 2).permute(0, 2, 1, 3).reshape(rows * (height + 2), -1)
+
+
+def plot_image_grid(path: Path, images: torch.Tensor, shape: tuple[int, int], title: str, columns: int = 10) -> None:
+    """Generated images in a grid."""
+    plt = _pyplot()
+    grid = image_grid(images, shape, columns)
+    figure, axes = plt.subplots(figsize=(5, 5 * grid.shape[0] / grid.shape[1] + 0.4))
     axes.imshow(grid.numpy(), cmap="gray_r", vmin=-1, vmax=1)
     axes.set_axis_off()
     axes.set_title(title)
     figure.tight_layout()
     _save_figure(path, figure)
+
+
+def tensorboard_writer(out: Path):
+    """A SummaryWriter into out/tensorboard when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def log_row_to_tensorboard(writer, columns: tuple[str, ...], row: list[float]) -> None:
+    step = int(row[0])
+    for name, value in zip(columns[1:], row[1:]):
+        writer.add_scalar(f"train/{name}", value, step)
+
+
+def log_result_to_tensorboard(writer, metrics: dict, samples: torch.Tensor, image_shape: tuple[int, int] | None) -> None:
+    """The final metrics as scalars and, for images, the sample grid (white ink on black, as
+    the digits are drawn)."""
+    step = metrics["step"]
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) and name != "step":
+            writer.add_scalar(f"metrics/{name}", value, step)
+    if image_shape is not None:
+        writer.add_image("samples", (image_grid(samples, image_shape) + 1) / 2, step, dataformats="HW")

@@ -1,6 +1,6 @@
 """A whole training run, as `fusedgan train` starts it: set-up (under torchrun too), the
-loop with its progress bar, checkpoints at intervals and on Ctrl-C, resume, evaluation
-and the output folder:
+loop with its progress bar (tqdm), checkpoints at intervals and on Ctrl-C, resume,
+evaluation and the output folder:
 
     metrics.json   step, modes, high_quality, reverse_kl (2-D sets) or the Parzen
                    log-likelihood (images), seconds
@@ -8,18 +8,20 @@ and the output folder:
     losses.png     both costs over the steps
     log.csv        the logged rows (step, costs, mean D(x), mean D(G(z)), accuracy)
     checkpoint.pt  everything needed to continue bit for bit
+    tensorboard/   the logged rows, the metrics and the samples, when the tensorboard
+                   package is installed
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from . import datasets, models, outputs
 from .config import ConfigError, TrainConfig
@@ -44,39 +46,14 @@ def resume_config(saved: dict, requested: TrainConfig, explicit: set[str]) -> Tr
     changes = {}
     for name in explicit:
         value = getattr(requested, name)
+        if name == "steps" and config.lr_schedule != "constant" and value != config.steps:
+            raise ConfigError(f"--resume continues the saved run, whose {config.lr_schedule} learning-rate schedule "
+                              f"ends at step {config.steps}, not {value}")
         if name in RESUMABLE_CHANGES:
             changes[name] = value
         elif value != getattr(config, name):
             raise ConfigError(f"--resume continues the saved run, whose {name} is {getattr(config, name)!r}, not {value!r}")
     return config.replace(**changes)
-
-
-class Progress:
-    """step/total, both costs, mean D(x) and D(G(z)) on one line: redrawn in place on a
-    terminal, else printed every tenth of the run."""
-
-    def __init__(self, total: int, stream=sys.stderr, enabled: bool = True) -> None:
-        self.total, self.stream, self.enabled = total, stream, enabled
-        self.live = enabled and stream.isatty()
-        self.last_tenth = -1
-
-    def update(self, row: list[float], rate: float) -> None:
-        if not self.enabled:
-            return
-        step, d_cost, g_cost, d_real, d_fake, _ = row
-        done = step / max(1, self.total)
-        bar = "#" * int(20 * done) + "." * (20 - int(20 * done))
-        line = (f"[{bar}] {int(step)}/{self.total}  J(D) {d_cost:.4f}  J(G) {g_cost:.4f}  "
-                f"D(x) {d_real:.3f}  D(G(z)) {d_fake:.3f}  {rate:.0f} steps/s")
-        if self.live:
-            print("\r" + line, end="", file=self.stream, flush=True)
-        elif int(10 * done) > self.last_tenth:
-            self.last_tenth = int(10 * done)
-            print(line, file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.live:
-            print(file=self.stream, flush=True)
 
 
 class StopRequest:
@@ -161,7 +138,8 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
         except (KeyError, RuntimeError, ValueError) as error:
             raise outputs.CheckpointError(f"checkpoint {checkpoint_path} does not fit this run: {error}") from None
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        outputs.prepare_folder(out)
+    board = outputs.tensorboard_writer(out) if rank == 0 else None
 
     def save() -> None:
         state = trainer.state_dict()  # every process: the minibatch streams are gathered
@@ -169,15 +147,20 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
             outputs.save_checkpoint(checkpoint_path, state)
             outputs.write_log(out / "log.csv", GANTrainer.HISTORY_COLUMNS, trainer.history)
 
-    bar = Progress(config.steps, enabled=progress and rank == 0)
-    start, start_step = time.perf_counter(), trainer.step
+    bar = tqdm(total=config.steps, initial=trainer.step, unit="step", dynamic_ncols=True,
+               disable=not (progress and rank == 0))
+    start = time.perf_counter()
     try:
         with StopRequest() as stop:
             while trainer.step < config.steps:
                 result = trainer.train_step()
                 if trainer.step % config.log_every == 0 or trainer.step == config.steps:
+                    trainer.guard.check()
                     row = trainer.log_row(result)
-                    bar.update(row, (trainer.step - start_step) / max(1e-9, time.perf_counter() - start))
+                    bar.update(trainer.step - bar.n)
+                    bar.set_postfix_str("J(D) {1:.4f}  J(G) {2:.4f}  D(x) {3:.3f}  D(G(z)) {4:.3f}".format(*row), refresh=False)
+                    if board is not None:
+                        outputs.log_row_to_tensorboard(board, GANTrainer.HISTORY_COLUMNS, row)
                     if stop.agreed():
                         trainer.seconds += time.perf_counter() - start
                         save()
@@ -190,6 +173,8 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
         raise RunError(f"{error}; {kept}") from None
     finally:
         bar.close()
+        if board is not None:
+            board.flush()
     trainer.seconds += time.perf_counter() - start
     save()
     metrics = {}
@@ -203,6 +188,9 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
         else:
             outputs.plot_image_grid(out / "samples.png", samples, dataset.image_shape, title)
         outputs.plot_losses(out / "losses.png", GANTrainer.HISTORY_COLUMNS, trainer.history)
+        if board is not None:
+            outputs.log_result_to_tensorboard(board, metrics, samples, dataset.image_shape)
+            board.close()
     if distributed_world()[1] > 1:
         dist.barrier()
     return metrics

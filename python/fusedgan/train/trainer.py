@@ -16,7 +16,6 @@ initialised: each rank samples its own minibatches and the gradients are average
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 
 import torch
@@ -27,11 +26,11 @@ from .. import functional as F
 from .config import TrainConfig
 from .datasets import Dataset
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class NonFiniteCost(RuntimeError):
-    """A cost became NaN or infinite; the parameters are those of the step before."""
+    """A cost or gradient became NaN or infinite; the parameters are those of the step before."""
 
 
 @dataclass
@@ -49,43 +48,62 @@ def distributed_world() -> tuple[int, int]:
     return 0, 1
 
 
-class Adam:
-    """Adam (Kingma and Ba, 2014) over one list of parameters: one call of torch's fused Adam
-    kernel per step, without torch.optim's per-call bookkeeping (hooks, grouping by device
-    and dtype), which cost more than the kernel itself: about 0.1 ms a step, 4 % of a
-    default training step. Every parameter must have a gradient when `step` is called."""
+class NonFiniteGuard:
+    """Watches each update's costs and gradients on the device, so that a step needs no host
+    synchronisation: a non-finite value trips a flag that stays set, the optimisers skip
+    every update from then on (the `found_inf` input of torch's fused optimisers, as
+    torch.amp.GradScaler uses it), and `check` reads the flag at the logging interval and
+    before every checkpoint. Under torch.distributed the flag is the maximum over processes,
+    so that every process skips the same updates."""
 
-    def __init__(self, params: list[Tensor], lr: float, betas: tuple[float, float], eps: float = 1e-8) -> None:
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
-        self.exp_avg = [torch.zeros_like(p) for p in params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in params]
-        # a step count per parameter, as the kernel takes them
-        self.steps = [torch.zeros((), dtype=torch.float32, device=p.device) for p in params]
+    def __init__(self, device: torch.device, world_size: int) -> None:
+        self.world_size = world_size
+        self.tripped = torch.zeros((), dtype=torch.float32, device=device)  # 1.0 once tripped
+        self.tripped_at = torch.zeros((), dtype=torch.int64, device=device)  # the step that tripped it
 
-    @torch.no_grad()
-    def step(self) -> None:
-        torch._foreach_add_(self.steps, 1)  # the kernel reads the step counts, the caller advances them
-        torch._fused_adam_(self.params, [p.grad for p in self.params], self.exp_avg, self.exp_avg_sq, [], self.steps,
-                           lr=self.lr, beta1=self.betas[0], beta2=self.betas[1], weight_decay=0.0, eps=self.eps,
-                           amsgrad=False, maximize=False)
+    def observe(self, step: int, costs: list[Tensor], grads: list[Tensor]) -> None:
+        values = torch.stack([c.detach().float() for c in costs] + [torch.nn.utils.get_total_norm(grads).float()])
+        bad = (~torch.isfinite(values).all()).float()
+        if self.world_size > 1:
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)
+        self.tripped_at.copy_(torch.where(bad > self.tripped, step, self.tripped_at))
+        torch.maximum(self.tripped, bad, out=self.tripped)
 
-    def state_dict(self) -> dict:
-        return {"exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq, "step": self.steps}
+    def check(self) -> None:
+        """Raises NonFiniteCost if any update so far was not finite (a host synchronisation)."""
+        if self.tripped.item():
+            raise NonFiniteCost(f"a cost or gradient is not finite at step {self.tripped_at.item()}: the run is stopped")
 
-    @torch.no_grad()
-    def load_state_dict(self, state: dict) -> None:
-        for mine, saved in ((self.exp_avg, state["exp_avg"]), (self.exp_avg_sq, state["exp_avg_sq"]), (self.steps, state["step"])):
-            if len(saved) != len(mine) or any(a.shape != b.shape for a, b in zip(mine, saved)):
-                raise ValueError("the optimiser state does not fit these parameters")
-            for a, b in zip(mine, saved):
-                a.copy_(b)
+
+def default_optimizer(params: list[Tensor], lr: float, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, betas=config.betas, fused=True)
+
+
+def default_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """config.lr_schedule over config.steps: constant (None), a linear decay to zero, or a
+    cosine one."""
+    if config.lr_schedule == "linear":
+        return torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=max(1, config.steps))
+    if config.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, config.steps))
+    return None
 
 
 class GANTrainer:
     """Trains `generator` (z -> x) against `discriminator` (x -> one logit per row) on
-    samples of `dataset` with the settings of `config` (see TrainConfig)."""
+    samples of `dataset` with the settings of `config` (see TrainConfig).
 
-    def __init__(self, generator: nn.Module, discriminator: nn.Module, dataset: Dataset, config: TrainConfig) -> None:
+    Each player's optimiser defaults to torch.optim.Adam(fused=True) with the config's
+    learning rate and betas, its scheduler to config.lr_schedule; any torch.optim optimiser
+    over exactly that player's parameters, and any scheduler of it, may be passed instead.
+    Their states go into the checkpoint. An optimiser without torch's `found_inf` input (the
+    fused ones have it) costs the NaN guard one host synchronisation per update."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module, dataset: Dataset, config: TrainConfig, *,
+                 generator_optimizer: torch.optim.Optimizer | None = None,
+                 discriminator_optimizer: torch.optim.Optimizer | None = None,
+                 generator_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+                 discriminator_scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
         self.config = config.validate()
         self.device = torch.device(config.device)
         self.dtype = next(generator.parameters()).dtype  # of the minibatches too
@@ -101,8 +119,12 @@ class GANTrainer:
         self.discriminator_step_module = self._distributed(self.discriminator)
         self.generator_params = list(self.generator.parameters())
         self.discriminator_params = list(self.discriminator.parameters())
-        self.generator_optimizer = Adam(self.generator_params, config.lr_generator, config.betas)
-        self.discriminator_optimizer = Adam(self.discriminator_params, config.lr_discriminator, config.betas)
+        self.guard = NonFiniteGuard(self.device, self.world_size)
+        self.generator_optimizer = self._optimizer(generator_optimizer, self.generator_params, config.lr_generator, "generator")
+        self.discriminator_optimizer = self._optimizer(
+            discriminator_optimizer, self.discriminator_params, config.lr_discriminator, "discriminator")
+        self.generator_scheduler = self._scheduler(generator_scheduler, self.generator_optimizer, "generator")
+        self.discriminator_scheduler = self._scheduler(discriminator_scheduler, self.discriminator_optimizer, "discriminator")
         self.generator_ema = None
         if config.ema_decay > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
@@ -121,6 +143,25 @@ class GANTrainer:
             return module
         device_ids = [self.device.index] if self.device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+    def _optimizer(self, given: torch.optim.Optimizer | None, params: list[Tensor], lr: float, player: str) -> torch.optim.Optimizer:
+        optimizer = default_optimizer(params, lr, self.config) if given is None else given
+        covered = [id(p) for group in optimizer.param_groups for p in group["params"]]
+        if sorted(covered) != sorted(id(p) for p in params):
+            raise ValueError(f"{player}_optimizer must optimise exactly the {player}'s parameters")
+        if getattr(optimizer, "_step_supports_amp_scaling", False):
+            optimizer.found_inf = self.guard.tripped  # skips the update on the device once tripped
+        return optimizer
+
+    def _scheduler(self, given: torch.optim.lr_scheduler.LRScheduler | None, optimizer: torch.optim.Optimizer,
+                   player: str) -> torch.optim.lr_scheduler.LRScheduler | None:
+        if given is None:
+            return default_scheduler(optimizer, self.config)
+        if self.config.lr_schedule != "constant":
+            raise ValueError(f"pass {player}_scheduler or set lr_schedule, not both")
+        if given.optimizer is not optimizer:
+            raise ValueError(f"{player}_scheduler must schedule the {player}'s optimiser")
+        return given
 
     # ---- one step
 
@@ -152,18 +193,13 @@ class GANTrainer:
             p.grad = None
         torch.autograd.backward(cost, inputs=params, retain_graph=retain_graph)
 
-    def _check_finite(self, *costs: Tensor) -> None:
-        """Stops before a non-finite cost can reach the parameters; every process stops at
-        the same step (a NaN on any one of them reaches the others through the sum)."""
-        if self.world_size > 1:
-            total = sum(c.detach() for c in costs)
-            dist.all_reduce(total)
-            finite = math.isfinite(total.item())
-        else:
-            finite = all(math.isfinite(c.item()) for c in costs)  # no tensor op: a step is short
-        if not finite:
-            values = ", ".join(f"{c.item():.4g}" for c in costs)
-            raise NonFiniteCost(f"a cost is not finite at step {self.step + 1} ({values}): the run is stopped")
+    def _update(self, costs: list[Tensor], params: list[Tensor], optimizers: list[torch.optim.Optimizer]) -> None:
+        """The optimisers' steps, skipped on the device once a cost or gradient was not finite."""
+        self.guard.observe(self.step + 1, costs, [p.grad for p in params if p.grad is not None])
+        if not all(hasattr(o, "found_inf") for o in optimizers):
+            self.guard.check()
+        for optimizer in optimizers:
+            optimizer.step()
 
     def _discriminator_step(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A discriminator step on a fresh minibatch (the fakes detached); returns the
@@ -172,9 +208,8 @@ class GANTrainer:
         with torch.no_grad():
             fake = self.generator(z)
         total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
-        self._check_finite(total)
         self._gradients(total, self.discriminator_params)
-        self.discriminator_optimizer.step()
+        self._update([total], self.discriminator_params, [self.discriminator_optimizer])
         return z, cost, real_logits, fake_logits
 
     def _simultaneous_step(self) -> StepResult:
@@ -182,13 +217,12 @@ class GANTrainer:
         fake = self.generator_step_module(z)
         d_total, d_cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
         g_cost = F.generator_cost(fake_logits, kind=self.config.generator_cost)
-        self._check_finite(d_total, g_cost)
         # both gradients before either player moves (the saved activations hold the
         # parameters of this step)
         self._gradients(d_total, self.discriminator_params, retain_graph=True)
         self._gradients(g_cost, self.generator_params)
-        self.discriminator_optimizer.step()
-        self.generator_optimizer.step()
+        self._update([d_total, g_cost], self.discriminator_params + self.generator_params,
+                     [self.discriminator_optimizer, self.generator_optimizer])
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
 
     def _alternating_step(self) -> StepResult:
@@ -197,9 +231,8 @@ class GANTrainer:
         # discriminator gradient, so it bypasses the gradient-averaging wrapper
         fake_logits_now = self.discriminator(self.generator_step_module(z)).squeeze(-1)
         g_cost = F.generator_cost(fake_logits_now, kind=self.config.generator_cost)
-        self._check_finite(g_cost)
         self._gradients(g_cost, self.generator_params)
-        self.generator_optimizer.step()
+        self._update([g_cost], self.generator_params, [self.generator_optimizer])
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
 
     def train_step(self) -> StepResult:
@@ -211,6 +244,9 @@ class GANTrainer:
         else:
             result = self._alternating_step()
         self.step += 1
+        for scheduler in (self.generator_scheduler, self.discriminator_scheduler):
+            if scheduler is not None:
+                scheduler.step()
         if self.generator_ema is not None:
             # the decay warms up as (1 + t) / (10 + t), so that the average follows the early
             # steps instead of holding on to the initial generator
@@ -242,7 +278,9 @@ class GANTrainer:
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit. Under torch.distributed
-        every process must call it (the minibatch streams of all ranks are gathered)."""
+        every process must call it (the minibatch streams of all ranks are gathered).
+        Raises NonFiniteCost instead of returning a state past a non-finite update."""
+        self.guard.check()
         sampler_states = [self.sampler.get_state()]
         if self.world_size > 1:
             sampler_states = [None] * self.world_size
@@ -256,6 +294,8 @@ class GANTrainer:
             "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "generator_scheduler": _state_or_none(self.generator_scheduler),
+            "discriminator_scheduler": _state_or_none(self.discriminator_scheduler),
             "rng": {"torch": torch.get_rng_state(), "sampler": sampler_states,
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
@@ -274,6 +314,13 @@ class GANTrainer:
             self.generator_ema.load_state_dict(state["generator_ema"])
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        for name, scheduler in (("generator_scheduler", self.generator_scheduler),
+                                ("discriminator_scheduler", self.discriminator_scheduler)):
+            if (state[name] is None) != (scheduler is None):
+                raise ValueError(f"the checkpoint {'has no' if state[name] is None else 'has a'} {name}, this run "
+                                 f"{'has one' if state[name] is None else 'has none'}")
+            if scheduler is not None:
+                scheduler.load_state_dict(state[name])
         torch.set_rng_state(state["rng"]["torch"])
         if state["rng"]["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
@@ -281,3 +328,7 @@ class GANTrainer:
         self.step = int(state["step"])
         self.history = [list(row) for row in state["history"]]
         self.seconds = float(state["seconds"])
+
+
+def _state_or_none(scheduler: torch.optim.lr_scheduler.LRScheduler | None) -> dict | None:
+    return None if scheduler is None else scheduler.state_dict()
