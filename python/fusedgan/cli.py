@@ -49,11 +49,16 @@ def train(args: argparse.Namespace) -> int:
     from .train.run import Interrupted, RunError, run
 
     flags = {name: value for name, value in vars(args).items() if name in train_config.field_names()}
+    if "data" in vars(args):
+        if "dataset" in flags:
+            print("fusedgan train: error: give --dataset or --data, not both", file=sys.stderr)
+            return 1
+        flags["dataset"] = args.data
     try:
         settings = train_config.load_toml(args.config) if args.config else {}
         dataset = flags.get("dataset", settings.get("dataset", "ring8"))  # a flag, else the file, else ring8
         config = train_config.defaults_for(dataset).replace(**{**settings, **flags})
-        out = Path(args.out if args.out else f"runs/{config.dataset}")
+        out = Path(args.out if args.out else f"runs/{Path(config.dataset).stem}")
         metrics = run(config, out, resume=args.resume, explicit=set(flags) | set(settings), progress=not args.quiet)
     except (RunError, ValueError, outputs.CheckpointError) as error:
         print(f"fusedgan train: error: {error}", file=sys.stderr)
@@ -84,7 +89,14 @@ def main(argv: list[str] | None = None) -> int:
         description="Trains a GAN with the fused costs. Flags left out take the value of --config, "
         "else the dataset's default; with --resume, the saved run's.")
     given = argparse.SUPPRESS  # only the flags the user gave reach the namespace
-    train_parser.add_argument("--dataset", default=given, help="ring8 (default), grid25 or digits")
+    train_parser.add_argument("--dataset", default=given, help="ring8 (default), grid25, digits, mnist or stacked_mnist")
+    train_parser.add_argument("--data", default=given, metavar="PATH",
+                              help="your own images: a folder of image files, or a .npy / .npz array (N, H, W[, C])")
+    train_parser.add_argument("--model", default=given, help="dcgan (the default for images) or mlp")
+    train_parser.add_argument("--generator", default=given, metavar="MODULE:FACTORY",
+                              help="your own generator, built as FACTORY(config, sample_shape)")
+    train_parser.add_argument("--discriminator", default=given, metavar="MODULE:FACTORY",
+                              help="your own discriminator, built as FACTORY(config, sample_shape)")
     train_parser.add_argument("--seed", type=int, default=given)
     train_parser.add_argument("--out", default=None, help="output folder (default runs/<dataset>)")
     train_parser.add_argument("--steps", type=int, default=given)

@@ -22,15 +22,20 @@ class ConfigError(ValueError):
 
 @dataclass
 class TrainConfig:
-    dataset: str = "ring8"
+    dataset: str = "ring8"  # a name of datasets.DATASETS, or an image folder / .npy / .npz path
     seed: int = 0
     steps: int = 50000
     batch_size: int = 256
     update: str = "simultaneous"  # or "alternating"
     generator_cost: str = "non_saturating"  # or "minimax", "maximum_likelihood"
     latent_dim: int = 2
-    hidden: int = 128
-    depth: int = 3  # hidden layers of each player
+    model: str = "auto"  # "mlp" or "dcgan"; auto: dcgan for images, mlp for points
+    hidden: int = 128  # units per hidden layer (mlp) or the base channel count (dcgan)
+    hidden_discriminator: int = 0  # the discriminator's, when not 0
+    depth: int = 3  # hidden layers of each mlp player
+    spectral_norm: bool = False  # on the dcgan discriminator's layers
+    generator: str = ""  # module:factory building the generator as factory(config, sample_shape)
+    discriminator: str = ""  # the same for the discriminator
     lr_generator: float = 2e-4
     lr_discriminator: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
@@ -43,14 +48,18 @@ class TrainConfig:
     log_every: int = 100
     checkpoint_every: int = 1000
     eval_samples: int = 2500
+    sample_every: int = 1000  # steps between pictures of samples of fixed latent codes (0: none)
     device: str = "cpu"
 
     def validate(self) -> "TrainConfig":
-        from .datasets import DATASETS
+        from .datasets import DATASETS, is_path
+        from .models import MODELS
         from ..functional import GENERATOR_KINDS
 
         checks = [
-            (self.dataset in DATASETS, f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}"),
+            (self.dataset in DATASETS or is_path(self.dataset),
+             f"dataset must be one of {', '.join(DATASETS)}, or an image folder, a .npy or a .npz file; got {self.dataset!r}"),
+            (self.model in MODELS, f"model must be one of {', '.join(MODELS)}, got {self.model!r}"),
             (self.update in UPDATE_RULES, f"update must be one of {', '.join(UPDATE_RULES)}, got {self.update!r}"),
             (self.generator_cost in GENERATOR_KINDS,
              f"generator_cost must be one of {', '.join(GENERATOR_KINDS)}, got {self.generator_cost!r}"),
@@ -58,6 +67,7 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.latent_dim >= 1, f"latent_dim must be >= 1, got {self.latent_dim}"),
             (self.hidden >= 1 and self.depth >= 1, f"hidden and depth must be >= 1, got {self.hidden}, {self.depth}"),
+            (self.hidden_discriminator >= 0, f"hidden_discriminator must be >= 0, got {self.hidden_discriminator}"),
             (self.lr_generator > 0 and self.lr_discriminator > 0, "lr_generator and lr_discriminator must be > 0"),
             (self.lr_schedule in LR_SCHEDULES,
              f"lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}"),
@@ -69,6 +79,7 @@ class TrainConfig:
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1"),
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
+            (self.sample_every >= 0, f"sample_every must be >= 0, got {self.sample_every}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -98,11 +109,13 @@ def field_names() -> list[str]:
 
 def defaults_for(dataset: str) -> TrainConfig:
     """The default settings of a dataset: grid25's 25 modes take longer to sharpen than the
-    ring's 8; the images need a bigger latent space and net."""
+    ring's 8; the images need a bigger latent space, convolutional players and smaller batches."""
+    from .datasets import IMAGE_DATASETS, is_path
+
     if dataset == "grid25":
         return TrainConfig(dataset=dataset, steps=80000)
-    if dataset == "digits":
-        return TrainConfig(dataset=dataset, latent_dim=32, hidden=256, steps=10000)
+    if dataset in IMAGE_DATASETS or is_path(dataset):
+        return TrainConfig(dataset=dataset, latent_dim=64, hidden=64, batch_size=64, steps=10000, r1_gamma=1.0)
     return TrainConfig(dataset=dataset)
 
 

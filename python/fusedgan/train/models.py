@@ -1,10 +1,17 @@
-"""The two players: multilayer perceptrons, as in the PacGAN / VEEGAN 2-D experiments."""
+"""The two players: multilayer perceptrons, as in the PacGAN / VEEGAN 2-D experiments, and
+DCGAN-style convolutional nets for images (Radford et al. 2016), sized from the image shape;
+or the user's own, from a `module:factory` setting."""
 
 from __future__ import annotations
 
+import importlib
+import math
+
 from torch import nn
 
-from .config import TrainConfig
+from .config import ConfigError, TrainConfig
+
+MODELS = ("auto", "mlp", "dcgan")
 
 
 def mlp(inputs: int, hidden: int, depth: int, outputs: int, activation: type[nn.Module]) -> nn.Sequential:
@@ -17,19 +24,112 @@ def mlp(inputs: int, hidden: int, depth: int, outputs: int, activation: type[nn.
     return nn.Sequential(*layers)
 
 
-def generator(config: TrainConfig, data_dim: int, images: bool = False) -> nn.Sequential:
-    """z (latent_dim) -> x (data_dim); images end in tanh, as their pixels lie in [-1, 1]."""
-    net = mlp(config.latent_dim, config.hidden, config.depth, data_dim, nn.ReLU)
-    if images:
-        net.append(nn.Tanh())
-    return net
-
-
 class LeakyReLU(nn.LeakyReLU):
     def __init__(self) -> None:
         super().__init__(0.2)
 
 
-def discriminator(config: TrainConfig, data_dim: int) -> nn.Sequential:
-    """x -> one logit per sample, shape (N, 1)."""
-    return mlp(data_dim, config.hidden, config.depth, 1, LeakyReLU)
+def model_kind(config: TrainConfig, sample_shape: tuple[int, ...]) -> str:
+    """config.model, with `auto` resolved: dcgan for images, mlp for points."""
+    if config.model != "auto":
+        return config.model
+    return "dcgan" if len(sample_shape) == 3 else "mlp"
+
+
+def generator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+    """z (N, latent_dim) -> samples (N, *sample_shape); images end in tanh, as their pixels
+    lie in [-1, 1]."""
+    if config.generator:
+        return from_factory(config.generator, config, sample_shape, "generator")
+    if model_kind(config, sample_shape) == "dcgan":
+        return dcgan_generator(config, sample_shape)
+    net = mlp(config.latent_dim, config.hidden, config.depth, math.prod(sample_shape), nn.ReLU)
+    if len(sample_shape) == 3:
+        net.extend([nn.Tanh(), nn.Unflatten(1, sample_shape)])
+    return net
+
+
+def discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+    """samples (N, *sample_shape) -> one logit per sample, (N, 1)."""
+    if config.discriminator:
+        return from_factory(config.discriminator, config, sample_shape, "discriminator")
+    hidden = config.hidden_discriminator or config.hidden
+    if model_kind(config, sample_shape) == "dcgan":
+        return dcgan_discriminator(config, sample_shape, hidden)
+    net = mlp(math.prod(sample_shape), hidden, config.depth, 1, LeakyReLU)
+    if len(sample_shape) == 3:
+        net.insert(0, nn.Flatten())
+    return net
+
+
+# ---- DCGAN
+
+
+def halvings(height: int, width: int, most: int = 4) -> int:
+    """How many times a stride-2 layer halves the image on its way to the smallest grid the
+    nets work on: while both sides stay even and at least 4 (28 -> 14 -> 7: 2; 32 -> 4: 3)."""
+    count = 0
+    while (count < most and height % 2 ** (count + 1) == 0 and width % 2 ** (count + 1) == 0
+           and min(height, width) // 2 ** (count + 1) >= 4):
+        count += 1
+    return count
+
+
+def dcgan_generator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Sequential:
+    """A linear layer onto the smallest grid, then transposed convolutions that double the
+    grid and halve the channels (batch norm and ReLU after each but the last), down to
+    `hidden` channels and then the image's, and tanh."""
+    channels, height, width = sample_shape
+    stages = halvings(height, width)
+    grid = (height >> stages, width >> stages)
+    wide = config.hidden * 2 ** max(0, stages - 1)
+    layers: list[nn.Module] = [nn.Linear(config.latent_dim, wide * grid[0] * grid[1], bias=False),
+                               nn.Unflatten(1, (wide, *grid)), nn.BatchNorm2d(wide), nn.ReLU()]
+    for _ in range(stages - 1):
+        layers += [nn.ConvTranspose2d(wide, wide // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(wide // 2), nn.ReLU()]
+        wide //= 2
+    if stages:
+        layers.append(nn.ConvTranspose2d(wide, channels, 4, 2, 1))
+    else:  # an odd-sized image: no upsampling
+        layers.append(nn.Conv2d(wide, channels, 3, 1, 1))
+    layers.append(nn.Tanh())
+    return nn.Sequential(*layers)
+
+
+def dcgan_discriminator(config: TrainConfig, sample_shape: tuple[int, ...], hidden: int) -> nn.Sequential:
+    """Strided convolutions that halve the grid and double the channels from `hidden`, each
+    followed by LeakyReLU(0.2), then a linear layer to one logit; spectral norm on every
+    layer when config.spectral_norm. No batch norm: it would couple the real and fake rows
+    of the one forward over both batches, and the R1 penalty's per-sample gradients."""
+    channels, height, width = sample_shape
+    stages = halvings(height, width)
+    norm = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda layer: layer)
+    layers: list[nn.Module] = []
+    wide, inputs = hidden, channels
+    for _ in range(max(1, stages)):
+        stride = 2 if stages else 1
+        layers += [norm(nn.Conv2d(inputs, wide, 4 if stages else 3, stride, 1)), LeakyReLU()]
+        inputs, wide = wide, wide * 2
+    grid = (height >> stages) * (width >> stages)
+    layers += [nn.Flatten(), norm(nn.Linear(inputs * grid, 1))]
+    return nn.Sequential(*layers)
+
+
+# ---- the user's own
+
+
+def from_factory(spec: str, config: TrainConfig, sample_shape: tuple[int, ...], player: str) -> nn.Module:
+    """`module:factory` imported and called as factory(config, sample_shape)."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ConfigError(f"{player} must be module:factory, got {spec!r}")
+    try:
+        factory = getattr(importlib.import_module(module_name), name)
+    except ImportError as error:
+        raise ConfigError(f"cannot import the {player} factory {spec!r}: {error}") from None
+    except AttributeError:
+        raise ConfigError(f"module {module_name!r} has no {player} factory {name!r}") from None
+    net = factory(config, sample_shape)
+    if not isinstance(net, nn.Module):
+        raise ConfigError(f"the {player} factory {spec!r} returned {type(net).__name__}, not an nn.Module")
+    return net

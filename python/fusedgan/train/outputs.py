@@ -147,23 +147,27 @@ def plot_samples_2d(path: Path, samples: torch.Tensor, modes: torch.Tensor, titl
     _save_figure(path, figure)
 
 
-def image_grid(images: torch.Tensor, shape: tuple[int, int], columns: int = 10) -> torch.Tensor:
-    """The first columns^2 images (rows of pixels in [-1, 1]) tiled into one (H, W) image,
-    a one-pixel background margin around every tile."""
+def image_grid(images: torch.Tensor, columns: int = 10) -> torch.Tensor:
+    """The first columns^2 images (N, C, H, W), pixels in [-1, 1], tiled into one (C, H', W')
+    image with a one-pixel background margin around every tile."""
     count = min(len(images), columns * columns)
     rows = (count + columns - 1) // columns
-    height, width = shape
-    tiles = torch.full((rows * columns, height + 2, width + 2), -1.0)
-    tiles[:count, 1:-1, 1:-1] = images[:count].detach().cpu().reshape(count, height, width)
-    return tiles.reshape(rows, columns, height + 2, width + 2).permute(0, 2, 1, 3).reshape(rows * (height + 2), -1)
+    channels, height, width = images.shape[1:]
+    tiles = torch.full((rows * columns, channels, height + 2, width + 2), -1.0)
+    tiles[:count, :, 1:-1, 1:-1] = images[:count].detach().cpu()
+    return (tiles.reshape(rows, columns, channels, height + 2, width + 2)
+            .permute(2, 0, 3, 1, 4).reshape(channels, rows * (height + 2), columns * (width + 2)))
 
 
-def plot_image_grid(path: Path, images: torch.Tensor, shape: tuple[int, int], title: str, columns: int = 10) -> None:
-    """Generated images in a grid."""
+def plot_image_grid(path: Path, images: torch.Tensor, title: str, columns: int = 10) -> None:
+    """Images (N, C, H, W) in a grid: one channel in grey, three in colour."""
     plt = _pyplot()
-    grid = image_grid(images, shape, columns)
-    figure, axes = plt.subplots(figsize=(5, 5 * grid.shape[0] / grid.shape[1] + 0.4))
-    axes.imshow(grid.numpy(), cmap="gray_r", vmin=-1, vmax=1)
+    grid = (image_grid(images, columns) + 1) / 2
+    figure, axes = plt.subplots(figsize=(5, 5 * grid.shape[1] / grid.shape[2] + 0.4))
+    if len(grid) == 1:
+        axes.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1)
+    else:
+        axes.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy())
     axes.set_axis_off()
     axes.set_title(title)
     figure.tight_layout()
@@ -185,12 +189,11 @@ def log_row_to_tensorboard(writer, columns: tuple[str, ...], row: list[float]) -
         writer.add_scalar(f"train/{name}", value, step)
 
 
-def log_result_to_tensorboard(writer, metrics: dict, samples: torch.Tensor, image_shape: tuple[int, int] | None) -> None:
-    """The final metrics as scalars and, for images, the sample grid (white ink on black, as
-    the digits are drawn)."""
+def log_result_to_tensorboard(writer, metrics: dict, samples: torch.Tensor) -> None:
+    """The final metrics as scalars and, for images (N, C, H, W), the sample grid."""
     step = metrics["step"]
     for name, value in metrics.items():
         if isinstance(value, (int, float)) and name != "step":
             writer.add_scalar(f"metrics/{name}", value, step)
-    if image_shape is not None:
-        writer.add_image("samples", (image_grid(samples, image_shape) + 1) / 2, step, dataformats="HW")
+    if samples.dim() == 4:
+        writer.add_image("samples", (image_grid(samples) + 1) / 2, step)

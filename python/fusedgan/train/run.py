@@ -5,6 +5,7 @@ evaluation and the output folder:
     metrics.json   step, modes, high_quality, reverse_kl (2-D sets) or the Parzen
                    log-likelihood (images), seconds
     samples.png    samples over the true modes, or a grid of generated images
+    progress/      step_<N>.png every sample_every steps: samples of the same latent codes
     losses.png     both costs over the steps
     log.csv        the logged rows (step, costs, mean D(x), mean D(G(z)), accuracy)
     checkpoint.pt  everything needed to continue bit for bit
@@ -25,11 +26,11 @@ from tqdm import tqdm
 
 from . import datasets, models, outputs
 from .config import ConfigError, TrainConfig
-from .metrics import mode_metrics, parzen_metrics
+from .metrics import image_metrics, mode_metrics
 from .trainer import GANTrainer, NonFiniteCost, distributed_world
 
 # settings a resumed run may change: they do not touch the arithmetic of a step
-RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "eval_samples")
+RESUMABLE_CHANGES = ("steps", "log_every", "checkpoint_every", "eval_samples", "sample_every")
 
 
 class RunError(RuntimeError):
@@ -106,8 +107,8 @@ def _init_distributed(config: TrainConfig) -> TrainConfig:
 def build(config: TrainConfig) -> tuple[GANTrainer, datasets.Dataset]:
     dataset = datasets.load(config.dataset)
     torch.manual_seed(config.seed)  # the same initial players in every process
-    generator = models.generator(config, dataset.dim, images=dataset.image_shape is not None)
-    discriminator = models.discriminator(config, dataset.dim)
+    generator = models.generator(config, dataset.sample_shape)
+    discriminator = models.discriminator(config, dataset.sample_shape)
     return GANTrainer(generator, discriminator, dataset, config), dataset
 
 
@@ -115,7 +116,22 @@ def evaluate(trainer: GANTrainer, dataset: datasets.Dataset) -> tuple[dict, torc
     samples = trainer.sample(trainer.config.eval_samples).cpu()
     if dataset.modes is not None:
         return mode_metrics(samples, dataset.modes, dataset.std), samples
-    return parzen_metrics(samples, dataset.validation.cpu(), dataset.test.cpu()), samples
+
+    def more_samples(n: int, chunk: int = 2000) -> torch.Tensor:
+        seeds = range(trainer.config.seed + 2, trainer.config.seed + 2 + (n + chunk - 1) // chunk)
+        return torch.cat([trainer.sample(chunk, seed=seed).cpu() for seed in seeds])[:n]
+
+    return image_metrics(samples, dataset, more_samples), samples
+
+
+PROGRESS_SAMPLES = 100
+
+
+def draw_samples(path: Path, samples: torch.Tensor, dataset: datasets.Dataset, title: str) -> None:
+    if dataset.modes is not None:
+        outputs.plot_samples_2d(path, samples, dataset.modes, title)
+    else:
+        outputs.plot_image_grid(path, samples, title)
 
 
 def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit: set[str] = frozenset(),
@@ -168,6 +184,13 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
                                           f"continue with --resume")
                 if trainer.step % config.checkpoint_every == 0:
                     save()
+                if rank == 0 and config.sample_every and trainer.step % config.sample_every == 0:
+                    samples = trainer.sample(PROGRESS_SAMPLES).cpu()  # the same latent codes every time
+                    (out / "progress").mkdir(exist_ok=True)
+                    draw_samples(out / "progress" / f"step_{trainer.step:07d}.png", samples, dataset,
+                                 f"{config.dataset}, step {trainer.step}")
+                    if board is not None and samples.dim() == 4:
+                        board.add_image("progress", (outputs.image_grid(samples) + 1) / 2, trainer.step)
     except NonFiniteCost as error:
         kept = f"the last good checkpoint is kept in {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
         raise RunError(f"{error}; {kept}") from None
@@ -182,14 +205,10 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
         metrics, samples = evaluate(trainer, dataset)
         metrics = {"dataset": config.dataset, "step": trainer.step, **metrics, "seconds": round(trainer.seconds, 3)}
         outputs.write_metrics(out / "metrics.json", metrics)
-        title = f"{config.dataset}, step {trainer.step}"
-        if dataset.modes is not None:
-            outputs.plot_samples_2d(out / "samples.png", samples, dataset.modes, title)
-        else:
-            outputs.plot_image_grid(out / "samples.png", samples, dataset.image_shape, title)
+        draw_samples(out / "samples.png", samples, dataset, f"{config.dataset}, step {trainer.step}")
         outputs.plot_losses(out / "losses.png", GANTrainer.HISTORY_COLUMNS, trainer.history)
         if board is not None:
-            outputs.log_result_to_tensorboard(board, metrics, samples, dataset.image_shape)
+            outputs.log_result_to_tensorboard(board, metrics, samples)
             board.close()
     if distributed_world()[1] > 1:
         dist.barrier()

@@ -184,7 +184,7 @@ class GANTrainer:
         total = cost
         if with_r1:
             (grad_real,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            total = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).sum(1).mean()
+            total = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).flatten(1).sum(1).mean()
         return total, cost, real_logits, fake_logits
 
     @staticmethod
@@ -268,8 +268,10 @@ class GANTrainer:
     @torch.no_grad()
     def sample(self, n: int, seed: int | None = None) -> Tensor:
         """n samples of the generator (its moving average if kept), from a latent stream of
-        their own so that sampling never moves the training's random state."""
-        generator = self.generator_ema if self.generator_ema is not None else self.generator
+        their own, by a copy of it: batch norm normalises by the samples' own statistics, as
+        in training, and its running statistics, like the training's random state, never
+        move."""
+        generator = copy.deepcopy(self.generator_ema if self.generator_ema is not None else self.generator)
         stream = torch.Generator(self.device).manual_seed(self.config.seed + 1 if seed is None else seed)
         z = torch.randn(n, self.config.latent_dim, generator=stream, device=self.device, dtype=self.dtype)
         return generator(z)
