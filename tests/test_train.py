@@ -556,6 +556,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     (["--steps", "-3"], "steps must be >= 0"),
     (["--resume"], "no checkpoint to resume from"),
     (["--lr-schedule", "step"], "lr_schedule must be one of constant, linear, cosine, got 'step'"),
+    (["--precision", "fp8"], "precision must be one of fp32, bf16, fp16, got 'fp8'"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *args]) == 1
@@ -695,3 +696,74 @@ def test_two_process_ddp_run_resumes_exactly(tmp_path):
     ddp_run("halves", 10, False)
     ddp_run("halves", 20, True)
     assert_same_bits(parameters(tmp_path / "straight"), parameters(tmp_path / "halves"))
+
+
+# ---- mixed precision (autocast; fp16 with a gradient scaler)
+
+
+def precision_config(precision, **changes):
+    return tiny_config(dataset="digits", latent_dim=8, hidden=8, batch_size=16, precision=precision, n_critic=2,
+                       update="alternating", **changes)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_resume_is_bitwise_exact(tmp_path, precision):
+    pytest.importorskip("sklearn")
+    config = precision_config(precision, steps=10)
+    straight, _ = build(config)
+    for _ in range(10):
+        result = straight.train_step()
+    assert result.real_logits.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    assert result.discriminator_cost.dtype == torch.float32
+    first, _ = build(config)
+    for _ in range(4):
+        first.train_step()
+    outputs.save_checkpoint(tmp_path / "half.pt", first.state_dict())
+    state = torch.load(tmp_path / "half.pt", weights_only=True)
+    assert bool(state["scaler"]) == (precision == "fp16")
+    second, _ = build(config)
+    second.load_state_dict(state)
+    for _ in range(6):
+        second.train_step()
+    assert_same_bits(snapshot(straight), snapshot(second))
+    assert straight.scaler.state_dict() == second.scaler.state_dict()
+
+
+def updated(state: dict) -> dict:
+    """What the optimisers move: the state without the batch norms' statistics (forward passes move those)."""
+    return {k: v for k, v in state.items() if ".running_" not in k and "num_batches_tracked" not in k}
+
+
+def test_fp16_overflow_is_the_scalers_and_a_nan_cost_the_guards():
+    pytest.importorskip("sklearn")
+    trainer, _ = build(precision_config("fp16"))
+    trainer.train_step()
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 100)  # every scaled gradient overflows
+    before = snapshot(trainer)
+    trainer.train_step()
+    assert trainer.scaler.get_scale() < 2.0 ** 100  # skipped and backed off
+    trainer.guard.check()  # not the guard's business
+    assert_same_bits(updated(snapshot(trainer)), updated(before))
+    trainer.scaler = torch.amp.GradScaler("cpu")
+    data = trainer.dataset.train.clone()
+    trainer.dataset.train.fill_(float("nan"))
+    before = snapshot(trainer)
+    trainer.train_step()
+    trainer.dataset.train.copy_(data)  # finite again: the guard still skips every update
+    for _ in range(2):
+        trainer.train_step()
+    with pytest.raises(NonFiniteCost, match="at step 3"):
+        trainer.guard.check()
+    assert_same_bits(updated(snapshot(trainer)), updated(before))
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_on_cuda_trains_and_resumes(tmp_path, precision):
+    config = tiny_config(dataset="mnist", hidden=8, latent_dim=8, batch_size=16, precision=precision, device="cuda",
+                         steps=20, sample_every=0)
+    run(config, tmp_path / "straight", progress=False)
+    run(config.replace(steps=10), tmp_path / "halves", progress=False)
+    result = run(config, tmp_path / "halves", resume=True, explicit={"steps"}, progress=False)
+    assert_same_bits(parameters(tmp_path / "straight"), parameters(tmp_path / "halves"))
+    assert math.isfinite(result["frechet_distance"])

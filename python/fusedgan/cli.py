@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
                               help="non_saturating (default), minimax or maximum_likelihood")
     train_parser.add_argument("--batch-size", dest="batch_size", type=int, default=given)
     train_parser.add_argument("--device", default=given, help="cpu (default) or cuda")
+    train_parser.add_argument("--precision", default=given,
+                              help="fp32 (default), or bf16 / fp16 mixed precision (autocast; fp16 with a gradient scaler)")
     train_parser.add_argument("--lr-schedule", dest="lr_schedule", default=given,
                               help="constant (default), or a linear or cosine decay to zero over the steps")
     train_parser.add_argument("--config", default=None, help="a TOML file of settings (see docs/api.md)")

@@ -13,6 +13,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 UPDATE_RULES = ("simultaneous", "alternating")
+PRECISIONS = ("fp32", "bf16", "fp16")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
@@ -50,6 +51,7 @@ class TrainConfig:
     eval_samples: int = 2500
     sample_every: int = 1000  # steps between pictures of samples of fixed latent codes (0: none)
     device: str = "cpu"
+    precision: str = "fp32"  # or "bf16", "fp16": mixed precision (autocast; fp16 with a gradient scaler)
 
     def validate(self) -> "TrainConfig":
         from .datasets import DATASETS, is_path
@@ -78,6 +80,7 @@ class TrainConfig:
             (self.r1_every >= 1, f"r1_every must be >= 1, got {self.r1_every}"),
             (0 <= self.ema_decay < 1, f"ema_decay must be in [0, 1), got {self.ema_decay}"),
             (self.log_every >= 1 and self.checkpoint_every >= 1, "log_every and checkpoint_every must be >= 1"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.eval_samples >= 1, f"eval_samples must be >= 1, got {self.eval_samples}"),
             (self.sample_every >= 0, f"sample_every must be >= 0, got {self.sample_every}"),
         ]

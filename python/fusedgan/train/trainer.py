@@ -9,7 +9,8 @@ One step samples a minibatch of data x and one of latent codes z, then moves bot
   J(G) through the updated discriminator.
 
 `n_critic` > 1 puts that many - 1 discriminator-only steps (fresh minibatches) before each
-step. Runs under torch.distributed with DistributedDataParallel when a process group is
+step. `precision` bf16 or fp16 runs the forward passes under autocast; fp16 scales the costs
+with a gradient scaler, whose state is checkpointed. Runs under torch.distributed with DistributedDataParallel when a process group is
 initialised: each rank samples its own minibatches and the gradients are averaged.
 """
 
@@ -75,6 +76,9 @@ class NonFiniteGuard:
             raise NonFiniteCost(f"a cost or gradient is not finite at step {self.tripped_at.item()}: the run is stopped")
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
 def default_optimizer(params: list[Tensor], lr: float, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=config.betas, fused=True)
 
@@ -120,6 +124,7 @@ class GANTrainer:
         self.generator_params = list(self.generator.parameters())
         self.discriminator_params = list(self.discriminator.parameters())
         self.guard = NonFiniteGuard(self.device, self.world_size)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.precision == "fp16")
         self.generator_optimizer = self._optimizer(generator_optimizer, self.generator_params, config.lr_generator, "generator")
         self.discriminator_optimizer = self._optimizer(
             discriminator_optimizer, self.discriminator_params, config.lr_discriminator, "discriminator")
@@ -165,6 +170,10 @@ class GANTrainer:
 
     # ---- one step
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=PRECISIONS[self.config.precision],
+                              enabled=self.config.precision != "fp32")
+
     def _minibatch(self) -> tuple[Tensor, Tensor]:
         real = self.dataset.sample(self.batch_size, self.sampler)
         z = torch.randn(self.batch_size, self.config.latent_dim, generator=self.sampler, device=self.device, dtype=self.dtype)
@@ -187,36 +196,46 @@ class GANTrainer:
             total = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).flatten(1).sum(1).mean()
         return total, cost, real_logits, fake_logits
 
-    @staticmethod
-    def _gradients(cost: Tensor, params: list[Tensor], retain_graph: bool = False) -> None:
+    def _gradients(self, cost: Tensor, params: list[Tensor], retain_graph: bool = False) -> None:
         for p in params:
             p.grad = None
-        torch.autograd.backward(cost, inputs=params, retain_graph=retain_graph)
+        torch.autograd.backward(self.scaler.scale(cost), inputs=params, retain_graph=retain_graph)
 
     def _update(self, costs: list[Tensor], params: list[Tensor], optimizers: list[torch.optim.Optimizer]) -> None:
         """The optimisers' steps, skipped on the device once a cost or gradient was not finite."""
-        self.guard.observe(self.step + 1, costs, [p.grad for p in params if p.grad is not None])
-        if not all(hasattr(o, "found_inf") for o in optimizers):
-            self.guard.check()
+        grads = [p.grad for p in params if p.grad is not None]
+        if self.scaler.is_enabled():
+            # fp16 gradients that overflow are the scaler's to skip (shrinking its scale); the
+            # guard watches the costs, and a tripped guard reaches the scaler as non-finite
+            # gradients, which it skips on the device
+            self.guard.observe(self.step + 1, costs, [])
+            torch._foreach_div_(grads, 1 - self.guard.tripped)
+        else:
+            self.guard.observe(self.step + 1, costs, grads)
+            if not all(hasattr(o, "found_inf") for o in optimizers):
+                self.guard.check()
         for optimizer in optimizers:
-            optimizer.step()
+            self.scaler.step(optimizer)
+        self.scaler.update()
 
     def _discriminator_step(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """A discriminator step on a fresh minibatch (the fakes detached); returns the
         latent codes, J(D) and both batches' logits."""
         real, z = self._minibatch()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             fake = self.generator(z)
-        total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
+        with self._autocast():
+            total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
         self._gradients(total, self.discriminator_params)
         self._update([total], self.discriminator_params, [self.discriminator_optimizer])
         return z, cost, real_logits, fake_logits
 
     def _simultaneous_step(self) -> StepResult:
         real, z = self._minibatch()
-        fake = self.generator_step_module(z)
-        d_total, d_cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
-        g_cost = F.generator_cost(fake_logits, kind=self.config.generator_cost)
+        with self._autocast():
+            fake = self.generator_step_module(z)
+            d_total, d_cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
+            g_cost = F.generator_cost(fake_logits, kind=self.config.generator_cost)
         # both gradients before either player moves (the saved activations hold the
         # parameters of this step)
         self._gradients(d_total, self.discriminator_params, retain_graph=True)
@@ -229,8 +248,9 @@ class GANTrainer:
         z, d_cost, real_logits, fake_logits = self._discriminator_step()
         # the generator's step through the updated discriminator; that forward needs no
         # discriminator gradient, so it bypasses the gradient-averaging wrapper
-        fake_logits_now = self.discriminator(self.generator_step_module(z)).squeeze(-1)
-        g_cost = F.generator_cost(fake_logits_now, kind=self.config.generator_cost)
+        with self._autocast():
+            fake_logits_now = self.discriminator(self.generator_step_module(z)).squeeze(-1)
+            g_cost = F.generator_cost(fake_logits_now, kind=self.config.generator_cost)
         self._gradients(g_cost, self.generator_params)
         self._update([g_cost], self.generator_params, [self.generator_optimizer])
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
@@ -296,6 +316,7 @@ class GANTrainer:
             "generator_ema": None if self.generator_ema is None else self.generator_ema.state_dict(),
             "generator_optimizer": self.generator_optimizer.state_dict(),
             "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
             "generator_scheduler": _state_or_none(self.generator_scheduler),
             "discriminator_scheduler": _state_or_none(self.discriminator_scheduler),
             "rng": {"torch": torch.get_rng_state(), "sampler": sampler_states,
@@ -316,6 +337,7 @@ class GANTrainer:
             self.generator_ema.load_state_dict(state["generator_ema"])
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
         for name, scheduler in (("generator_scheduler", self.generator_scheduler),
                                 ("discriminator_scheduler", self.discriminator_scheduler)):
             if (state[name] is None) != (scheduler is None):
