@@ -8,8 +8,9 @@ J(G), `zero_grad` + `backward` per player, `torch.optim.Adam`. The trainer runs 
 discriminator forward over both batches, the fused costs, and torch.optim.Adam(fused=True).
 
 Rows: each update rule with the extras off (the like-for-like comparison), and the trainer
-with the default ring8 settings (R1 penalty, generator EMA) for reference. Writes
-benchmarks/results/trainer.csv and trainer-<device>.md.
+with the dataset's default settings (R1 penalty, generator EMA) for reference; for the ring8
+MLPs (`gan_step`) and for the DCGAN players on the MNIST digits (`gan_step_dcgan`, batch 64).
+Writes benchmarks/results/trainer.csv and trainer-<device>.md.
 
     python benchmarks/bench_trainer.py [--device cpu|cuda] [--rounds 15]
 """
@@ -20,16 +21,16 @@ import torch
 import torch.nn.functional as TF
 
 from common import bench_parser, gpu_or_cpu, time_providers, timed_rows, write_results
-from fusedgan.train import TrainConfig
+from fusedgan.train.config import defaults_for
 from fusedgan.train.run import build
 
 
-def trainer_step(config: TrainConfig):
+def trainer_step(config):
     trainer, _ = build(config)
     return trainer.train_step
 
 
-def textbook_step(config: TrainConfig):
+def textbook_step(config):
     """One step of the eager loop, sharing the trainer's players, data and latent stream."""
     trainer, dataset = build(config)
     generator, discriminator = trainer.generator, trainer.discriminator
@@ -72,21 +73,23 @@ def main() -> None:
     parser = bench_parser(__doc__)
     args = parser.parse_args()
     device = gpu_or_cpu(args.device)
-    base = TrainConfig(device=device)
-    plain = base.replace(r1_gamma=0.0, ema_decay=0.0)
     rows, lines = [], [
-        "| update rule | batch | fusedgan steps/s | textbook eager steps/s | × eager | fusedgan, default settings steps/s |",
-        "|---|---|---|---|---|---|",
+        "| players | update rule | batch | fusedgan steps/s | textbook eager steps/s | × eager | fusedgan, default settings steps/s |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for update in ("simultaneous", "alternating"):
-        config = plain.replace(update=update)
-        providers = {"fusedgan": trainer_step(config), "eager": textbook_step(config),
-                     "fusedgan_defaults": trainer_step(base.replace(update=update))}
-        timings = time_providers(providers, device, rounds=args.rounds)
-        rows += timed_rows("gan_step", update, (config.batch_size,), timings)
-        ours, eager, defaults = (1e6 / timings[p][1] for p in ("fusedgan", "eager", "fusedgan_defaults"))
-        lines.append(f"| {update} | {config.batch_size} | {ours:.0f} | {eager:.0f} | {ours / eager:.2f} | {defaults:.0f} |")
-        print(lines[-1], flush=True)
+    for op, dataset in (("gan_step", "ring8"), ("gan_step_dcgan", "mnist")):
+        base = defaults_for(dataset).replace(device=device)
+        plain = base.replace(r1_gamma=0.0, ema_decay=0.0)
+        for update in ("simultaneous", "alternating"):
+            config = plain.replace(update=update)
+            providers = {"fusedgan": trainer_step(config), "eager": textbook_step(config),
+                         "fusedgan_defaults": trainer_step(base.replace(update=update))}
+            timings = time_providers(providers, device, rounds=args.rounds)
+            rows += timed_rows(op, update, (config.batch_size,), timings)
+            ours, eager, defaults = (1e6 / timings[p][1] for p in ("fusedgan", "eager", "fusedgan_defaults"))
+            players = "DCGAN, MNIST 28 × 28" if op == "gan_step_dcgan" else "MLP, ring8"
+            lines.append(f"| {players} | {update} | {config.batch_size} | {ours:.1f} | {eager:.1f} | {ours / eager:.2f} | {defaults:.1f} |")
+            print(lines[-1], flush=True)
     write_results("trainer", rows, device, "\n".join(lines) + "\n")
 
 

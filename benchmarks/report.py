@@ -224,6 +224,8 @@ CASES = [
          "textbook eager loop", kind="rate"),
     Case("trainer", "training step, alternating update, batch {shape}", "gan_step", "alternating", "256", "eager",
          "textbook eager loop", kind="rate"),
+    Case("trainer", "DCGAN training step on 28 × 28 digits, simultaneous update, batch {shape}", "gan_step_dcgan",
+         "simultaneous", "64", "eager", "textbook eager loop", kind="rate"),
 ]
 
 

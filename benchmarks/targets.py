@@ -84,6 +84,8 @@ TARGETS = [
       for families, goal in ((CLOSED_FORMS, 1000), (NEWTON, 100)) for family in families),
     *(Target("mle", "normal_mixture_em", shape, "sklearn", goal, mode="fit per set", dtype=dtype)
       for shape, goal in (("1x100000x8x16", 10), ("1000x500x2x3", 100)) for dtype in ("float64", "float32")),
+    # a training step of the DCGAN players against the textbook eager loop (the extras off)
+    *(Target("trainer", "gan_step_dcgan", "64", "eager", 1.3, mode=update) for update in ("simultaneous", "alternating")),
 ]
 
 

@@ -83,7 +83,7 @@ def test_folder_of_pngs_is_read_resized_and_scaled(tmp_path):
     assert (everything[:, 0] == torch.from_numpy(first)).all((1, 2)).any()
     assert everything.min() >= -1 and everything.max() <= 1
     # one colour image makes every image RGB; sizes follow the first image's
-    write_pngs(tmp_path / "mixed", [(8, 8), (16, 16), (8, 8)], ["L", "RGB", "L"])
+    write_pngs(tmp_path / "mixed", [(8, 8), (16, 16)] + [(8, 8)] * 18, ["L", "RGB"] + ["L"] * 18)
     mixed = datasets.load(str(tmp_path / "mixed"))
     assert mixed.sample_shape == (3, 8, 8)
 
@@ -114,9 +114,13 @@ def test_bad_datasets_name_the_file(tmp_path):
     np.save(tmp_path / "flat.npy", np.zeros((4, 64)))
     np.save(tmp_path / "range.npy", np.full((4, 8, 8), 3.0))
     (tmp_path / "garbage.npy").write_bytes(b"garbage")
+    write_pngs(tmp_path / "few", [(8, 8)] * 3, ["L"] * 3)
+    (tmp_path / "corrupt.npz").write_bytes(b"PK\x03\x04 truncated")
     cases = {
         "missing": f"dataset {tmp_path / 'missing'} does not exist",
-        "empty": f"dataset {tmp_path / 'empty'} holds 0 image file(s)",
+        "empty": f"dataset {tmp_path / 'empty'} holds no image file",
+        "few": f"dataset {tmp_path / 'few'} holds 3 images; at least 20 are needed",
+        "corrupt.npz": f"cannot read array file {tmp_path / 'corrupt.npz'}",
         "broken": f"cannot read image {tmp_path / 'broken' / '001.png'}",
         "two.npz": "two.npz holds 2 arrays (a, b); it must hold one",
         "flat.npy": "flat.npy holds an array of shape (4, 64); images must be (N, H, W) or (N, H, W, C)",
@@ -136,6 +140,28 @@ def test_cli_data_errors_are_one_line(tmp_path, capsys):
     assert "flat.npy holds an array of shape (4, 64)" in err and err.count("\n") == 1
 
 
+def test_sixteen_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    from PIL import Image
+
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    for i in range(20):
+        Image.fromarray(np.full((4, 4), 257 * (10 * i), dtype=np.uint16)).save(folder / f"{i:02d}.png")
+    images = datasets.load(str(folder))
+    everything = torch.cat([images.train, images.validation, images.test]).flatten(1)[:, 0].sort().values
+    torch.testing.assert_close(everything, torch.arange(0, 200, 10).float() / 127.5 - 1)
+
+
+def test_a_resumed_run_refuses_changed_data(tmp_path):
+    stream = np.random.default_rng(2)
+    np.save(tmp_path / "faces.npy", stream.integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    config = TrainConfig(**TINY_IMAGES, dataset=str(tmp_path / "faces.npy"), steps=2).validate()
+    run(config, tmp_path / "run", progress=False)
+    np.save(tmp_path / "faces.npy", stream.integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    with pytest.raises(ValueError, match="the training data have changed since the checkpoint"):
+        run(config.replace(steps=4), tmp_path / "run", resume=True, explicit={"steps"})
+
+
 # ---- players
 
 
@@ -149,6 +175,11 @@ def test_dcgan_players_fit_the_image_shape(shape):
     assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in generator.modules()) == (models.halvings(*shape[1:]) > 0)
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in generator.modules())
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules())
+
+
+def test_dcgan_needs_images():
+    with pytest.raises(ValueError, match="model dcgan needs images, and ring8 holds points of shape"):
+        build(TrainConfig(model="dcgan").validate())
 
 
 def test_halvings_stop_at_an_odd_side_or_four():

@@ -45,6 +45,7 @@ def demo(args: argparse.Namespace) -> int:
 def train(args: argparse.Namespace) -> int:
     """Trains a GAN (fusedgan.train) and prints its metrics and the paths of its pictures."""
     from .train import config as train_config
+    from .train import datasets
     from .train import outputs
     from .train.run import Interrupted, RunError, run
 
@@ -58,7 +59,7 @@ def train(args: argparse.Namespace) -> int:
         settings = train_config.load_toml(args.config) if args.config else {}
         dataset = flags.get("dataset", settings.get("dataset", "ring8"))  # a flag, else the file, else ring8
         config = train_config.defaults_for(dataset).replace(**{**settings, **flags})
-        out = Path(args.out if args.out else f"runs/{Path(config.dataset).stem}")
+        out = Path(args.out if args.out else f"runs/{Path(config.dataset).resolve().stem if datasets.is_path(config.dataset) else config.dataset}")
         metrics = run(config, out, resume=args.resume, explicit=set(flags) | set(settings), progress=not args.quiet)
     except (RunError, ValueError, outputs.CheckpointError) as error:
         print(f"fusedgan train: error: {error}", file=sys.stderr)

@@ -80,20 +80,21 @@ def train_classifier(seed: int = 0) -> tuple[DigitClassifier, float]:
     images = torch.cat([mnist.train, mnist.validation])
     labels = torch.cat([mnist.train_labels, mnist.validation_labels])
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    classifier = DigitClassifier()
-    optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)
-    classifier.train()
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(images), generator=generator)
-        for start in range(0, len(order), 64):
-            batch = order[start:start + 64]
-            loss = TF.cross_entropy(classifier(shifted(images[batch], generator)), labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        schedule.step()
+    with torch.random.fork_rng():  # initial weights and dropout from a seed; the caller's state stays
+        torch.manual_seed(seed)
+        classifier = DigitClassifier()
+        optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=EPOCHS)
+        classifier.train()
+        for _ in range(EPOCHS):
+            order = torch.randperm(len(images), generator=generator)
+            for start in range(0, len(order), 64):
+                batch = order[start:start + 64]
+                loss = TF.cross_entropy(classifier(shifted(images[batch], generator)), labels[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            schedule.step()
     predicted, _ = per_channel(classifier, mnist.test)
     return classifier, (predicted[:, 0] == mnist.test_labels).double().mean().item()
 
@@ -113,12 +114,13 @@ def load_classifier() -> tuple[DigitClassifier, float]:
     path = cache_folder() / f"digit-classifier-v{VERSION}.pt"
     if path in _loaded:
         return _loaded[path]
-    classifier = DigitClassifier()
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.random.fork_rng():
+            classifier = DigitClassifier()
         classifier.load_state_dict(saved["state"])
         accuracy = float(saved["accuracy"])
-    except (OSError, RuntimeError, KeyError, EOFError, ValueError):
+    except Exception:  # none, or damaged in any of the ways torch.load reports: train it again
         classifier, accuracy = train_classifier()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

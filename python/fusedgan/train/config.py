@@ -118,7 +118,8 @@ def defaults_for(dataset: str) -> TrainConfig:
     if dataset == "grid25":
         return TrainConfig(dataset=dataset, steps=80000)
     if dataset in IMAGE_DATASETS or is_path(dataset):
-        return TrainConfig(dataset=dataset, latent_dim=64, hidden=64, batch_size=64, steps=10000, r1_gamma=1.0)
+        return TrainConfig(dataset=dataset, latent_dim=64, hidden=64, batch_size=64, steps=20000, r1_gamma=1.0,
+                           r1_every=4, lr_schedule="linear")
     return TrainConfig(dataset=dataset)
 
 

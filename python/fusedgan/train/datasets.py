@@ -13,7 +13,9 @@ Images are (C, H, W) tensors scaled to [-1, 1]."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -22,6 +24,7 @@ import torch
 from torch import Tensor
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+LEAST_IMAGES = 20  # a tenth of them held out for validation and as much for test
 
 
 class DataError(ValueError):
@@ -65,6 +68,13 @@ class Dataset:
             return self.modes[which] + self.std * torch.randn(n, self.dim, generator=generator, device=device)
         which = torch.randint(len(self.train), (n * self.stack,), generator=generator, device=device)
         return self.train[which].reshape(n, *self.sample_shape)
+
+    def fingerprint(self) -> str:
+        """The name, size and a hash of the training data, which a checkpoint keeps so that
+        a run resumes only on the data it started with."""
+        data = self.modes if self.modes is not None else self.train
+        digest = hashlib.sha256(data.detach().cpu().float().numpy().tobytes()).hexdigest()[:16]
+        return f"{self.name} {tuple(data.shape)} {digest}"
 
     def to(self, device: torch.device, dtype: torch.dtype = torch.float32) -> "Dataset":
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -173,25 +183,26 @@ def from_path(path: Path) -> Dataset:
     if not path.exists():
         raise DataError(f"dataset {path} does not exist")
     images = read_image_folder(path) if path.is_dir() else read_array_file(path)
+    if len(images) < LEAST_IMAGES:
+        raise DataError(f"dataset {path} holds {len(images)} images; at least {LEAST_IMAGES} are needed")
     held_out = min(1000, len(images) // 10)
-    return split(path.name, images, None, held_out, held_out)
+    return split(path.resolve().name, images, None, held_out, held_out)
 
 
 def read_image_folder(folder: Path) -> Tensor:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps
 
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if len(files) < 2:
-        raise DataError(f"dataset {folder} holds {len(files)} image file(s) ({', '.join(IMAGE_SUFFIXES)}); at least 2 are needed")
+    if not files:
+        raise DataError(f"dataset {folder} holds no image file ({', '.join(IMAGE_SUFFIXES)})")
     pictures = []
     for file in files:
         try:
             with Image.open(file) as picture:
-                picture.load()
-                pictures.append(picture.copy())
-        except (OSError, UnidentifiedImageError) as error:
+                pictures.append(eight_bit(ImageOps.exif_transpose(picture)))
+        except Exception as error:  # Pillow reports a damaged file in many ways
             raise DataError(f"cannot read image {file}: {error}") from None
-    colour = any(p.mode not in ("1", "L", "LA", "I", "I;16", "F") for p in pictures)
+    colour = any(p.mode not in ("1", "L", "LA") for p in pictures)
     size = pictures[0].size
     arrays = [torch.frombuffer(bytearray(p.convert("RGB" if colour else "L").resize(size).tobytes()), dtype=torch.uint8)
               for p in pictures]
@@ -200,27 +211,46 @@ def read_image_folder(folder: Path) -> Tensor:
     return pixels.permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
 
+def eight_bit(picture):
+    """16-bit and floating-point grey images as 8-bit grey ("L"), which convert() would clip:
+    16 bits scaled by 1/257, 32-bit integers by their maximum, floats taken to lie in [0, 1]."""
+    from PIL import Image
+    import numpy as np
+
+    if picture.mode not in ("I", "I;16", "I;16B", "I;16L", "F"):
+        picture.load()
+        return picture.copy()
+    values = np.asarray(picture, dtype=np.float64)
+    if picture.mode.startswith("I;16"):
+        values = values / 257
+    elif picture.mode == "I":
+        values = values * (255 / max(1.0, values.max()))
+    else:
+        values = values * 255
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
 def read_array_file(file: Path) -> Tensor:
     """(N, H, W) or (N, H, W, C) with C in 1, 3 or 4: uint8 pixels, or floats in [0, 1] or [-1, 1]."""
     import numpy as np
 
     try:
-        loaded = np.load(file, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        with open(file, "rb") as stream:  # closed here even when numpy gives up half-way
+            array = np.load(stream, allow_pickle=False)
+            if isinstance(array, np.lib.npyio.NpzFile):
+                names = array.files
+                if len(names) != 1:
+                    raise DataError(f"{file} holds {len(names)} arrays ({', '.join(names) or 'none'}); it must hold one")
+                array = array[names[0]]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if isinstance(error, DataError):
+            raise
         raise DataError(f"cannot read array file {file}: {error}") from None
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            names = loaded.files
-            if len(names) != 1:
-                raise DataError(f"{file} holds {len(names)} arrays ({', '.join(names) or 'none'}); it must hold one")
-            array = loaded[names[0]]
-    else:
-        array = loaded
     if array.ndim == 3:
         array = array[..., None]
-    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4) or len(array) < 2:
+    if array.ndim != 4 or array.shape[-1] not in (1, 3, 4):
         raise DataError(f"{file} holds an array of shape {array.shape}; images must be (N, H, W) or (N, H, W, C) "
-                        f"with C 1, 3 or 4 and N >= 2")
+                        f"with C 1, 3 or 4")
     images = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(0, 3, 1, 2)
     if images.dtype == torch.uint8:
         return images.float() / 127.5 - 1.0

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 
 from torch import nn
 
@@ -31,6 +33,8 @@ class LeakyReLU(nn.LeakyReLU):
 
 def model_kind(config: TrainConfig, sample_shape: tuple[int, ...]) -> str:
     """config.model, with `auto` resolved: dcgan for images, mlp for points."""
+    if config.model == "dcgan" and len(sample_shape) != 3:
+        raise ConfigError(f"model dcgan needs images, and {config.dataset} holds points of shape {sample_shape}")
     if config.model != "auto":
         return config.model
     return "dcgan" if len(sample_shape) == 3 else "mlp"
@@ -119,10 +123,13 @@ def dcgan_discriminator(config: TrainConfig, sample_shape: tuple[int, ...], hidd
 
 
 def from_factory(spec: str, config: TrainConfig, sample_shape: tuple[int, ...], player: str) -> nn.Module:
-    """`module:factory` imported and called as factory(config, sample_shape)."""
+    """`module:factory` imported (from the current folder too) and called as
+    factory(config, sample_shape)."""
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise ConfigError(f"{player} must be module:factory, got {spec!r}")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     try:
         factory = getattr(importlib.import_module(module_name), name)
     except ImportError as error:

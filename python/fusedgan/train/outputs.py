@@ -174,13 +174,15 @@ def plot_image_grid(path: Path, images: torch.Tensor, title: str, columns: int =
     _save_figure(path, figure)
 
 
-def tensorboard_writer(out: Path):
-    """A SummaryWriter into out/tensorboard when the tensorboard package is installed, else None."""
+def tensorboard_writer(out: Path, step: int):
+    """A SummaryWriter into out/tensorboard when the tensorboard package is installed, else
+    None; a resumed run's events after its checkpoint's `step` (of the run that stopped) are
+    dropped, as they are run again."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         return None
-    return SummaryWriter(str(out / "tensorboard"))
+    return SummaryWriter(str(out / "tensorboard"), purge_step=step or None)
 
 
 def log_row_to_tensorboard(writer, columns: tuple[str, ...], row: list[float]) -> None:

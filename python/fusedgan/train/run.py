@@ -106,6 +106,8 @@ def _init_distributed(config: TrainConfig) -> TrainConfig:
 
 def build(config: TrainConfig) -> tuple[GANTrainer, datasets.Dataset]:
     dataset = datasets.load(config.dataset)
+    if config.device.startswith("cuda"):  # cuDNN's fastest algorithms are not all deterministic
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     torch.manual_seed(config.seed)  # the same initial players in every process
     generator = models.generator(config, dataset.sample_shape)
     discriminator = models.discriminator(config, dataset.sample_shape)
@@ -155,7 +157,7 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
             raise outputs.CheckpointError(f"checkpoint {checkpoint_path} does not fit this run: {error}") from None
     if rank == 0:
         outputs.prepare_folder(out)
-    board = outputs.tensorboard_writer(out) if rank == 0 else None
+    board = outputs.tensorboard_writer(out, trainer.step) if rank == 0 else None
 
     def save() -> None:
         state = trainer.state_dict()  # every process: the minibatch streams are gathered
@@ -171,7 +173,7 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
             while trainer.step < config.steps:
                 result = trainer.train_step()
                 if trainer.step % config.log_every == 0 or trainer.step == config.steps:
-                    trainer.guard.check()
+                    trainer.check_finite()
                     row = trainer.log_row(result)
                     bar.update(trainer.step - bar.n)
                     bar.set_postfix_str("J(D) {1:.4f}  J(G) {2:.4f}  D(x) {3:.3f}  D(G(z)) {4:.3f}".format(*row), refresh=False)

@@ -63,7 +63,8 @@ class NonFiniteGuard:
         self.tripped_at = torch.zeros((), dtype=torch.int64, device=device)  # the step that tripped it
 
     def observe(self, step: int, costs: list[Tensor], grads: list[Tensor]) -> None:
-        values = torch.stack([c.detach().float() for c in costs] + [torch.nn.utils.get_total_norm(grads).float()])
+        norms = [torch.nn.utils.get_total_norm(grads).float()] if grads else []
+        values = torch.stack([c.detach().float() for c in costs] + norms)
         bad = (~torch.isfinite(values).all()).float()
         if self.world_size > 1:
             dist.all_reduce(bad, op=dist.ReduceOp.MAX)
@@ -154,8 +155,8 @@ class GANTrainer:
         covered = [id(p) for group in optimizer.param_groups for p in group["params"]]
         if sorted(covered) != sorted(id(p) for p in params):
             raise ValueError(f"{player}_optimizer must optimise exactly the {player}'s parameters")
-        if getattr(optimizer, "_step_supports_amp_scaling", False):
-            optimizer.found_inf = self.guard.tripped  # skips the update on the device once tripped
+        if type(optimizer).__module__.startswith("torch.optim") and optimizer.defaults.get("fused"):
+            optimizer.found_inf = self.guard.tripped  # torch's fused kernels skip the update once tripped
         return optimizer
 
     def _scheduler(self, given: torch.optim.lr_scheduler.LRScheduler | None, optimizer: torch.optim.Optimizer,
@@ -298,11 +299,21 @@ class GANTrainer:
 
     # ---- checkpoint state
 
+    def check_finite(self) -> None:
+        """Raises NonFiniteCost if an update was not finite: a tripped guard, or fp16
+        gradients that stay non-finite however far the gradient scaler backs off (the
+        scaler skips those updates; its scale collapsing says they will not recover). A
+        host synchronisation: the run calls it when it logs."""
+        self.guard.check()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < 2.0 ** -24:
+            raise NonFiniteCost(f"fp16 gradients stayed non-finite up to step {self.step} while the gradient scaler "
+                                f"backed off to {self.scaler.get_scale():.3g}: the run is stopped")
+
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit. Under torch.distributed
         every process must call it (the minibatch streams of all ranks are gathered).
         Raises NonFiniteCost instead of returning a state past a non-finite update."""
-        self.guard.check()
+        self.check_finite()
         sampler_states = [self.sampler.get_state()]
         if self.world_size > 1:
             sampler_states = [None] * self.world_size
@@ -322,12 +333,16 @@ class GANTrainer:
             "rng": {"torch": torch.get_rng_state(), "sampler": sampler_states,
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
+            "data": self.dataset.fingerprint(),
             "seconds": self.seconds,
         }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
+        if state["data"] != self.dataset.fingerprint():
+            raise ValueError(f"the training data have changed since the checkpoint ({state['data']}, now "
+                             f"{self.dataset.fingerprint()})")
         samplers = state["rng"]["sampler"]
         if len(samplers) != self.world_size:
             raise ValueError(f"the checkpoint was written by {len(samplers)} process(es), this run has {self.world_size}")
