@@ -41,7 +41,8 @@ class Target:
 
     def case(self) -> str:
         dtype = "" if self.dtype == "float32" else f", {self.dtype}"
-        return f"`{self.op}`{' fwd+bwd' if self.mode == 'full' else ''}, {shape_label(self.shape)}{dtype}"
+        mode = {"full": " fwd+bwd", "forward": "", "fit per set": ""}.get(self.mode, f" ({self.mode})")
+        return f"`{self.op}`{mode}, {shape_label(self.shape)}{dtype}"
 
 
 AGAINST = {
