@@ -7,13 +7,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 UPDATE_RULES = ("simultaneous", "alternating")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast's dtypes
 LR_SCHEDULES = ("constant", "linear", "cosine")
 
 

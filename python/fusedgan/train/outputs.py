@@ -149,25 +149,27 @@ def plot_samples_2d(path: Path, samples: torch.Tensor, modes: torch.Tensor, titl
 
 def image_grid(images: torch.Tensor, columns: int = 10) -> torch.Tensor:
     """The first columns^2 images (N, C, H, W), pixels in [-1, 1], tiled into one (C, H', W')
-    image with a one-pixel background margin around every tile."""
+    image with a one-pixel background margin around every tile, its pixels in [0, 1] for
+    display."""
     count = min(len(images), columns * columns)
     rows = (count + columns - 1) // columns
     channels, height, width = images.shape[1:]
     tiles = torch.full((rows * columns, channels, height + 2, width + 2), -1.0)
     tiles[:count, :, 1:-1, 1:-1] = images[:count].detach().cpu()
-    return (tiles.reshape(rows, columns, channels, height + 2, width + 2)
+    grid = (tiles.reshape(rows, columns, channels, height + 2, width + 2)
             .permute(2, 0, 3, 1, 4).reshape(channels, rows * (height + 2), columns * (width + 2)))
+    return ((grid + 1) / 2).clamp(0, 1)
 
 
 def plot_image_grid(path: Path, images: torch.Tensor, title: str, columns: int = 10) -> None:
     """Images (N, C, H, W) in a grid: one channel in grey, three in colour."""
     plt = _pyplot()
-    grid = (image_grid(images, columns) + 1) / 2
+    grid = image_grid(images, columns)
     figure, axes = plt.subplots(figsize=(5, 5 * grid.shape[1] / grid.shape[2] + 0.4))
     if len(grid) == 1:
         axes.imshow(grid[0].numpy(), cmap="gray", vmin=0, vmax=1)
     else:
-        axes.imshow(grid.permute(1, 2, 0).clamp(0, 1).numpy())
+        axes.imshow(grid.permute(1, 2, 0).numpy())
     axes.set_axis_off()
     axes.set_title(title)
     figure.tight_layout()
@@ -198,4 +200,4 @@ def log_result_to_tensorboard(writer, metrics: dict, samples: torch.Tensor) -> N
         if isinstance(value, (int, float)) and name != "step":
             writer.add_scalar(f"metrics/{name}", value, step)
     if samples.dim() == 4:
-        writer.add_image("samples", (image_grid(samples) + 1) / 2, step)
+        writer.add_image("samples", image_grid(samples), step)

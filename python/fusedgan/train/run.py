@@ -192,7 +192,7 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
                     draw_samples(out / "progress" / f"step_{trainer.step:07d}.png", samples, dataset,
                                  f"{config.dataset}, step {trainer.step}")
                     if board is not None and samples.dim() == 4:
-                        board.add_image("progress", (outputs.image_grid(samples) + 1) / 2, trainer.step)
+                        board.add_image("progress", outputs.image_grid(samples), trainer.step)
     except NonFiniteCost as error:
         kept = f"the last good checkpoint is kept in {checkpoint_path}" if checkpoint_path.exists() else "no checkpoint was written yet"
         raise RunError(f"{error}; {kept}") from None

@@ -10,8 +10,9 @@ One step samples a minibatch of data x and one of latent codes z, then moves bot
 
 `n_critic` > 1 puts that many - 1 discriminator-only steps (fresh minibatches) before each
 step. `precision` bf16 or fp16 runs the forward passes under autocast; fp16 scales the costs
-with a gradient scaler, whose state is checkpointed. Runs under torch.distributed with DistributedDataParallel when a process group is
-initialised: each rank samples its own minibatches and the gradients are averaged.
+with a gradient scaler, whose state is checkpointed. Runs under torch.distributed with
+DistributedDataParallel when a process group is initialised: each rank samples its own
+minibatches and the gradients are averaged.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import functional as F
-from .config import TrainConfig
+from .config import PRECISIONS, TrainConfig
 from .datasets import Dataset
 
 CHECKPOINT_FORMAT = 2
@@ -77,9 +78,6 @@ class NonFiniteGuard:
             raise NonFiniteCost(f"a cost or gradient is not finite at step {self.tripped_at.item()}: the run is stopped")
 
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def default_optimizer(params: list[Tensor], lr: float, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=lr, betas=config.betas, fused=True)
 
@@ -113,6 +111,7 @@ class GANTrainer:
         self.device = torch.device(config.device)
         self.dtype = next(generator.parameters()).dtype  # of the minibatches too
         self.dataset = dataset.to(self.device, self.dtype)
+        self.data_fingerprint = self.dataset.fingerprint()  # checkpointed: resume on the same data only
         self.rank, self.world_size = distributed_world()
         if config.batch_size % self.world_size:
             raise ValueError(f"batch_size {config.batch_size} must divide evenly over {self.world_size} processes")
@@ -305,9 +304,10 @@ class GANTrainer:
         scaler skips those updates; its scale collapsing says they will not recover). A
         host synchronisation: the run calls it when it logs."""
         self.guard.check()
-        if self.scaler.is_enabled() and self.scaler.get_scale() < 2.0 ** -24:
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0
+        if scale < 2.0 ** -24:
             raise NonFiniteCost(f"fp16 gradients stayed non-finite up to step {self.step} while the gradient scaler "
-                                f"backed off to {self.scaler.get_scale():.3g}: the run is stopped")
+                                f"backed off to {scale:.3g}: the run is stopped")
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue bit for bit. Under torch.distributed
@@ -333,16 +333,16 @@ class GANTrainer:
             "rng": {"torch": torch.get_rng_state(), "sampler": sampler_states,
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "history": self.history,
-            "data": self.dataset.fingerprint(),
+            "data": self.data_fingerprint,
             "seconds": self.seconds,
         }
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        if state["data"] != self.dataset.fingerprint():
+        if state["data"] != self.data_fingerprint:
             raise ValueError(f"the training data have changed since the checkpoint ({state['data']}, now "
-                             f"{self.dataset.fingerprint()})")
+                             f"{self.data_fingerprint})")
         samplers = state["rng"]["sampler"]
         if len(samplers) != self.world_size:
             raise ValueError(f"the checkpoint was written by {len(samplers)} process(es), this run has {self.world_size}")
