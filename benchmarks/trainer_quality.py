@@ -8,12 +8,12 @@ with the DCGAN and the MLP players (Fréchet and kernel distances in the digit c
 feature space, beside the same figures for held-out real digits, the floor).
 
 Runs `fusedgan train --dataset D --seed S` for every benchmark and seed (`--jobs` at a time,
-one thread each; a run whose metrics.json is already complete is not trained again, so an
+sharing the cores; a run whose metrics.json is already complete is not trained again, so an
 interrupted script can simply be run again), reads each run's metrics.json and updates
 benchmarks/results/trainer_quality.csv (one row per run; the rows of benchmarks not run this
 time are kept) and writes trainer_quality-cpu.md (means per benchmark).
 
-    python benchmarks/trainer_quality.py [--benchmarks ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2]
+    python benchmarks/trainer_quality.py [--benchmarks ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2] [--threads N]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ BENCHMARKS = {
 }
 
 
-def train(name: str, seed: int, runs: Path) -> dict:
+def train(name: str, seed: int, runs: Path, threads: int) -> dict:
     """The metrics of `fusedgan train` for benchmark `name` and `seed` (a run already finished
     in `runs` is not trained again)."""
     benchmark = BENCHMARKS[name]
@@ -77,7 +77,7 @@ def train(name: str, seed: int, runs: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     config = out / "benchmark.toml"
     config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in benchmark.settings.items()))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     command = [sys.executable, "-m", "fusedgan", "train", "--dataset", benchmark.dataset, "--seed", str(seed),
                "--config", str(config), "--out", str(out), "--quiet"]
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
@@ -125,11 +125,13 @@ def main() -> None:
     parser.add_argument("--benchmarks", nargs="+", default=["ring8", "grid25"], choices=list(BENCHMARKS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="threads per run (default: the cores shared by the jobs)")
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     jobs = [(name, seed) for name in args.benchmarks for seed in args.seeds]
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: train(*job, args.runs), jobs))
+        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+        results = list(pool.map(lambda job: train(*job, args.runs, threads), jobs))
     fresh = [{"benchmark": name, "dataset": BENCHMARKS[name].dataset, "seed": seed, "step": m["step"],
               **{key: m.get(key, "") for key in METRICS}, "seconds": m["seconds"],
               "device": device_name("cpu"), "torch": torch.__version__, "fusedgan": fusedgan.__version__}

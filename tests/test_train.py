@@ -18,6 +18,7 @@ import torch.nn.functional as TF
 
 from fusedgan import cli
 from fusedgan.train import GANTrainer, NonFiniteCost, TrainConfig, datasets, metrics, models, outputs
+from fusedgan.train.config import ConfigError
 from fusedgan.train.run import build, run
 
 # a small, fast configuration; the exactness tests need no quality
@@ -146,8 +147,13 @@ class ReferenceGAN:
     with several processes' minibatches, their gradients averaged as DDP does."""
 
     def __init__(self, generator, discriminator, config, make_optimizer=textbook_adam):
-        self.generator, self.discriminator, self.config = generator, discriminator, config
+        self.generator, self.config = generator, config
         self.g_params, self.d_params = list(generator.parameters()), list(discriminator.parameters())
+        if config.pack > 1:  # the net inside the trainer's packing, fed packs made here
+            net, pack = discriminator.discriminator, config.pack
+            self.discriminator = lambda x: net(torch.cat([x[i::pack] for i in range(pack)], dim=1))
+        else:
+            self.discriminator = discriminator
         self.g_opt = make_optimizer(self.g_params, config.lr_generator, config)
         self.d_opt = make_optimizer(self.d_params, config.lr_discriminator, config)
         self.step = 0
@@ -161,7 +167,8 @@ class ReferenceGAN:
                       + TF.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
         if config.r1_gamma > 0 and self.step % config.r1_every == 0:
             (grad_real,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            cost = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).sum(1).mean()
+            # E|grad D|^2 over the discriminator's inputs (the packs, when packing)
+            cost = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).sum() / len(real_logits)
         return torch.autograd.grad(cost, self.d_params)
 
     def generator_grads(self, z):
@@ -210,6 +217,7 @@ REFERENCE_OPTIONS = {
     "label_smoothing": dict(r1_gamma=0.0, real_label=0.9),
     "minimax": dict(r1_gamma=1.0, generator_cost="minimax"),
     "maximum_likelihood": dict(r1_gamma=1.0, generator_cost="maximum_likelihood"),
+    "packed": dict(r1_gamma=10.0, pack=2),
 }
 
 
@@ -237,14 +245,37 @@ def test_the_update_rules_differ(update):
     assert any(not torch.allclose(a, b, rtol=1e-9, atol=0) for a, b in zip(ours.g_params, other.g_params))
 
 
-def test_simultaneous_step_runs_one_discriminator_forward():
-    config = tiny_config()
+@pytest.mark.parametrize("update, discriminator_calls", [("simultaneous", 2), ("alternating", 3)])
+def test_a_step_runs_the_generator_once_and_the_discriminator_once_per_batch(update, discriminator_calls):
+    config = tiny_config(update=update)
     generator, discriminator = tiny_players(config)
     trainer = GANTrainer(generator.float(), discriminator.float(), datasets.ring8(), config)
-    calls = []
-    discriminator.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    calls = {"generator": [], "discriminator": []}
+    for name, player in (("generator", generator), ("discriminator", discriminator)):
+        player.register_forward_hook(lambda module, args, out, name=name: calls[name].append(args[0].shape[0]))
     trainer.train_step()
-    assert calls == [2 * config.batch_size]
+    assert calls == {"generator": [config.batch_size], "discriminator": [config.batch_size] * discriminator_calls}
+
+
+@pytest.mark.parametrize("pack", [2, 4])
+def test_packed_discriminator_judges_consecutive_samples_together(pack):
+    config = TrainConfig(dataset="stacked_mnist", model="dcgan", hidden=8, batch_size=8, pack=pack)
+    torch.manual_seed(0)
+    packed = models.discriminator(config, (3, 28, 28))
+    assert packed.discriminator[0].in_channels == 3 * pack
+    images = torch.randn(8, 3, 28, 28)
+    logits = packed(images)
+    assert logits.shape == (8 // pack, 1)
+    by_hand = torch.stack([packed.discriminator(torch.cat(list(images[i:i + pack]))[None])[0]
+                           for i in range(0, 8, pack)])
+    torch.testing.assert_close(logits, by_hand)
+    with pytest.raises(ValueError, match=f"packs {pack} samples together, and got 7"):
+        packed(images[:7])
+
+
+def test_pack_must_divide_the_batch():
+    with pytest.raises(ConfigError, match="pack must be >= 1 and divide batch_size 64, got 3"):
+        TrainConfig(batch_size=64, pack=3).validate()
 
 
 def test_options_n_critic_r1_ema_and_label_smoothing_train():
@@ -255,7 +286,7 @@ def test_options_n_critic_r1_ema_and_label_smoothing_train():
     trainer.discriminator.register_forward_hook(lambda module, args, out: calls.append(1))
     for _ in range(3):
         result = trainer.train_step()
-    assert len(calls) == 3 * 2  # n_critic forwards per step
+    assert len(calls) == 3 * 2 * 2  # per step: n_critic discriminator steps, each over the real and the fake batch
     assert torch.isfinite(result.discriminator_cost) and torch.isfinite(result.generator_cost)
     for ema, old, new in zip(trainer.generator_ema.parameters(), before, trainer.generator.parameters()):
         assert not torch.equal(ema, old) and not torch.equal(ema, new)
@@ -320,7 +351,7 @@ def test_digits_run_reports_the_parzen_log_likelihood(tmp_path):
     assert {"frechet_distance", "kid", "frechet_distance_real", "kid_real"} <= result.keys()
 
 
-@pytest.mark.parametrize("options", [{}, dict(update="alternating", n_critic=2, r1_gamma=1.0, ema_decay=0.9)])
+@pytest.mark.parametrize("options", [{}, dict(update="alternating", n_critic=2, r1_gamma=1.0, ema_decay=0.9, pack=2)])
 def test_resume_is_bitwise_exact(tmp_path, options):
     config = tiny_config(steps=40, **options)
     run(config, tmp_path / "straight", progress=False)
@@ -557,6 +588,7 @@ def test_ctrl_c_writes_a_checkpoint_and_exits_130(tmp_path):
     (["--resume"], "no checkpoint to resume from"),
     (["--lr-schedule", "step"], "lr_schedule must be one of constant, linear, cosine, got 'step'"),
     (["--precision", "fp8"], "precision must be one of fp32, bf16, fp16, got 'fp8'"),
+    (["--pack", "3"], "pack must be >= 1 and divide batch_size 256, got 3"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, args, message):
     assert cli.main(["train", "--out", str(tmp_path / "run"), *args]) == 1

@@ -105,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     train_parser.add_argument("--generator-cost", dest="generator_cost", default=given,
                               help="non_saturating (default), minimax or maximum_likelihood")
     train_parser.add_argument("--batch-size", dest="batch_size", type=int, default=given)
+    train_parser.add_argument("--pack", type=int, default=given,
+                              help="samples the discriminator judges together (PacGAN packing; 1: none)")
     train_parser.add_argument("--device", default=given, help="cpu (default) or cuda")
     train_parser.add_argument("--precision", default=given,
                               help="fp32 (default), or bf16 / fp16 mixed precision (autocast; fp16 with a gradient scaler)")

@@ -9,7 +9,7 @@ import math
 import os
 import sys
 
-from torch import nn
+from torch import Tensor, nn
 
 from .config import ConfigError, TrainConfig
 
@@ -54,7 +54,16 @@ def generator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
 
 
 def discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
-    """samples (N, *sample_shape) -> one logit per sample, (N, 1)."""
+    """samples (N, *sample_shape) -> one logit per pack of config.pack samples, (N / pack, 1).
+    The net itself (the user's factory's too) is built for packs: samples of pack times the
+    channels (features)."""
+    if config.pack == 1:
+        return packed_discriminator(config, sample_shape)
+    packed_shape = (config.pack * sample_shape[0], *sample_shape[1:])
+    return Packed(packed_discriminator(config, packed_shape), config.pack)
+
+
+def packed_discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
     if config.discriminator:
         return from_factory(config.discriminator, config, sample_shape, "discriminator")
     hidden = config.hidden_discriminator or config.hidden
@@ -64,6 +73,24 @@ def discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Modu
     if len(sample_shape) == 3:
         net.insert(0, nn.Flatten())
     return net
+
+
+class Packed(nn.Module):
+    """PacGAN's packing (Lin et al. 2018): the wrapped discriminator judges `pack`
+    consecutive samples at once, stacked along the channels (features), (N, C, ...) ->
+    (N / pack, pack * C, ...). A pack of independent samples shows how often the generator
+    repeats itself, which a single sample cannot: packing penalises dropped and
+    under-weighted modes."""
+
+    def __init__(self, discriminator: nn.Module, pack: int) -> None:
+        super().__init__()
+        self.discriminator, self.pack = discriminator, pack
+
+    def forward(self, samples: Tensor) -> Tensor:
+        if len(samples) % self.pack:
+            raise ValueError(f"the discriminator packs {self.pack} samples together, and got {len(samples)}")
+        packs = samples.reshape(len(samples) // self.pack, self.pack * samples.shape[1], *samples.shape[2:])
+        return self.discriminator(packs)
 
 
 # ---- DCGAN
@@ -103,8 +130,8 @@ def dcgan_generator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Se
 def dcgan_discriminator(config: TrainConfig, sample_shape: tuple[int, ...], hidden: int) -> nn.Sequential:
     """Strided convolutions that halve the grid and double the channels from `hidden`, each
     followed by LeakyReLU(0.2), then a linear layer to one logit; spectral norm on every
-    layer when config.spectral_norm. No batch norm: it would couple the real and fake rows
-    of the one forward over both batches, and the R1 penalty's per-sample gradients."""
+    layer when config.spectral_norm. No batch norm: it would couple the samples of a batch,
+    and so the R1 penalty's per-sample gradients."""
     channels, height, width = sample_shape
     stages = halvings(height, width)
     norm = nn.utils.parametrizations.spectral_norm if config.spectral_norm else (lambda layer: layer)

@@ -2,11 +2,14 @@
 
 One step samples a minibatch of data x and one of latent codes z, then moves both players:
 
-- `simultaneous` (the notes' rule): one discriminator forward over [x; G(z)] gives both
+- `simultaneous` (the notes' rule): the discriminator's forwards over x and G(z) give both
   batches' logits; J(D) and J(G) are taken from those same logits, both gradients are
   computed from the same parameters, then both Adam steps are made.
-- `alternating`: the discriminator steps first on [x; G(z)]; the generator then steps on
-  J(G) through the updated discriminator.
+- `alternating`: the discriminator steps first on x and G(z); the generator then steps on
+  J(G) through the updated discriminator, from the same generator forward.
+
+With `pack` > 1 the discriminator judges packs of that many samples (PacGAN; see
+models.Packed) and gives one logit per pack.
 
 `n_critic` > 1 puts that many - 1 discriminator-only steps (fresh minibatches) before each
 step. `precision` bf16 or fp16 runs the forward passes under autocast; fp16 scales the costs
@@ -92,6 +95,20 @@ def default_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> 
     return None
 
 
+class BothBatches(nn.Module):
+    """The discriminator's logits of the real and of the fake batch, (N,) each, in one call:
+    one forward of the gradient-averaging wrapper, which expects each parameter's gradient
+    once per backward. The batches go through the net separately, so that the generator's
+    gradient and R1's go back through their own batch's graph only."""
+
+    def __init__(self, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.discriminator = discriminator
+
+    def forward(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+        return self.discriminator(real).squeeze(-1), self.discriminator(fake).squeeze(-1)
+
+
 class GANTrainer:
     """Trains `generator` (z -> x) against `discriminator` (x -> one logit per row) on
     samples of `dataset` with the settings of `config` (see TrainConfig).
@@ -113,14 +130,15 @@ class GANTrainer:
         self.dataset = dataset.to(self.device, self.dtype)
         self.data_fingerprint = self.dataset.fingerprint()  # checkpointed: resume on the same data only
         self.rank, self.world_size = distributed_world()
-        if config.batch_size % self.world_size:
-            raise ValueError(f"batch_size {config.batch_size} must divide evenly over {self.world_size} processes")
+        if config.batch_size % (self.world_size * config.pack):
+            raise ValueError(f"batch_size {config.batch_size} must divide evenly over {self.world_size} processes "
+                             f"into packs of {config.pack}")
         self.batch_size = config.batch_size // self.world_size  # per process
         self.generator = generator.to(self.device)
         self.discriminator = discriminator.to(self.device)
         # the wrappers that average gradients over processes (the modules themselves outside)
         self.generator_step_module = self._distributed(self.generator)
-        self.discriminator_step_module = self._distributed(self.discriminator)
+        self.discriminator_step_module = self._distributed(BothBatches(self.discriminator))
         self.generator_params = list(self.generator.parameters())
         self.discriminator_params = list(self.discriminator.parameters())
         self.guard = NonFiniteGuard(self.device, self.world_size)
@@ -180,20 +198,21 @@ class GANTrainer:
         return real, z
 
     def _discriminator_cost(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(J(D) with the R1 penalty when due, J(D), real logits, fake logits) from one
-        discriminator forward over both batches. With r1_every > 1 the penalty is lazy, as in
-        StyleGAN2: every r1_every-th step only, weighted by r1_every to keep its strength."""
+        """(J(D) with the R1 penalty when due, J(D), real logits, fake logits). With r1_every
+        > 1 the penalty is lazy, as in StyleGAN2: every r1_every-th step only, weighted by
+        r1_every to keep its strength."""
         config = self.config
         with_r1 = config.r1_gamma > 0 and self.step % config.r1_every == 0
         if with_r1:
             real = real.detach().requires_grad_()
-        logits = self.discriminator_step_module(torch.cat([real, fake])).squeeze(-1)
-        real_logits, fake_logits = logits[: len(real)], logits[len(real):]
+        real_logits, fake_logits = self.discriminator_step_module(real, fake)
         cost = F.discriminator_cost(real_logits, fake_logits, real_label=config.real_label)
         total = cost
         if with_r1:
             (grad_real,) = torch.autograd.grad(real_logits.sum(), real, create_graph=True)
-            total = cost + 0.5 * config.r1_gamma * config.r1_every * grad_real.pow(2).flatten(1).sum(1).mean()
+            # E|grad D|^2 over the discriminator's inputs: the samples, or their packs
+            squared_norm = grad_real.pow(2).flatten(1).sum(1).mean() * (len(real) // len(real_logits))
+            total = cost + 0.5 * config.r1_gamma * config.r1_every * squared_norm
         return total, cost, real_logits, fake_logits
 
     def _gradients(self, cost: Tensor, params: list[Tensor], retain_graph: bool = False) -> None:
@@ -218,17 +237,21 @@ class GANTrainer:
             self.scaler.step(optimizer)
         self.scaler.update()
 
-    def _discriminator_step(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """A discriminator step on a fresh minibatch (the fakes detached); returns the
-        latent codes, J(D) and both batches' logits."""
+    def _discriminator_step(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """A discriminator step on a minibatch, the fakes detached; returns J(D) and both
+        batches' logits."""
+        with self._autocast():
+            total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake.detach())
+        self._gradients(total, self.discriminator_params)
+        self._update([total], self.discriminator_params, [self.discriminator_optimizer])
+        return cost, real_logits, fake_logits
+
+    def _critic_step(self) -> None:
+        """One of the n_critic - 1 extra discriminator steps, on a fresh minibatch."""
         real, z = self._minibatch()
         with torch.no_grad(), self._autocast():
             fake = self.generator(z)
-        with self._autocast():
-            total, cost, real_logits, fake_logits = self._discriminator_cost(real, fake)
-        self._gradients(total, self.discriminator_params)
-        self._update([total], self.discriminator_params, [self.discriminator_optimizer])
-        return z, cost, real_logits, fake_logits
+        self._discriminator_step(real, fake)
 
     def _simultaneous_step(self) -> StepResult:
         real, z = self._minibatch()
@@ -245,12 +268,14 @@ class GANTrainer:
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
 
     def _alternating_step(self) -> StepResult:
-        z, d_cost, real_logits, fake_logits = self._discriminator_step()
+        real, z = self._minibatch()
+        with self._autocast():
+            fake = self.generator_step_module(z)  # one generator forward serves both players
+        d_cost, real_logits, fake_logits = self._discriminator_step(real, fake)
         # the generator's step through the updated discriminator; that forward needs no
         # discriminator gradient, so it bypasses the gradient-averaging wrapper
         with self._autocast():
-            fake_logits_now = self.discriminator(self.generator_step_module(z)).squeeze(-1)
-            g_cost = F.generator_cost(fake_logits_now, kind=self.config.generator_cost)
+            g_cost = F.generator_cost(self.discriminator(fake).squeeze(-1), kind=self.config.generator_cost)
         self._gradients(g_cost, self.generator_params)
         self._update([g_cost], self.generator_params, [self.generator_optimizer])
         return StepResult(real_logits, fake_logits, d_cost, g_cost)
@@ -258,7 +283,7 @@ class GANTrainer:
     def train_step(self) -> StepResult:
         """One step of the configured update rule (after n_critic - 1 discriminator steps)."""
         for _ in range(self.config.n_critic - 1):
-            self._discriminator_step()
+            self._critic_step()
         if self.config.update == "simultaneous":
             result = self._simultaneous_step()
         else:
