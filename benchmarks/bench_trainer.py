@@ -4,11 +4,13 @@ Both train the same players (the default ring8 MLPs) on the same batch size with
 update rule. The textbook loop is the one in PyTorch's DCGAN example: separate
 discriminator forwards on the real batch, the detached fake batch and (for the generator)
 the fake batch again, two BCE calls with ones/zeros target tensors for J(D) and one for
-J(G), `zero_grad` + `backward` per player, `torch.optim.Adam`. The trainer runs one
-discriminator forward over both batches, the fused costs, and torch.optim.Adam(fused=True).
+J(G), `zero_grad` + `backward` per player, `torch.optim.Adam`. The trainer runs the
+discriminator once over each batch, takes J(G)'s gradient back through the fake batch only,
+the fused costs, and torch.optim.Adam(fused=True).
 
 Rows: each update rule with the extras off (the like-for-like comparison), and the trainer
-with the dataset's default settings (R1 penalty, generator EMA) for reference; for the ring8
+with the dataset's default settings (R1 penalty, generator EMA, packing for images) for
+reference; for the ring8
 MLPs (`gan_step`) and for the DCGAN players on the MNIST digits (`gan_step_dcgan`, batch 64).
 Writes benchmarks/results/trainer.csv and trainer-<device>.md.
 
@@ -79,7 +81,7 @@ def main() -> None:
     ]
     for op, dataset in (("gan_step", "ring8"), ("gan_step_dcgan", "mnist")):
         base = defaults_for(dataset).replace(device=device)
-        plain = base.replace(r1_gamma=0.0, ema_decay=0.0)
+        plain = base.replace(r1_gamma=0.0, ema_decay=0.0, pack=1)
         for update in ("simultaneous", "alternating"):
             config = plain.replace(update=update)
             providers = {"fusedgan": trainer_step(config), "eager": textbook_step(config),

@@ -98,7 +98,7 @@ def tables(rows: list[dict]) -> str:
               "|---|---|---|---|---|---|---|"]
     images = ["| benchmark | method | modes (of 1,000) | KL | Fréchet distance | KID | seconds per run | target |",
               "|---|---|---|---|---|---|---|---|"]
-    for name in dict.fromkeys(row["benchmark"] for row in rows):
+    for name in [name for name in BENCHMARKS if any(row["benchmark"] == name for row in rows)]:
         runs = [row for row in rows if row["benchmark"] == name]
         benchmark = BENCHMARKS[name]
         modes = [int(row["modes"]) for row in runs if row["modes"] not in (None, "")]
