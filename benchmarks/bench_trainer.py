@@ -10,8 +10,8 @@ the fused costs, and torch.optim.Adam(fused=True).
 
 Rows: each update rule with the extras off (the like-for-like comparison), and the trainer
 with the dataset's default settings (R1 penalty, generator EMA, packing for images) for
-reference; for the ring8
-MLPs (`gan_step`) and for the DCGAN players on the MNIST digits (`gan_step_dcgan`, batch 64).
+reference; for the ring8 MLPs (`gan_step`) and for the DCGAN players on the MNIST digits
+(`gan_step_dcgan`, batch 64).
 Writes benchmarks/results/trainer.csv and trainer-<device>.md.
 
     python benchmarks/bench_trainer.py [--device cpu|cuda] [--rounds 15]

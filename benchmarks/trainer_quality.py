@@ -129,8 +129,8 @@ def main() -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
     args = parser.parse_args()
     jobs = [(name, seed) for name in args.benchmarks for seed in args.seeds]
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
     with ThreadPoolExecutor(args.jobs) as pool:
-        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
         results = list(pool.map(lambda job: train(*job, args.runs, threads), jobs))
     fresh = [{"benchmark": name, "dataset": BENCHMARKS[name].dataset, "seed": seed, "step": m["step"],
               **{key: m.get(key, "") for key in METRICS}, "seconds": m["seconds"],

@@ -57,13 +57,12 @@ def discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Modu
     """samples (N, *sample_shape) -> one logit per pack of config.pack samples, (N / pack, 1).
     The net itself (the user's factory's too) is built for packs: samples of pack times the
     channels (features)."""
-    if config.pack == 1:
-        return packed_discriminator(config, sample_shape)
-    packed_shape = (config.pack * sample_shape[0], *sample_shape[1:])
-    return Packed(packed_discriminator(config, packed_shape), config.pack)
+    net = discriminator_net(config, (config.pack * sample_shape[0], *sample_shape[1:]))
+    return net if config.pack == 1 else Packed(net, config.pack)
 
 
-def packed_discriminator(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+def discriminator_net(config: TrainConfig, sample_shape: tuple[int, ...]) -> nn.Module:
+    """The discriminator's net for inputs of sample_shape (packs, when packing)."""
     if config.discriminator:
         return from_factory(config.discriminator, config, sample_shape, "discriminator")
     hidden = config.hidden_discriminator or config.hidden
