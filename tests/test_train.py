@@ -667,6 +667,7 @@ DDP_SCRIPT = textwrap.dedent("""
         held.update({f"d.{k}": v for k, v in trainer.discriminator.state_dict().items()})
         held["sampler"] = trainer.sampler.get_state()
         torch.save(held, f"{payload['report']}-{name}-{rank}.pt")
+    dist.destroy_process_group()  # exiting with gloo's threads alive may abort the process
 """)
 
 

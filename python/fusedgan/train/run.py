@@ -15,6 +15,7 @@ evaluation and the output folder:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -90,18 +91,24 @@ class StopRequest:
         return bool(flag.item())
 
 
-def _init_distributed(config: TrainConfig) -> TrainConfig:
-    """Joins the process group that torchrun describes in the environment, if any; each
-    process of a CUDA run takes the GPU of its local rank."""
+@contextlib.contextmanager
+def _process_group(config: TrainConfig):
+    """Joins the process group that torchrun describes in the environment, if any, and
+    leaves it at the end (a process that exits with gloo's threads still running aborts);
+    each process of a CUDA run takes the GPU of its local rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or (dist.is_available() and dist.is_initialized()):
-        return config
+        yield config
+        return
     on_cuda = config.device.startswith("cuda")
     dist.init_process_group("nccl" if on_cuda else "gloo")
-    if on_cuda:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local_rank)
-        return config.replace(device=f"cuda:{local_rank}")
-    return config
+    try:
+        if on_cuda:
+            local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local_rank)
+            config = config.replace(device=f"cuda:{local_rank}")
+        yield config
+    finally:
+        dist.destroy_process_group()
 
 
 def build(config: TrainConfig) -> tuple[GANTrainer, datasets.Dataset]:
@@ -141,9 +148,12 @@ def run(config: TrainConfig, out: str | Path, *, resume: bool = False, explicit:
     """Trains as configured, writing into `out`; returns the metrics. With `resume`, continues
     the run whose checkpoint is in `out` (the settings named in `explicit` may change
     only the steps and the intervals). Raises RunError for anything the user must fix."""
-    config = _init_distributed(config.validate())
+    with _process_group(config.validate()) as config:
+        return _train(config, Path(out), resume, explicit, progress)
+
+
+def _train(config: TrainConfig, out: Path, resume: bool, explicit: set[str], progress: bool) -> dict:
     rank, _ = distributed_world()
-    out = Path(out)
     checkpoint_path = out / outputs.CHECKPOINT
     state = None
     if resume:
