@@ -23,6 +23,8 @@ FUSEDGAN_ALWAYS_INLINE auto with_row_operands(bool per_row, int64_t row, const F
   if (per_row) return f(row_value<T>(operands, row)...);
   return f(operands...);
 }
+// What a loop stores per element: nothing, some parameters' gradients, or d/dx too.
+enum class Stored { Nothing, Params, ParamsAndX };
 }  // namespace
 
 void log_likelihood(const LogLikelihoodArgs& a, void* out) {
@@ -70,14 +72,19 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
       const bool per_row = math::params_per_row(a);
       const bool split = math::kSplits<LogPdf> && per_row;
       constexpr int kValue = kMaxParams;  // the log-likelihood's slot in the sums
+      using Costly = std::array<typename L::Vec, kMaxParams>;
       const auto totals = sum_rows<kMaxParams + 1>(a.grid, [&](int64_t row, int64_t first, int64_t last) {
-        typename L::Sum sums[kMaxParams + 1];
-        // A split family's costly partials, for the parameters whose gradients are stored per
-        // element (a data set of one point, or a parameter expanded along the data).
-        typename L::Vec costly_per_element[kMaxParams] = {0.0f, 0.0f, 0.0f};
-        // with_x: whether d/dx is stored, at compile time, so that its partial is computed only then
-        const auto run = [&](auto splitting, auto with_x) {
-          constexpr bool kWithX = decltype(with_x)::value;
+        // The sums over one row part. `stored`: what the loop stores per element, at compile
+        // time, so that a loop storing nothing (every gradient summed per row, as maximum
+        // likelihood asks) has no store in it: with one, streamed above all, the compiler kept
+        // the sums in memory, an add through it per vector (half the speed); and d/dx's partial
+        // is computed only where d/dx is stored. costly: a split family's costly partials, for
+        // the parameters whose gradients are stored per element (a data set of one point, or a
+        // parameter expanded along the data).
+        const auto run = [&](auto splitting, auto stored, const Costly& costly) {
+          constexpr bool kWithX = decltype(stored)::value == Stored::ParamsAndX;
+          constexpr bool kStores = decltype(stored)::value != Stored::Nothing;
+          std::array<typename L::Sum, kMaxParams + 1> sums;
           const auto step = [&](int64_t index, int count, const auto& cursors, int64_t offset) {
             const auto [x, p0, p1, p2, g] = std::apply(
                 [&](const auto&... c) FUSEDGAN_LAMBDA_ALWAYS_INLINE { return std::array{c.at(offset, count)...}; },
@@ -89,7 +96,9 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
                 return log_pdf.template partials<kWithX>(x, p0, p1, p2);
               }
             }();
-            if (out.value) {
+            // A loop storing nothing sums the values whether asked or not: the forward's pass (which
+            // asks) and a second backward's (which does not) then run the same code, to the same bits.
+            if (!kStores || out.value) {
               if constexpr (decltype(splitting)::value) {
                 sums[kValue].add(LogPdf::data_term(x, p0, p1, p2), count);
               } else {
@@ -100,8 +109,9 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
             for (int k = 0; k < kMaxParams; ++k) {
               if (out.per_row[k]) {
                 sums[k].add(partials.params[k], count);  // times the row's g when stored
-              } else if (out.params[k]) {
-                const auto partial = decltype(splitting)::value ? partials.params[k] + costly_per_element[k] : partials.params[k];
+              } else if constexpr (kStores) {
+                if (!out.params[k]) continue;
+                const auto partial = decltype(splitting)::value ? partials.params[k] + costly[k] : partials.params[k];
                 L::store(static_cast<T*>(out.params[k]) + index, g * partial, count, streaming);
               }
             }
@@ -111,21 +121,29 @@ void log_likelihood_backward(const LogLikelihoodArgs& a, const void* grad, const
               per_row, row,
               [&](const auto&... operands) FUSEDGAN_LAMBDA_ALWAYS_INLINE { for_each_run<T>(a.grid, begin + first, begin + last, step, a.x, operands...); },
               a.params[0], a.params[1], a.params[2], grad_per_row);
-        };
-        std::array<double, kMaxParams + 1> totals{};
-        if constexpr (math::kSplits<LogPdf>) {
-          if (split) {
-            const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
-            for (int k = 0; k < kMaxParams; ++k) costly_per_element[k] = typename L::Vec(costly.params[k]);
-            out.x ? run(std::true_type{}, std::true_type{}) : run(std::true_type{}, std::false_type{});
-            for (int k = 0; k < kMaxParams; ++k) totals[k] = double(last - first) * costly.params[k] + sums[k].total();
-            totals[kValue] = sums[kValue].total() + double(last - first) * math::row_normalizer<LogPdf, T>(a, row);
-          }
-        }
-        if (!split) {
-          out.x ? run(std::false_type{}, std::true_type{}) : run(std::false_type{}, std::false_type{});
+          std::array<double, kMaxParams + 1> totals;
           for (int k = 0; k <= kValue; ++k) totals[k] = sums[k].total();
-        }
+          return totals;
+        };
+        const auto run_storing = [&](auto splitting, const Costly& costly) {
+          if (out.x) return run(splitting, std::integral_constant<Stored, Stored::ParamsAndX>{}, costly);
+          if (elementwise) return run(splitting, std::integral_constant<Stored, Stored::Params>{}, costly);
+          return run(splitting, std::integral_constant<Stored, Stored::Nothing>{}, costly);
+        };
+        const auto totals = [&] {
+          if constexpr (math::kSplits<LogPdf>) {
+            if (split) {
+              const auto costly = math::row_costly_partials<LogPdf, T>(a, row);
+              Costly costly_per_element;
+              for (int k = 0; k < kMaxParams; ++k) costly_per_element[k] = typename L::Vec(costly.params[k]);
+              auto sums = run_storing(std::true_type{}, costly_per_element);
+              for (int k = 0; k < kMaxParams; ++k) sums[k] += double(last - first) * costly.params[k];
+              sums[kValue] += double(last - first) * math::row_normalizer<LogPdf, T>(a, row);
+              return sums;
+            }
+          }
+          return run_storing(std::false_type{}, Costly{});
+        }();
         if (streaming) end_streaming();
         return totals;
       });
