@@ -85,7 +85,8 @@ def test_categorical_bad_labels():
         F.categorical_log_likelihood(torch.tensor([0.0]), torch.zeros(3))
 
 
-@pytest.mark.parametrize("classes", [1, 5, 3000])  # one, a few (interleaved histograms), many
+# One; a few (byte counters up to 16 classes, interleaved histograms above); many.
+@pytest.mark.parametrize("classes", [1, 5, 16, 17, 3000])
 def test_label_counts_match_one_hot_sums(classes):
     labels = torch.randint(0, classes, (7, 1001), generator=torch.Generator().manual_seed(42))
     for dtype in (torch.int64, torch.int32, torch.uint8 if classes <= 256 else torch.int16):
@@ -95,10 +96,18 @@ def test_label_counts_match_one_hot_sums(classes):
     assert torch.equal(torch.ops.fusedgan._label_counts(labels[:, :0], classes), torch.zeros(7, classes, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("bad", [-1, 5, 2**40])
-def test_label_counts_refuse_labels_out_of_range(bad):
-    labels = torch.zeros(3, 100, dtype=torch.long)
-    labels[2, 57] = bad
+@pytest.mark.parametrize("points", [1, 1020, 1021, 5003])  # around the 255 adds a byte counter holds
+def test_label_counts_of_one_repeated_label(points):
+    labels = torch.full((2, points), 3)
+    counts = torch.ops.fusedgan._label_counts(labels, 16)
+    assert torch.equal(counts, TF.one_hot(labels, 16).sum(1).double())
+
+
+@pytest.mark.parametrize("where", [57, 102])  # within the vectors, in the tail after them
+@pytest.mark.parametrize("bad", [-1, 5, 15, 16, 2**40, 2**61])
+def test_label_counts_refuse_labels_out_of_range(bad, where):
+    labels = torch.zeros(3, 103, dtype=torch.long)
+    labels[2, where] = bad
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
         torch.ops.fusedgan._label_counts(labels, 5)
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\)"):
