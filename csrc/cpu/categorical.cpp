@@ -13,6 +13,8 @@ namespace fusedgan::cpu {
 inline namespace FUSEDGAN_ISA {
 namespace {
 
+constexpr int64_t kByteCounterClasses = 16;  // the most classes the byte counters below take
+
 // Counts one row's labels into histogram[0, classes); false if one lies outside that range.
 // Few classes: four interleaved histograms, so that a run of equal labels does not make each
 // increment wait on the one before.
@@ -46,7 +48,6 @@ bool count_labels(const int64_t* labels, int64_t points, int64_t classes, int64_
 // label lands in exactly one word, and one outside [0, 16) in none; the OR of all labels
 // catches those, labels in [classes, 16) show as counts there. Byte counters would wrap
 // after 255 adds, so they are emptied into the histogram every 255 vectors.
-constexpr int64_t kByteCounterClasses = 16;
 constexpr int kWords = kLanes / 2;
 typedef uint64_t U64xN __attribute__((vector_size(8 * kWords)));
 
@@ -97,7 +98,7 @@ bool label_counts(const LabelCountArgs& a) {
   std::atomic<bool> in_range{true};
   for_each_row(a.rows, a.points, [&](int64_t row) {
     thread_local std::vector<int64_t> histogram;
-    histogram.resize(size_t(4 * std::max<int64_t>(a.classes, 16)));
+    histogram.resize(size_t(std::max(4 * a.classes, kByteCounterClasses)));  // count_labels: 4 copies
     const int64_t* labels = a.labels + row * a.points;
 #if defined(__AVX2__)
     const bool row_in_range = a.classes <= kByteCounterClasses
