@@ -15,11 +15,14 @@ namespace {
 
 constexpr int64_t kByteCounterClasses = 16;  // the most classes the byte counters below take
 
-// Counts one row's labels into histogram[0, classes); false if one lies outside that range.
 // Few classes: four interleaved histograms, so that a run of equal labels does not make each
 // increment wait on the one before.
+int64_t histogram_copies(int64_t classes) { return classes <= 1024 ? 4 : 1; }
+
+// Counts one row's labels into histogram[0, classes), which holds histogram_copies(classes)
+// histograms; false if a label lies outside that range.
 bool count_labels(const int64_t* labels, int64_t points, int64_t classes, int64_t* histogram) {
-  const int copies = classes <= 1024 ? 4 : 1;
+  const int64_t copies = histogram_copies(classes);
   std::fill_n(histogram, copies * classes, 0);
   bool in_range = true;
   const auto count = [&](int64_t* copy, int64_t i) FUSEDGAN_LAMBDA_ALWAYS_INLINE {
@@ -98,7 +101,7 @@ bool label_counts(const LabelCountArgs& a) {
   std::atomic<bool> in_range{true};
   for_each_row(a.rows, a.points, [&](int64_t row) {
     thread_local std::vector<int64_t> histogram;
-    histogram.resize(size_t(std::max(4 * a.classes, kByteCounterClasses)));  // count_labels: 4 copies
+    histogram.resize(size_t(std::max(histogram_copies(a.classes) * a.classes, kByteCounterClasses)));
     const int64_t* labels = a.labels + row * a.points;
 #if defined(__AVX2__)
     const bool row_in_range = a.classes <= kByteCounterClasses
