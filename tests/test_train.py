@@ -642,7 +642,7 @@ def test_cli_config_file_and_bad_config(tmp_path, capsys):
 # ---- multi-process
 
 DDP_SCRIPT = textwrap.dedent("""
-    import json, sys, torch, torch.distributed as dist
+    import gc, json, sys, torch, torch.distributed as dist
     from fusedgan.train import GANTrainer, TrainConfig, datasets, models
     from fusedgan.train.run import build, run
     mode, payload = sys.argv[1], json.loads(sys.argv[2])
@@ -650,9 +650,8 @@ DDP_SCRIPT = textwrap.dedent("""
         config = TrainConfig(**payload["config"])
         run(config, payload["out"], resume=payload["resume"], explicit={"steps"}, progress=False)
         sys.exit()
-    dist.init_process_group("gloo")
-    rank = dist.get_rank()
-    for name, settings in payload["configs"].items():
+
+    def train_and_report(name, settings, rank):
         config = TrainConfig(**settings).validate()
         if name == "float64":  # the test's own players
             torch.manual_seed(0)
@@ -667,7 +666,15 @@ DDP_SCRIPT = textwrap.dedent("""
         held.update({f"d.{k}": v for k, v in trainer.discriminator.state_dict().items()})
         held["sampler"] = trainer.sampler.get_state()
         torch.save(held, f"{payload['report']}-{name}-{rank}.pt")
-    dist.destroy_process_group()  # exiting with gloo's threads alive may abort the process
+
+    dist.init_process_group("gloo")
+    for name, settings in payload["configs"].items():
+        train_and_report(name, settings, dist.get_rank())
+    # the trainers' DDP wrappers hold the process group: they go first, and then the group,
+    # while the interpreter still runs (gloo's threads outliving it abort the process)
+    gc.collect()
+    dist.barrier()
+    dist.destroy_process_group()
 """)
 
 

@@ -16,6 +16,7 @@ evaluation and the output folder:
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import time
@@ -108,6 +109,7 @@ def _process_group(config: TrainConfig):
             config = config.replace(device=f"cuda:{local_rank}")
         yield config
     finally:
+        gc.collect()  # DDP wrappers caught in reference cycles would hold the group past its end
         dist.destroy_process_group()
 
 
