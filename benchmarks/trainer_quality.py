@@ -10,8 +10,8 @@ feature space, beside the same figures for held-out real digits, the floor).
 Runs `fusedgan train --dataset D --seed S` for every benchmark and seed (`--jobs` at a time,
 sharing the cores; a run whose metrics.json is already complete is not trained again, so an
 interrupted script can simply be run again), reads each run's metrics.json and updates
-benchmarks/results/trainer_quality.csv (one row per run; the rows of benchmarks not run this
-time are kept) and writes trainer_quality-cpu.md (means per benchmark).
+benchmarks/results/trainer_quality.csv (one row per run; the rows of the benchmarks and seeds
+not run this time are kept) and writes trainer_quality-cpu.md (means per benchmark).
 
     python benchmarks/trainer_quality.py [--benchmarks ring8 grid25] [--seeds 0 1 2 3 4] [--jobs 2] [--threads N]
 """
@@ -137,11 +137,11 @@ def main() -> None:
               "device": device_name("cpu"), "torch": torch.__version__, "fusedgan": fusedgan.__version__}
              for (name, seed), m in zip(jobs, results)]
     path = RESULTS / "trainer_quality.csv"
-    kept = []  # the rows of benchmarks not run this time stay
+    kept = []  # the rows of runs not repeated this time stay
     if path.exists():
         with open(path, newline="") as f:
             kept = [{"benchmark": row.get("benchmark") or row["dataset"], **row} for row in csv.DictReader(f)]
-            kept = [row for row in kept if row["benchmark"] not in args.benchmarks]
+            kept = [row for row in kept if (row["benchmark"], int(row["seed"])) not in jobs]
     rows = kept + fresh
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(fresh[0]), restval="")
