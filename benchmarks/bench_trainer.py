@@ -8,6 +8,13 @@ J(G), `zero_grad` + `backward` per player, `torch.optim.Adam`. The trainer runs 
 discriminator once over each batch, takes J(G)'s gradient back through the fake batch only,
 the fused costs, and torch.optim.Adam(fused=True).
 
+Where convolutions dominate (the DCGAN rows) the gain has a ceiling that no kernel moves:
+per step the loop takes the discriminator through 3 forwards and 3 backwards with weight
+gradients (the generator's included), the trainer through 2 forwards, 2 such backwards and 1
+backward for the input gradient alone (the generator's); counting a forward, a weight
+gradient and an input gradient as one batch pass each, that is 9 passes against 7, and the
+generator's own passes, the same in both, keep the ratio below 9/7 ≈ 1.29.
+
 Rows: each update rule with the extras off (the like-for-like comparison), and the trainer
 with the dataset's default settings (R1 penalty, generator EMA, packing for images) for
 reference; for the ring8 MLPs (`gan_step`) and for the DCGAN players on the MNIST digits
