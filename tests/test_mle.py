@@ -364,3 +364,102 @@ def test_beta_fits_of_concentrated_data_converge(concentrations):
         theirs = scipy.stats.beta.fit(x[i].numpy(), floc=0, fscale=1)[:2]
         best = F.beta_log_likelihood(x[i], *(torch.tensor(float(p), dtype=torch.float64) for p in theirs)).item()
         assert result.log_likelihood[i].item() >= best - 1e-9 * abs(best)
+
+
+# ---- edge cases that once gave a wrong finite number, or raised and lost the other sets
+
+
+@pytest.mark.parametrize("factor", [1e-6, 1e-16, 1e140])
+def test_student_t_fit_is_the_same_for_data_of_any_scale(factor):
+    """Newton works on standardised data: a scaled set gets the scaled estimate and the
+    log-likelihood shifted by -N log(factor) (it once stopped at its start for small scales)."""
+    x = torch.tensor([3.09, -1.06, -0.34, -0.46, -1.45, -0.18, 0.02, -0.63], dtype=torch.float64)
+    unit, scaled = mle.fit("student_t", x, return_result=True), mle.fit("student_t", x * factor, return_result=True)
+    assert scaled.converged.item()
+    assert_relative(scaled.params["df"], unit.params["df"], rtol=1e-7)
+    assert_relative([scaled.params["loc"], scaled.params["scale"]],
+                    [unit.params["loc"] * factor, unit.params["scale"] * factor], rtol=1e-7)
+    assert_relative(scaled.log_likelihood, unit.log_likelihood - len(x) * math.log(factor), rtol=1e-9)
+
+
+@pytest.mark.parametrize("family,data", [
+    ("multivariate_normal", [[[0.1, 0.2], [0.4, 0.7]], [[0.0, 1.0], [1.0, 3.0]]]),  # 2 points in 2-D: a line
+    ("multivariate_normal", [[[0.1, 0.3], [0.2, 0.6], [0.7, 2.1]], [[0.1, 0.3], [0.2, 0.6], [0.3, 0.9]]]),  # on a line
+    ("von_mises", [[0.1, 0.1 + 2 * math.pi], [1.0, 1.0 - 2 * math.pi]]),  # one angle, up to turns
+    ("negative_binomial", [[1.0, 2, 3, 5, 2, 5, 1, 6, 5], [6.0, 3, 6, 0, 3, 7, 5, 5, 7]]),  # variance = mean, rounded
+])
+def test_sets_degenerate_up_to_rounding_are_flagged(family, data):
+    """Data whose maximum is at infinity in exact arithmetic, where rounding alone made it look
+    finite: flagged, never a huge estimate reported as converged."""
+    x = torch.tensor(data, dtype=torch.float64)
+    if family == "negative_binomial":
+        assert x.var(-1, correction=0).tolist() == pytest.approx(x.mean(-1).tolist(), rel=1e-14)
+    for sets in (x, *x):  # together and alone (the sums' rounding differs)
+        result = mle.fit(family, sets, dim=-2 if family == "multivariate_normal" else -1, return_result=True)
+        assert not result.fitted.any() and not result.converged.any()
+        assert all(value.isnan().all() for value in result.params.values())
+
+
+@pytest.mark.parametrize("family", ["normal", "half_normal", "lognormal", "laplace", "exponential"])
+@pytest.mark.parametrize("factor", [1e-30, 1e20])
+def test_float32_closed_forms_neither_overflow_nor_underflow(family, factor):
+    """Squares of 1e20 overflow float32 and those of 1e-30 underflow: the closed forms compute
+    in float64, and a set far from 1 is fitted beside one near it."""
+    base = torch.tensor([1.0, 2.0, 3.0, 5.0], dtype=torch.float64)
+    x = torch.stack([base, base * factor]).float()
+    result = mle.fit(family, x, return_result=True)
+    expected = mle.fit(family, x.double())
+    assert result.fitted.all() and result.log_likelihood.isfinite().all()
+    for name, value in result.params.items():
+        assert value.dtype == torch.float32
+        assert_relative(value, expected[name].float(), rtol=1e-6)
+
+
+def test_estimates_the_data_dtype_cannot_hold_are_flagged():
+    """A Student's t fit of normal-looking data goes to df ~ 1e6, past float16's range; a
+    beta fit of data spread by 1e-9 breaks down: flagged, the other set fitted."""
+    normal_looking = torch.tensor([[1.0, 2, 3, 4, 5], [0.1, 2.0, 2.5, 2.9, 9.0]], dtype=torch.float16)
+    result = mle.fit("student_t", normal_looking, return_result=True)
+    assert result.reason.tolist() == ["no finite estimate", ""] and result.params["df"][1].isfinite()
+    rng = np.random.default_rng(3)
+    beta = torch.tensor(np.stack([np.linspace(0.1, 0.9, 50), 0.5 + 1e-9 * rng.normal(size=50)]))
+    result = mle.fit("beta", beta, return_result=True)
+    assert result.reason.tolist() == ["", "no finite estimate"] and result.log_likelihood[0].isfinite()
+
+
+def test_bad_sets_of_discrete_families_are_flagged():
+    """Poisson counts must be whole, as every count family's; a binomial set of no trials has
+    no estimate; with one category every label is 0."""
+    result = mle.fit("poisson", torch.tensor([[0.5, 1.5, 2.25], [1.0, 2.0, 4.0]], dtype=torch.float64), return_result=True)
+    assert result.reason.tolist() == ["outside the support", ""]
+    assert_relative(result.params["rate"][1], 7 / 3)
+    result = mle.fit("binomial", torch.tensor([[0.0, 0], [1, 2]]), total_count=torch.tensor([0.0, 5.0]), return_result=True)
+    assert result.reason.tolist() == ["no finite estimate", ""] and result.log_likelihood[1].isfinite()
+    result = mle.fit("categorical", torch.tensor([[0.0, 0], [0, 1]]), num_classes=1, return_result=True)
+    assert result.reason.tolist() == ["", "outside the support"] and result.params["logits"][0].tolist() == [0.0]
+
+
+@pytest.mark.parametrize("family,shape,options", [
+    ("normal", (0, 5), {}), ("laplace", (2, 0, 5), {}), ("student_t", (0, 5), {}),
+    ("categorical", (0, 4), {"num_classes": 3}), ("multivariate_normal", (0, 6, 2), {}),
+])
+def test_no_data_sets_give_empty_results(family, shape, options):
+    dims = 2 if family == "multivariate_normal" else 1
+    batch = shape[:-dims]
+    params = mle.fit(family, torch.zeros(shape, dtype=torch.float64), **options)
+    result = mle.fit(family, torch.zeros(shape, dtype=torch.float64), return_result=True, **options)
+    for value in (*params.values(), *result.params.values(), *result.stderr.values()):
+        assert value.shape[:len(batch)] == batch and value.numel() == 0
+    for value in (result.log_likelihood, result.aic, result.converged, result.failure):
+        assert value.shape == batch
+    assert result.covariance.shape[:len(batch)] == batch
+
+
+def test_a_root_beyond_the_search_bracket_is_not_reported_converged():
+    """Gamma data spread by 1e-9 have a concentration near 1e18, beyond the bracket's e^50:
+    the fit stops at the bracket's end and says it did not converge; the other set did."""
+    rng = np.random.default_rng(0)
+    x = torch.tensor(np.stack([1 + 1e-9 * rng.normal(size=50), rng.gamma(2.0, size=50)]))
+    result = mle.fit("gamma", x, return_result=True)
+    assert result.converged.tolist() == [False, True] and result.fitted.all()
+    assert_relative(result.params["concentration"][0], math.exp(50.0))

@@ -9,6 +9,7 @@ is the maximised log-likelihood of each set.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Optional
@@ -37,7 +38,7 @@ class Estimate(NamedTuple):
 
 # Why a data set was not fitted (FitResult.failure indexes this; 0: it was).
 FAILURES = ("", "non-finite data", "outside the support", "too few points", "no spread", "all zero",
-            "no finite maximum")
+            "no finite maximum", "no finite estimate")
 
 
 class _Support(NamedTuple):
@@ -61,8 +62,10 @@ class _Support(NamedTuple):
             inside &= (points == points.floor()).flatten(len(low.shape)).all(-1)
         return inside
 
-    def stand_in(self, points: int) -> Tensor:
+    def stand_in(self, points: int, options: dict) -> Tensor:
         low, high = (0.0, 1.0) if self.whole else (0.25, 0.75)
+        if isinstance(self.high, str) and self.open_high and torch.as_tensor(options[self.high]).min() <= 1:
+            high = 0.0  # a single category: every label 0
         return torch.where(torch.arange(points) % 2 == 0, low, high).double()
 
 
@@ -95,6 +98,7 @@ class _Requirements:
     log_likelihood: Optional[Callable[[Tensor, dict[str, Tensor]], Tensor]] = None
     points_are_vectors: bool = False  # data (..., N, D): the coordinates last
     triangular: tuple[str, ...] = ()  # (..., D, D) parameters of which the lower triangle alone is estimated
+    unbounded: tuple[str, ...] = ()  # parameters whose estimate may be infinite (logits of a probability 0 or 1)
 
 
 # The fit routine of each family: those of the compiled list (fusedgan.families), and the
@@ -128,46 +132,53 @@ def _in_dtype_of(x: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
     return {name: value.to(x.dtype) for name, value in params.items()}
 
 
+# The closed forms compute in float64 (like the iterative fits), so that squares of large or
+# small data neither overflow nor underflow, and return the data's dtype.
+
+
 @_fits("normal", **_SPREAD)
 def _normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
-    loc = x.mean(dim)
-    return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()})  # biased, as scipy.stats.norm.fit
+    data = x.double()
+    loc = data.mean(dim)
+    scale = (data - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()  # biased, as scipy.stats.norm.fit
+    return Estimate(_in_dtype_of(x, {"loc": loc, "scale": scale}))
 
 
 @_fits("exponential", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _exponential(x: Tensor, dim: int) -> Estimate:
     """Closed form: 1 / mean, location 0."""
-    return Estimate({"rate": 1 / x.mean(dim)})  # location fixed at 0
+    return Estimate(_in_dtype_of(x, {"rate": 1 / x.double().mean(dim)}))  # location fixed at 0
 
 
-@_fits("poisson", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
+@_fits("poisson", support=_COUNTS, degenerate=("all zero", _all_zero))
 def _poisson(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean."""
-    return Estimate({"rate": x.mean(dim)})
+    return Estimate(_in_dtype_of(x, {"rate": x.double().mean(dim)}))
 
 
-@_fits("bernoulli", support=_UNIT)
+@_fits("bernoulli", support=_UNIT, unbounded=("logits",))
 def _bernoulli(x: Tensor, dim: int) -> Estimate:
     """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets)."""
-    return Estimate({"logits": torch.logit(x.mean(dim))})  # +-inf for all-ones or all-zeros sets
+    return Estimate(_in_dtype_of(x, {"logits": torch.logit(x.double().mean(dim))}))
 
 
 @_fits("laplace", **_SPREAD)
 def _laplace(x: Tensor, dim: int) -> Estimate:
     """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
-    loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
-    return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)})
+    data = x.double()
+    loc = torch.quantile(data, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
+    return Estimate(_in_dtype_of(x, {"loc": loc, "scale": (data - loc.unsqueeze(dim)).abs().mean(dim)}))
 
 
 @_fits("categorical", support=_Support(low=0.0, high="num_classes", open_high=True, whole=True), normalised=("logits",),
-       log_likelihood=lambda x, p: F.categorical_log_likelihood(x.long(), p["logits"].unsqueeze(-2)))
+       unbounded=("logits",), log_likelihood=lambda x, p: F.categorical_log_likelihood(x.long(), p["logits"].unsqueeze(-2)))
 def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> Estimate:
     """Closed form: log frequencies (−inf for classes never seen), of shape
     `(..., num_classes)`; `x` holds integer labels in [0, num_classes) as floats."""
     labels = x.movedim(dim, -1).long()
-    counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).to(x.dtype)
-    return Estimate({"logits": torch.log(counts / labels.shape[-1])})  # -inf for classes never seen
+    counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).double()
+    return Estimate(_in_dtype_of(x, {"logits": torch.log(counts / labels.shape[-1])}))  # -inf for classes never seen
 
 
 _LOG_DF_LIMIT = math.log(1e6)
@@ -211,7 +222,9 @@ def _student_t_newton_system(data: Tensor, theta: Tensor) -> tuple[Tensor, Tenso
 def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-9) -> Estimate:
     """Newton's method on (log df, loc, log scale), every set at once, from the median, the
     scaled median absolute deviation and df = 5; gradients and 3 × 3 Hessians in closed form,
-    step halving per set; df beyond 10⁶ is taken as the normal limit.
+    step halving per set; df beyond 10⁶ is taken as the normal limit. Each set is first
+    centred on its median and divided by that deviation (its half range where the deviation
+    is 0), so that the steps, clamps and tolerance are the same for data of any scale.
 
     Each iteration takes the sets' gradients and Hessians (_student_t_newton_system), a Newton
     step where the Hessian is negative definite and a gradient step elsewhere, and halves the
@@ -219,8 +232,11 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     gradient is below ``tolerance`` or its log-likelihood stops rising."""
     data = x.movedim(dim, -1).double()
     median = data.median(-1, keepdim=True).values
-    mad = (data - median).abs().median(-1, keepdim=True).values * 1.4826
-    theta = torch.cat([torch.full_like(median, 5.0).log(), median, mad.clamp_min(1e-12).log()], -1)  # (..., 3)
+    spread = (data - median).abs().median(-1, keepdim=True).values * 1.4826
+    half_range = (data.amax(-1, keepdim=True) - data.amin(-1, keepdim=True)) / 2
+    spread = torch.where(spread > 0, spread, half_range)  # > 0 for a set with spread
+    data = (data - median) / spread
+    theta = torch.cat([torch.full_like(median, 5.0).log(), torch.zeros_like(median), torch.zeros_like(median)], -1)
 
     def clamped(theta: Tensor) -> Tensor:
         # exp of the clamped logs stays positive and finite whatever step a line search tries
@@ -260,7 +276,8 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         # growing without bound, as close to the normal limit as it matters)
         done |= new_value <= value + slack
         value = new_value
-    params = {"df": theta[..., 0].exp(), "loc": theta[..., 1], "scale": theta[..., 2].exp()}
+    median, spread = median[..., 0], spread[..., 0]
+    params = {"df": theta[..., 0].exp(), "loc": median + spread * theta[..., 1], "scale": spread * theta[..., 2].exp()}
     return Estimate(_in_dtype_of(x, params), iterations, done)
 
 
@@ -269,7 +286,8 @@ def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: 
     """Per set, the root of a decreasing function f(t) in [low, high], from t: Newton steps,
     and bisection where a step would leave the bracket that the signs seen so far narrow, so
     every set converges whatever its start. Returns the roots, the iterations and whether
-    each set converged."""
+    each set converged (not where it ends at an end of the bracket: the root lies beyond)."""
+    bracket = low, high
     low, high = torch.full_like(t, low), torch.full_like(t, high)
     iterations = torch.zeros(t.shape, dtype=torch.int64, device=t.device)
     converged = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
@@ -285,35 +303,36 @@ def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: 
         t = torch.where(moving, step, t)
         if converged.all():
             break
-    return t, iterations, converged
+    inside = (t - bracket[0]).abs().minimum((t - bracket[1]).abs()) > 2 * tolerance * (1 + t.abs())
+    return t, iterations, converged & inside
 
 
 @_fits("lognormal", support=_POSITIVE, **_SPREAD)
 def _lognormal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the normal fit of log(x), its mean and biased standard deviation."""
-    return _normal(x.log(), dim)
+    return Estimate(_in_dtype_of(x, _normal(x.double().log(), dim).params))
 
 
 @_fits("half_normal", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _half_normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the root mean square."""
-    return Estimate({"scale": x.pow(2).mean(dim).sqrt()})
+    return Estimate(_in_dtype_of(x, {"scale": x.double().pow(2).mean(dim).sqrt()}))
 
 
-@_fits("geometric", support=_COUNTS)
+@_fits("geometric", support=_COUNTS, unbounded=("logits",))
 def _geometric(x: Tensor, dim: int) -> Estimate:
     """Closed form: -log of the mean count (+inf where every count is 0)."""
-    return Estimate({"logits": -x.mean(dim).log()})
+    return Estimate(_in_dtype_of(x, {"logits": -x.double().mean(dim).log()}))
 
 
-@_fits("binomial", support=_Support(low=0.0, high="total_count", whole=True), fixed=("total_count",))
+@_fits("binomial", support=_Support(low=0.0, high="total_count", whole=True), fixed=("total_count",), unbounded=("logits",))
 def _binomial(x: Tensor, dim: int, *, total_count: float | Tensor | None = None) -> Estimate:
     """Closed form: the logit of mean(k) / total_count (±inf where no trial or every trial
     succeeded); total_count, the number of trials, is given: a number, or a tensor of one per
     data set."""
-    mean = x.mean(dim)
-    trials = torch.as_tensor(total_count, dtype=x.dtype, device=x.device).expand(mean.shape)
-    return Estimate({"total_count": trials.clone(), "logits": torch.logit(mean / trials)})
+    mean = x.double().mean(dim)
+    trials = torch.as_tensor(total_count, dtype=torch.float64, device=x.device).expand(mean.shape)
+    return Estimate(_in_dtype_of(x, {"total_count": trials.clone(), "logits": torch.logit(mean / trials)}))
 
 
 @_fits("gamma", support=_POSITIVE, **_SPREAD)
@@ -370,7 +389,7 @@ def _negative_binomial(x: Tensor, dim: int) -> Estimate:
     sum(digamma(k + r)) - N digamma(r) + N log(r / (r + mean(k))) = 0, in log r,
     bisection-safeguarded (r up to 10⁸), from the method of moments; logits = log(mean(k) / r).
     A set whose variance does not exceed its mean has no finite maximum (it lies at the Poisson
-    limit, r infinite): flagged."""
+    limit, r infinite): flagged, as is one where they differ by rounding alone."""
     data = x.movedim(dim, -1).double()
     n = data.shape[-1]
     mean, var = data.mean(-1), data.var(-1, correction=0)
@@ -382,11 +401,13 @@ def _negative_binomial(x: Tensor, dim: int) -> Estimate:
         slope = trigamma_shifted.sum(-1) - n * trigamma_r + n / r - n / (r + mean)
         return f, r * slope
 
-    start = torch.where(var > mean, mean**2 / (var - mean), torch.ones_like(mean)).clamp(1e-6, 1e6)
+    # the variance exceeds the mean by more than its rounding (relative to the mean square)
+    overdispersed = var - mean > 16 * torch.finfo(data.dtype).eps * (var + mean * mean)
+    start = torch.where(overdispersed, mean**2 / (var - mean), torch.ones_like(mean)).clamp(1e-6, 1e6)
     t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, _LOG_TOTAL_COUNT_LIMIT)
     r = t.exp()
     params = _in_dtype_of(x, {"total_count": r, "logits": (mean / r).log()})
-    return Estimate(params, iterations, converged, {"no finite maximum": var <= mean})
+    return Estimate(params, iterations, converged, {"no finite maximum": ~overdispersed})
 
 
 @_fits("von_mises", **_SPREAD)
@@ -394,10 +415,13 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
     """The mean direction, and the concentration k solving i1e(k) / i0e(k) = R, the mean
     resultant length: Newton in log k, bisection-safeguarded, from Best and Fisher's
     approximation. A set with R = 0 has its maximum at k = 0 (no preferred direction):
-    flagged "no finite maximum"."""
+    flagged "no finite maximum"; one with R within rounding of 1 (every angle the same, up to
+    turns of 2 pi) is flagged "no spread"."""
     data = x.movedim(dim, -1).double()
     c, s = data.cos().mean(-1), data.sin().mean(-1)
-    r = torch.hypot(c, s).clamp(max=1 - 1e-15)
+    r = torch.hypot(c, s)
+    coincide = r >= 1 - 1e-15  # k > 10¹⁴: as good as a point mass
+    r = r.clamp(max=1 - 1e-15)
     start = torch.where(r < 0.53, 2 * r + r**3 + 5 * r**5 / 6,
                         torch.where(r < 0.85, -0.4 + 1.39 * r + 0.43 / (1 - r), 1 / (r**3 - 4 * r**2 + 3 * r)))
 
@@ -408,7 +432,7 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
 
     t, iterations, converged = _decreasing_root(f_and_slope, start.clamp_min(1e-12).log(), -30.0, 40.0)
     params = _in_dtype_of(x, {"loc": torch.atan2(s, c), "concentration": t.exp()})
-    return Estimate(params, iterations, converged, {"no finite maximum": r == 0})
+    return Estimate(params, iterations, converged, {"no finite maximum": r == 0, "no spread": coincide})
 
 
 @_fits("beta", support=_OPEN_UNIT, **_SPREAD)
@@ -607,16 +631,28 @@ def _multivariate_normal(x: Tensor, dim: int) -> Estimate:
     covariance (the maximum-likelihood covariance, as `scipy.stats.multivariate_normal.fit`);
     `x` is `(..., N, D)` with the points along `dim` (default -2 for this family) and the
     coordinates last. A set whose sample covariance is singular (fewer than D + 1 points, or all
-    in one hyperplane) has no finite maximum."""
-    points = x.movedim(dim, -2)
+    in one hyperplane, up to rounding) has no finite maximum."""
+    points = x.movedim(dim, -2).double()
+    n, d = points.shape[-2:]
     loc = points.mean(-2)
     centred = points - loc.unsqueeze(-2)
-    covariance = centred.mT @ centred / points.shape[-2]
+    covariance = centred.mT @ centred / n
     scale_tril, info = torch.linalg.cholesky_ex(covariance)
-    singular = info != 0
-    identity = torch.eye(points.shape[-1], dtype=x.dtype, device=x.device)
+    # each coordinate's variance left given the ones before it (the pivot squared), next to its
+    # own: a ratio at rounding level is a hyperplane that rounding hid
+    pivots, variances = scale_tril.diagonal(dim1=-2, dim2=-1) ** 2, covariance.diagonal(dim1=-2, dim2=-1)
+    flat = (pivots <= 64 * d * torch.finfo(points.dtype).eps * variances).any(-1)
+    singular = (info != 0) | flat | (n <= d)
+    identity = torch.eye(d, dtype=points.dtype, device=x.device)
     scale_tril = torch.where(singular[..., None, None], identity, scale_tril)  # finite, for the other sets' sake
-    return Estimate({"loc": loc, "scale_tril": scale_tril}, failures={"no finite maximum": singular})
+    return Estimate(_in_dtype_of(x, {"loc": loc, "scale_tril": scale_tril}), failures={"no finite maximum": singular})
+
+
+def _stand_in(needs: _Requirements, points: int, per_set: torch.Size, options: dict) -> Tensor:
+    """A data set of `points` points that the family can fit, in float64."""
+    if needs.points_are_vectors:
+        return torch.randn(points, per_set[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return needs.support.stand_in(points, options)
 
 
 @dataclass(frozen=True)
@@ -653,6 +689,17 @@ class FitResult:
     def reason(self) -> np.ndarray:
         """Per set, why it was not fitted ("" where it was)."""
         return np.asarray(FAILURES, dtype=object)[self.failure.cpu().numpy()]
+
+
+def _with_batch(one: dict[str, Tensor] | FitResult, batch: torch.Size) -> dict[str, Tensor] | FitResult:
+    """The fit of one data set with its set's dim replaced by `batch` (of no sets)."""
+    def shaped(value: Tensor) -> Tensor:
+        return value.new_empty((*batch, *value.shape[1:]))
+
+    if isinstance(one, dict):
+        return {name: shaped(value) for name, value in one.items()}
+    return FitResult(**{field.name: _with_batch(value, batch) if isinstance(value, dict) else shaped(value)
+                        for field in dataclasses.fields(one) for value in [getattr(one, field.name)]})
 
 
 def _log_likelihood_of(family: str) -> Callable[[Tensor, dict[str, Tensor]], Tensor]:
@@ -779,6 +826,10 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool =
         raise ValueError(f"fit: dim is out of range for x of {x.dim()} dimensions")
     points = x.detach().movedim(dim, -event)  # (..., N) or (..., N, D)
     batch, per_set = points.shape[:-event], points.shape[-event:]
+    if not batch.numel():  # no data sets: the shapes of the fit of one
+        one = fit(family, _stand_in(needs, max(per_set[0], 1), per_set, options).to(x)[None], dim=-event,
+                  return_result=return_result, **options)
+        return _with_batch(one, batch)
     n = per_set[0]
     failure = torch.zeros(batch, dtype=torch.int64, device=x.device)
 
@@ -794,15 +845,15 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool =
             flag(needs.degenerate[0], needs.degenerate[1](low, high))
     if (failure != 0).any():  # a stand-in takes each such set's place, so the others are fitted
         size = max(n, needs.min_points)
-        if needs.points_are_vectors:
-            stand_in = torch.randn(size, per_set[1], generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-        else:
-            stand_in = needs.support.stand_in(size)
-        stand_in = stand_in.to(points).expand(*batch, *stand_in.shape)
+        stand_in = _stand_in(needs, size, per_set, options).to(points).expand(*batch, size, *per_set[1:])
         points = stand_in if size != n else torch.where((failure != 0).reshape(batch + (1,) * event), stand_in, points)
     estimate = FAMILIES[family](points, -event, **options)
     for reason, mask in estimate.failures.items():
         flag(reason, mask)
+    for name, value in estimate.params.items():  # what the method could not reach, in the data's dtype
+        if name not in needs.fixed:
+            reached = ~value.isnan() if name in needs.unbounded else value.isfinite()
+            flag("no finite estimate", ~reached.reshape(*batch, -1).all(-1))
     params = {name: value if name in needs.fixed else
               torch.where((failure != 0).reshape(batch + (1,) * (value.dim() - len(batch))), torch.nan, value)
               for name, value in estimate.params.items()}
