@@ -240,6 +240,22 @@ def test_log_likelihoods_with_parameter_gradients_from_the_forward_pass(family, 
     compare(lambda: value_and_grads(lambda *p: fn(x, *p, dim=dim), params), torch.float32)
 
 
+@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_log_likelihoods_of_nan_data_and_data_at_zero(family, dtype):
+    """A NaN datum makes its set's value and gradients NaN (no support test reads it as
+    outside), and a datum at 0 (the edge of the positive families' supports) gives the
+    CPU's value and gradients, finite limits included; the parameters' gradients both from
+    the forward pass and from the backward kernels."""
+    reference = REFERENCES[family]
+    x = reference.data((37, 129), 12).to(dtype)
+    x[3, 5], x[7, :3] = float("nan"), 0.0
+    params = [make((37, 1)).to(dtype) for make in reference.params]
+    fn = getattr(F, FAMILIES[family].function_name)
+    compare(lambda: value_and_grads(fn, (x, *params)), dtype)
+    compare(lambda: value_and_grads(lambda *p: fn(x, *p), params), dtype)
+
+
 @pytest.mark.parametrize("base", [None, 2.0])
 def test_entropy_gradient_kept_from_the_forward_pass_has_the_bits_of_the_backward(base):
     """The first backward scales the kept gradient; a retained graph's second computes it with

@@ -346,6 +346,42 @@ def test_support_edges():
     assert value.item() == 0.0 and torch.autograd.grad(value, logits)[0].tolist() == [0.0, 0.0]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_nan_data_give_nan_not_a_number_outside_the_support(family, dtype):
+    """A NaN datum fails every support test, yet it lies outside no support: its set's value
+    and every gradient are NaN, never -inf with the NaN point's gradient dropped; the other set
+    keeps its finite value and gradients."""
+    x, params = inputs(family, (2, 5), (2, 1))
+    x = x.to(dtype)
+    x[0, 2] = float("nan")
+    params = [p.to(dtype).requires_grad_() for p in params]
+    for data in (x, x.clone().requires_grad_()):  # the parameters' gradients from the forward, and the separate kernels'
+        value = function(family)(data, *params)
+        assert value[0].isnan() and value[1].isfinite()
+        inputs_with_grad = [p for p in (data, *params) if p.requires_grad]
+        for grad in torch.autograd.grad(value.sum(), inputs_with_grad):
+            if grad.shape == x.shape:  # the data's: NaN at the NaN point, but where it does not depend on x
+                assert grad[0, 2].isnan() or family in ("exponential", "bernoulli", "geometric")
+            else:
+                assert grad[0].isnan().all() and grad[1].isfinite().all(), (family, grad)
+
+
+@pytest.mark.parametrize("family,x,params,expected", [
+    ("gamma", 0.0, (1.0, 2.0), -2.0),  # d/dx [(a - 1) log x - b x] with a = 1
+    ("beta", 0.0, (1.0, 3.0), -2.0),  # -(b - 1) / (1 - x)
+    ("beta", 1.0, (3.0, 1.0), 2.0),  # (a - 1) / x
+    ("beta", 0.0, (1.0, 1.0), 0.0),  # uniform
+    ("weibull", 0.0, (2.0, 1.0), -0.5),  # -(k / s) (x / s)^(k - 1) with k = 1
+])
+def test_data_gradient_at_the_support_edge_where_its_limit_is_finite(family, x, params, expected):
+    """A term (a - 1) log x with a = 1 is absent: its derivative is 0 at x = 0, not 0/0."""
+    data = torch.tensor([x], dtype=torch.float64, requires_grad=True)
+    value = function(family)(data, *(torch.tensor([p], dtype=torch.float64) for p in params))
+    assert value.isfinite()
+    assert torch.autograd.grad(value, data)[0].item() == pytest.approx(expected, rel=1e-12)
+
+
 def test_create_graph_with_no_summed_dims():
     x = draw((3, 4), 22).requires_grad_()
     loc, scale = draw((3, 4), 23).requires_grad_(), draw((3, 4), 24, positive=True).requires_grad_()

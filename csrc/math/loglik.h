@@ -134,7 +134,7 @@ struct LaplaceLogPdf : SplitLogPdf<LaplaceLogPdf> {
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V d = x - loc;
     const V inv_b = V(1) / scale;
-    const V sign = select(d > V(0), V(1), select(d < V(0), V(-1), V(0)));
+    const V sign = select(d > V(0), V(1), select(d < V(0), V(-1), d * V(0)));  // NaN for NaN
     return {-sign * inv_b, {sign * inv_b, (abs(d) * inv_b - V(1)) * inv_b, V(0)}};
   }
 };
@@ -228,18 +228,21 @@ struct StudentTLogPdf : SplitLogPdf<StudentTLogPdf> {
   }
 };
 
-// -inf outside a family's support, the value inside.
+// -inf outside a family's support, the value inside. `tested` is what the support test reads
+// (the datum, or a sum of the inputs it reads): a NaN there fails every test yet lies outside
+// no support, so its NaN value passes through rather than reading as -inf.
 template <class M, class V>
-FUSEDGAN_HOST_DEVICE V inside(M in_support, V value) {
-  return select(in_support, value, V(-__builtin_inff()));
+FUSEDGAN_HOST_DEVICE V inside(M in_support, V tested, V value) {
+  return select(in_support | is_nan(tested), value, V(-__builtin_inff()));
 }
 
-// The partials where the data lie in the support; outside, the density is a constant -inf: no
-// gradient.
+// The partials where the data lie in the support (or are NaN, as above); outside, the density
+// is a constant -inf: no gradient.
 template <class M, class V>
-FUSEDGAN_HOST_DEVICE Partials<V> inside(M in_support, Partials<V> p) {
-  p.x = select(in_support, p.x, V(0));
-  for (int k = 0; k < kMaxParams; ++k) p.params[k] = select(in_support, p.params[k], V(0));
+FUSEDGAN_HOST_DEVICE Partials<V> inside(M in_support, V tested, Partials<V> p) {
+  const auto kept = in_support | is_nan(tested);
+  p.x = select(kept, p.x, V(0));
+  for (int k = 0; k < kMaxParams; ++k) p.params[k] = select(kept, p.params[k], V(0));
   return p;
 }
 
@@ -254,7 +257,7 @@ struct GammaLogPdf : SplitLogPdf<GammaLogPdf> {
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V a, V b, V) {
-    return inside(x >= V(0), weighted(a - V(1), log(x)) - b * x);
+    return inside(x >= V(0), x, weighted(a - V(1), log(x)) - b * x);
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V a, V, V) {
@@ -262,7 +265,7 @@ struct GammaLogPdf : SplitLogPdf<GammaLogPdf> {
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
-    return inside(x >= V(0), Partials<V>{(a - V(1)) / x - b, {log(b) + log(x), a / b - x, V(0)}});
+    return inside(x >= V(0), x, Partials<V>{weighted(a - V(1), V(1) / x) - b, {log(b) + log(x), a / b - x, V(0)}});
   }
 };
 
@@ -277,7 +280,7 @@ struct BetaLogPdf : SplitLogPdf<BetaLogPdf> {
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V a, V b, V) {
-    return inside((x >= V(0)) & (x <= V(1)), weighted(a - V(1), log(x)) + weighted(b - V(1), log1p(-x)));
+    return inside((x >= V(0)) & (x <= V(1)), x, weighted(a - V(1), log(x)) + weighted(b - V(1), log1p(-x)));
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V a, V b, V) {
@@ -287,8 +290,8 @@ struct BetaLogPdf : SplitLogPdf<BetaLogPdf> {
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V a, V b, V) {
     const V log_1mx = log1p(-x);
-    return inside((x >= V(0)) & (x <= V(1)),
-                  Partials<V>{(a - V(1)) / x - (b - V(1)) / (V(1) - x), {log(x), log_1mx, V(0)}});
+    return inside((x >= V(0)) & (x <= V(1)), x,
+                  Partials<V>{weighted(a - V(1), V(1) / x) - weighted(b - V(1), V(1) / (V(1) - x)), {log(x), log_1mx, V(0)}});
   }
 };
 
@@ -305,14 +308,14 @@ struct LogNormalLogPdf : SplitLogPdf<LogNormalLogPdf> {
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V loc, V scale, V) {
     const V log_x = log(x);
     const V z = (log_x - loc) * (V(1) / scale);
-    return inside(x > V(0), V(-0.5) * z * z - log_x);
+    return inside(x > V(0), x, V(-0.5) * z * z - log_x);
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V loc, V scale, V) {
     const V inv_s = V(1) / scale;
     const V z = (log(x) - loc) * inv_s;
     const V z_over_s = z * inv_s;
-    return inside(x > V(0), Partials<V>{-(z_over_s + V(1)) / x, {z_over_s, (z * z - V(1)) * inv_s, V(0)}});
+    return inside(x > V(0), x, Partials<V>{-(z_over_s + V(1)) / x, {z_over_s, (z * z - V(1)) * inv_s, V(0)}});
   }
 };
 
@@ -328,14 +331,16 @@ struct WeibullLogPdf : SplitLogPdf<WeibullLogPdf> {
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V scale, V k, V) {
     const V log_u = log(x / scale);
-    return inside(x >= V(0), weighted(k - V(1), log_u) - exp(k * log_u));
+    return inside(x >= V(0), x, weighted(k - V(1), log_u) - exp(k * log_u));
   }
   // With u = x / s and w = u^k.
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V k, V) {
     const V log_u = log(x / scale);
     const V w = exp(k * log_u);
-    return inside(x >= V(0), Partials<V>{(k - V(1) - k * w) / x, {k * (w - V(1)) / scale, V(1) / k + log_u * (V(1) - w), V(0)}});
+    // d/dx = (k - 1) / x - (k / s) u^(k - 1), each term 0 where its exponent is (at x = 0 too)
+    const V d_x = x_partial<kWithX>([&] { return weighted(k - V(1), V(1) / x) - k / scale * exp(weighted(k - V(1), log_u)); });
+    return inside(x >= V(0), x, Partials<V>{d_x, {k * (w - V(1)) / scale, V(1) / k + log_u * (V(1) - w), V(0)}});
   }
 };
 
@@ -351,13 +356,13 @@ struct HalfNormalLogPdf : SplitLogPdf<HalfNormalLogPdf> {
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V x, V scale, V, V) {
     const V z = x * (V(1) / scale);
-    return inside(x >= V(0), V(-0.5) * z * z);
+    return inside(x >= V(0), x, V(-0.5) * z * z);
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V x, V scale, V, V) {
     const V inv_s = V(1) / scale;
     const V z = x * inv_s;
-    return inside(x >= V(0), Partials<V>{-z * inv_s, {(z * z - V(1)) * inv_s, V(0), V(0)}});
+    return inside(x >= V(0), x, Partials<V>{-z * inv_s, {(z * z - V(1)) * inv_s, V(0), V(0)}});
   }
 };
 
@@ -374,7 +379,7 @@ struct NegativeBinomialLogPmf : SplitLogPdf<NegativeBinomialLogPmf> {
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static V data_term(V k, V r, V logits, V) {
-    return inside(k >= V(0), lgamma(k + r) - lgamma(k + V(1)) - weighted(k, softplus_pair(logits).of_minus_x));
+    return inside(k >= V(0), k, lgamma(k + r) - lgamma(k + V(1)) - weighted(k, softplus_pair(logits).of_minus_x));
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V r, V, V) {
@@ -384,7 +389,7 @@ struct NegativeBinomialLogPmf : SplitLogPdf<NegativeBinomialLogPmf> {
   FUSEDGAN_HOST_DEVICE static Partials<V> data_partials(V k, V r, V logits, V) {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     const V psi_kr = digamma(k + r);
-    return inside(k >= V(0), Partials<V>{x_partial<kWithX>([&] { return psi_kr - digamma(k + V(1)) - softplus.of_minus_x; }),
+    return inside(k >= V(0), k, Partials<V>{x_partial<kWithX>([&] { return psi_kr - digamma(k + V(1)) - softplus.of_minus_x; }),
                                          {psi_kr - softplus.of_x, k * sigmoid(-logits) - r * sigmoid(logits), V(0)}});
   }
 };
@@ -405,8 +410,8 @@ struct BinomialLogPmf : SplitLogPdf<BinomialLogPmf> {
   FUSEDGAN_HOST_DEVICE static V data_term(V k, V n, V logits, V) {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     const V rest = n - k;
-    return inside((k >= V(0)) & (rest >= V(0)), -lgamma(k + V(1)) - lgamma(rest + V(1)) - weighted(k, softplus.of_minus_x) -
-                                                    weighted(rest, softplus.of_x));
+    return inside((k >= V(0)) & (rest >= V(0)), k + n,
+                  -lgamma(k + V(1)) - lgamma(rest + V(1)) - weighted(k, softplus.of_minus_x) - weighted(rest, softplus.of_x));
   }
   template <class V>
   FUSEDGAN_HOST_DEVICE static ParamPartials<V> costly_partials(V n, V, V) {
@@ -417,7 +422,7 @@ struct BinomialLogPmf : SplitLogPdf<BinomialLogPmf> {
     const SoftplusPair<V> softplus = softplus_pair(logits);
     const V rest = n - k;
     const V psi_rest = digamma(rest + V(1));
-    return inside((k >= V(0)) & (rest >= V(0)),
+    return inside((k >= V(0)) & (rest >= V(0)), k + n,
                   Partials<V>{x_partial<kWithX>([&] { return psi_rest - digamma(k + V(1)) + logits; }),
                               {-psi_rest - softplus.of_x, k * sigmoid(-logits) - rest * sigmoid(logits), V(0)}});
   }
@@ -432,12 +437,12 @@ struct GeometricLogPmf {
   template <class V>
   FUSEDGAN_HOST_DEVICE V operator()(V k, V logits, V, V) const {
     const SoftplusPair<V> softplus = softplus_pair(logits);
-    return inside(k >= V(0), -weighted(k, softplus.of_x) - softplus.of_minus_x);
+    return inside(k >= V(0), k, -weighted(k, softplus.of_x) - softplus.of_minus_x);
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V k, V logits, V, V) const {
     const SoftplusPair<V> softplus = softplus_pair(logits);
-    return inside(k >= V(0), Partials<V>{-softplus.of_x, {sigmoid(-logits) - k * sigmoid(logits), V(0), V(0)}});
+    return inside(k >= V(0), k, Partials<V>{-softplus.of_x, {sigmoid(-logits) - k * sigmoid(logits), V(0), V(0)}});
   }
 };
 

@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <optional>
 
 #include "../math/logistic.h"
@@ -105,6 +106,18 @@ inline Mask operator&(const Mask& a, const Mask& b) {
   if (!a.tensor.defined()) return a.value ? b : a;
   if (!b.tensor.defined()) return b.value ? a : b;
   return {a.tensor & b.tensor, a.options, false};
+}
+
+// Either true; a known truth value decides without a tensor op.
+inline Mask operator|(const Mask& a, const Mask& b) {
+  if (!a.tensor.defined()) return a.value ? a : b;
+  if (!b.tensor.defined()) return b.value ? b : a;
+  return {a.tensor | b.tensor, a.options, false};
+}
+
+inline Mask is_nan(const Expr& a) {
+  if (a.is_number()) return {at::Tensor(), {}, std::isnan(a.number())};
+  return {at::isnan(a.tensor()), a.tensor().options(), false};
 }
 
 inline Expr select(const Mask& m, const Expr& if_true, const Expr& if_false) {
