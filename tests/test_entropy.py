@@ -67,6 +67,16 @@ def test_entropy_with_logits_matches_categorical(dim, dtype, device):
     assert_close(grad, expected_grad, dtype)
 
 
+@pytest.mark.parametrize("rows", [1, 16, 40])  # one row alone, and blocks of short rows a row per lane
+@pytest.mark.parametrize("top", [8.0, 12.0, 16.0, 20.0])
+def test_entropy_with_logits_of_a_nearly_certain_row_keeps_float32_precision(top, rows):
+    """A row whose other classes weigh less than float's epsilon next to the top one: its
+    entropy is tiny, and in float32 it keeps its relative precision whatever the batch."""
+    logits = torch.tensor([[top, 0.0, 0.0]]).repeat(rows, 1)
+    expected = torch.distributions.Categorical(logits=logits.double()).entropy()
+    torch.testing.assert_close(F.entropy_with_logits(logits).double(), expected, rtol=1e-5, atol=0)
+
+
 def test_base_divides_by_its_log():
     z = random_logits((4, 6), seed=5)
     for fn, x in ((F.entropy, random_probs((4, 6))), (F.entropy_with_logits, z)):

@@ -71,17 +71,22 @@ VecF column(const T* first, int64_t length, int64_t j) {
   }
 }
 
-// The softmax statistics of each lane's row.
+// The softmax statistics of each lane's row, and the sum of the terms below its max.
 struct SoftmaxLanes {
-  VecF max, s, t;
-  VecF entropy() const { return log(s) - t / s; }
+  VecF max, s, t, below_max;
+  // log s as log1p(s - 1), where s - 1 is below_max unless the max is tied: in float, log(s)
+  // of a row whose other terms are below float's epsilon would be 0.
+  VecF entropy() const {
+    const VecF s_minus_1 = select(s - below_max > VecF(1.5f), s - VecF(1.0f), below_max);
+    return log1p(s_minus_1) - t / s;
+  }
 };
 
 // The statistics of a block's rows; `columns` and `e` get the block's columns and their
 // e^(z - m), for a gradient to reuse.
 template <class T>
 SoftmaxLanes softmax_lanes(const T* first, int64_t length, VecF (&columns)[kShortRow], VecF (&e)[kShortRow]) {
-  VecF m(-HUGE_VALF), s(0.0f), t(0.0f);
+  VecF m(-HUGE_VALF), s(0.0f), t(0.0f), below_max(0.0f);
   for (int64_t j = 0; j < length; ++j) {
     columns[j] = column(first, length, j);
     m = math::softmax_max(m, columns[j]);
@@ -91,8 +96,9 @@ SoftmaxLanes softmax_lanes(const T* first, int64_t length, VecF (&columns)[kShor
     e[j] = terms.e;
     s = s + terms.e;
     t = t + terms.t;
+    below_max = below_max + select(columns[j] == m, VecF(0.0f), terms.e);
   }
-  return {m, s, t};
+  return {m, s, t, below_max};
 }
 
 // Column j of a block of kLanes rows of `length` from `first` on, stored: lane i into row i.
