@@ -78,9 +78,9 @@ def test_same_start_gives_sklearns_fit(sets, n, d, k, seed, options):
 def test_float32_data_fits_sklearns_log_likelihood_within_1e_4():
     x = mixture_data(3, 2000, 4, 5, seed=6)
     start = random_start(x, 5, seed=6)
-    estimate = fit_mixture(x.float(), -2, init=start)
-    assert estimate.params["loc"].dtype == torch.float32
-    ours = mean_log_likelihood(x, {name: value.double() for name, value in estimate.params.items()})
+    params = mle.fit("normal_mixture", x.float(), init=start)
+    assert params["loc"].dtype == torch.float32
+    ours = mean_log_likelihood(x, {name: value.double() for name, value in params.items()})
     for s in range(3):
         model = sklearn_fit(x[s], {name: value[s] for name, value in start.items()})
         assert abs(ours[s].item() - model.score(x[s].numpy())) < 1e-4

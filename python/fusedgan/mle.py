@@ -98,6 +98,7 @@ class _Requirements:
     log_likelihood: Optional[Callable[[Tensor, dict[str, Tensor]], Tensor]] = None
     points_are_vectors: bool = False  # data (..., N, D): the coordinates last
     triangular: tuple[str, ...] = ()  # (..., D, D) parameters of which the lower triangle alone is estimated
+    in_float64: bool = True  # the routine gets the data in float64 (else in their own dtype)
     unbounded: tuple[str, ...] = ()  # parameters whose estimate may be infinite (logits of a probability 0 or 1)
 
 
@@ -128,47 +129,37 @@ def _polygammas(x: Tensor) -> tuple[Tensor, Tensor]:
     return torch.ops.fusedgan._digamma_and_trigamma(x)
 
 
-def _in_dtype_of(x: Tensor, params: dict[str, Tensor]) -> dict[str, Tensor]:
-    return {name: value.to(x.dtype) for name, value in params.items()}
-
-
-# The closed forms compute in float64 (like the iterative fits), so that squares of large or
-# small data neither overflow nor underflow, and return the data's dtype.
-
-
 @_fits("normal", **_SPREAD)
 def _normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean and the biased standard deviation (as `scipy.stats.norm.fit`)."""
-    data = x.double()
-    loc = data.mean(dim)
-    scale = (data - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()  # biased, as scipy.stats.norm.fit
-    return Estimate(_in_dtype_of(x, {"loc": loc, "scale": scale}))
+    loc = x.mean(dim)
+    scale = (x - loc.unsqueeze(dim)).pow(2).mean(dim).sqrt()  # biased, as scipy.stats.norm.fit
+    return Estimate({"loc": loc, "scale": scale})
 
 
 @_fits("exponential", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _exponential(x: Tensor, dim: int) -> Estimate:
     """Closed form: 1 / mean, location 0."""
-    return Estimate(_in_dtype_of(x, {"rate": 1 / x.double().mean(dim)}))  # location fixed at 0
+    return Estimate({"rate": 1 / x.mean(dim)})  # location fixed at 0
 
 
 @_fits("poisson", support=_COUNTS, degenerate=("all zero", _all_zero))
 def _poisson(x: Tensor, dim: int) -> Estimate:
     """Closed form: the mean."""
-    return Estimate(_in_dtype_of(x, {"rate": x.double().mean(dim)}))
+    return Estimate({"rate": x.mean(dim)})
 
 
 @_fits("bernoulli", support=_UNIT, unbounded=("logits",))
 def _bernoulli(x: Tensor, dim: int) -> Estimate:
     """Closed form: the logit of the mean (±inf for all-ones or all-zeros sets)."""
-    return Estimate(_in_dtype_of(x, {"logits": torch.logit(x.double().mean(dim))}))
+    return Estimate({"logits": torch.logit(x.mean(dim))})
 
 
 @_fits("laplace", **_SPREAD)
 def _laplace(x: Tensor, dim: int) -> Estimate:
     """Closed form: the median (the middle two averaged) and the mean absolute deviation from it."""
-    data = x.double()
-    loc = torch.quantile(data, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
-    return Estimate(_in_dtype_of(x, {"loc": loc, "scale": (data - loc.unsqueeze(dim)).abs().mean(dim)}))
+    loc = torch.quantile(x, 0.5, dim=dim)  # the median, the middle two averaged as numpy does
+    return Estimate({"loc": loc, "scale": (x - loc.unsqueeze(dim)).abs().mean(dim)})
 
 
 @_fits("categorical", support=_Support(low=0.0, high="num_classes", open_high=True, whole=True), normalised=("logits",),
@@ -178,7 +169,7 @@ def _categorical(x: Tensor, dim: int, *, num_classes: int | None = None) -> Esti
     `(..., num_classes)`; `x` holds integer labels in [0, num_classes) as floats."""
     labels = x.movedim(dim, -1).long()
     counts = torch.nn.functional.one_hot(labels, num_classes).sum(-2).double()
-    return Estimate(_in_dtype_of(x, {"logits": torch.log(counts / labels.shape[-1])}))  # -inf for classes never seen
+    return Estimate({"logits": torch.log(counts / labels.shape[-1])})  # -inf for classes never seen
 
 
 _LOG_DF_LIMIT = math.log(1e6)
@@ -230,7 +221,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
     step where the Hessian is negative definite and a gradient step elsewhere, and halves the
     step per set until the fused log-likelihood does not decrease; a set stops when its
     gradient is below ``tolerance`` or its log-likelihood stops rising."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     median = data.median(-1, keepdim=True).values
     spread = (data - median).abs().median(-1, keepdim=True).values * 1.4826
     half_range = (data.amax(-1, keepdim=True) - data.amin(-1, keepdim=True)) / 2
@@ -278,7 +269,7 @@ def _student_t(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1
         value = new_value
     median, spread = median[..., 0], spread[..., 0]
     params = {"df": theta[..., 0].exp(), "loc": median + spread * theta[..., 1], "scale": spread * theta[..., 2].exp()}
-    return Estimate(_in_dtype_of(x, params), iterations, done)
+    return Estimate(params, iterations, done)
 
 
 def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: Tensor, low: float, high: float, *,
@@ -310,19 +301,19 @@ def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: 
 @_fits("lognormal", support=_POSITIVE, **_SPREAD)
 def _lognormal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the normal fit of log(x), its mean and biased standard deviation."""
-    return Estimate(_in_dtype_of(x, _normal(x.double().log(), dim).params))
+    return Estimate(_normal(x.log(), dim).params)
 
 
 @_fits("half_normal", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
 def _half_normal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the root mean square."""
-    return Estimate(_in_dtype_of(x, {"scale": x.double().pow(2).mean(dim).sqrt()}))
+    return Estimate({"scale": x.pow(2).mean(dim).sqrt()})
 
 
 @_fits("geometric", support=_COUNTS, unbounded=("logits",))
 def _geometric(x: Tensor, dim: int) -> Estimate:
     """Closed form: -log of the mean count (+inf where every count is 0)."""
-    return Estimate(_in_dtype_of(x, {"logits": -x.double().mean(dim).log()}))
+    return Estimate({"logits": -x.mean(dim).log()})
 
 
 @_fits("binomial", support=_Support(low=0.0, high="total_count", whole=True), fixed=("total_count",), unbounded=("logits",))
@@ -330,9 +321,9 @@ def _binomial(x: Tensor, dim: int, *, total_count: float | Tensor | None = None)
     """Closed form: the logit of mean(k) / total_count (±inf where no trial or every trial
     succeeded); total_count, the number of trials, is given: a number, or a tensor of one per
     data set."""
-    mean = x.double().mean(dim)
+    mean = x.mean(dim)
     trials = torch.as_tensor(total_count, dtype=torch.float64, device=x.device).expand(mean.shape)
-    return Estimate(_in_dtype_of(x, {"total_count": trials.clone(), "logits": torch.logit(mean / trials)}))
+    return Estimate({"total_count": trials.clone(), "logits": torch.logit(mean / trials)})
 
 
 @_fits("gamma", support=_POSITIVE, **_SPREAD)
@@ -340,7 +331,7 @@ def _gamma(x: Tensor, dim: int) -> Estimate:
     """Newton on the profile likelihood, every set at once: the concentration a solves
     log(a) - digamma(a) = log(mean(x)) - mean(log(x)), in log a, bisection-safeguarded, from
     Minka's closed-form start; the rate is a / mean(x)."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     mean = data.mean(-1)
     gap = mean.log() - data.log().mean(-1)  # > 0 by Jensen's inequality unless the set is constant
     start = (3 - gap + ((gap - 3) ** 2 + 24 * gap).sqrt()) / (12 * gap)
@@ -352,7 +343,7 @@ def _gamma(x: Tensor, dim: int) -> Estimate:
 
     t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -50.0, 50.0)
     a = t.exp()
-    return Estimate(_in_dtype_of(x, {"concentration": a, "rate": a / mean}), iterations, converged)
+    return Estimate({"concentration": a, "rate": a / mean}, iterations, converged)
 
 
 @_fits("weibull", support=_POSITIVE, **_SPREAD)
@@ -361,7 +352,7 @@ def _weibull(x: Tensor, dim: int) -> Estimate:
     1/k + mean(log x) = sum(x^k log x) / sum(x^k), in log k, bisection-safeguarded, from the
     spread of log x; the scale is mean(x^k)^(1/k). The data are divided by their maximum first,
     so that x^k cannot overflow."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     top = data.amax(-1)
     log_y = (data / top.unsqueeze(-1)).log()  # <= 0
     mean_log = log_y.mean(-1)
@@ -377,7 +368,7 @@ def _weibull(x: Tensor, dim: int) -> Estimate:
     t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, 30.0)
     k = t.exp()
     scale = top * (k.unsqueeze(-1) * log_y).exp().mean(-1) ** (1 / k)
-    return Estimate(_in_dtype_of(x, {"scale": scale, "concentration": k}), iterations, converged)
+    return Estimate({"scale": scale, "concentration": k}, iterations, converged)
 
 
 _LOG_TOTAL_COUNT_LIMIT = math.log(1e8)
@@ -390,7 +381,7 @@ def _negative_binomial(x: Tensor, dim: int) -> Estimate:
     bisection-safeguarded (r up to 10⁸), from the method of moments; logits = log(mean(k) / r).
     A set whose variance does not exceed its mean has no finite maximum (it lies at the Poisson
     limit, r infinite): flagged, as is one where they differ by rounding alone."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     n = data.shape[-1]
     mean, var = data.mean(-1), data.var(-1, correction=0)
 
@@ -406,8 +397,7 @@ def _negative_binomial(x: Tensor, dim: int) -> Estimate:
     start = torch.where(overdispersed, mean**2 / (var - mean), torch.ones_like(mean)).clamp(1e-6, 1e6)
     t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, _LOG_TOTAL_COUNT_LIMIT)
     r = t.exp()
-    params = _in_dtype_of(x, {"total_count": r, "logits": (mean / r).log()})
-    return Estimate(params, iterations, converged, {"no finite maximum": ~overdispersed})
+    return Estimate({"total_count": r, "logits": (mean / r).log()}, iterations, converged, {"no finite maximum": ~overdispersed})
 
 
 @_fits("von_mises", **_SPREAD)
@@ -417,7 +407,7 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
     approximation. A set with R = 0 has its maximum at k = 0 (no preferred direction):
     flagged "no finite maximum"; one with R within rounding of 1 (every angle the same, up to
     turns of 2 pi) is flagged "no spread"."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     c, s = data.cos().mean(-1), data.sin().mean(-1)
     r = torch.hypot(c, s)
     coincide = r >= 1 - 1e-15  # k > 10¹⁴: as good as a point mass
@@ -431,8 +421,7 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
         return r - a, -k * (1 - a / k - a * a)
 
     t, iterations, converged = _decreasing_root(f_and_slope, start.clamp_min(1e-12).log(), -30.0, 40.0)
-    params = _in_dtype_of(x, {"loc": torch.atan2(s, c), "concentration": t.exp()})
-    return Estimate(params, iterations, converged, {"no finite maximum": r == 0, "no spread": coincide})
+    return Estimate({"loc": torch.atan2(s, c), "concentration": t.exp()}, iterations, converged, {"no finite maximum": r == 0, "no spread": coincide})
 
 
 @_fits("beta", support=_OPEN_UNIT, **_SPREAD)
@@ -442,7 +431,7 @@ def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-10)
     need only mean(log x), mean(log(1 - x)) and di- and trigammas. A step that would leave the
     positive quadrant is halved. The tolerance is relative, on the steps: the Hessian of
     concentrated data is nearly singular, and rounding leaves steps of ~1e-12 there."""
-    data = x.movedim(dim, -1).double()
+    data = x.movedim(dim, -1)
     # the sums of log x and of log(1 - x) in one fused pass; each parameter its own contiguous
     # tensor below, as the elementwise ops on them are the iteration's cost
     mean_log, mean_log_complement = (torch.ops.fusedgan._log_sums(data) / data.shape[-1]).movedim(-1, 0).contiguous()
@@ -469,7 +458,7 @@ def _beta(x: Tensor, dim: int, *, max_iter: int = 100, tolerance: float = 1e-10)
         a, b = torch.where(moving, new_a, a), torch.where(moving, new_b, b)
         if converged.all():
             break
-    return Estimate(_in_dtype_of(x, {"concentration1": a, "concentration0": b}), iterations, converged)
+    return Estimate({"concentration1": a, "concentration0": b}, iterations, converged)
 
 
 def _squared_distances(centres: Tensor, points: Tensor) -> Tensor:
@@ -560,7 +549,7 @@ def _mixture_start(init: dict, batch: torch.Size, d: int, k: int | None, device:
     return params
 
 
-@_fits("normal_mixture", points_are_vectors=True, normalised=("logits",),
+@_fits("normal_mixture", points_are_vectors=True, normalised=("logits",), in_float64=False,
        log_likelihood=lambda x, p: F.normal_mixture_log_likelihood(x, p["logits"], p["loc"], p["scale"]))
 def _normal_mixture(
     x: Tensor, dim: int, *, k: int | None = None, init: str | dict = "k-means++", n_init: int = 1, seed: int = 0,
@@ -584,8 +573,8 @@ def _normal_mixture(
     one whose last lower bound is highest. The iterations run inside one op
     (`torch.ops.fusedgan._normal_mixture_em`), each E step one fused pass over the points in
     the data's dtype (float32 for 16-bit data), its sums in float64; the parameters are kept in
-    float64 and returned in the data's dtype. The Estimate gives per set the iterations of the start kept and whether it
-    converged."""
+    float64 (`fit` returns them in the data's dtype). The Estimate gives per set the iterations of
+    the start kept and whether it converged."""
     if isinstance(init, str):
         if init != "k-means++":
             raise ValueError(f'fit: normal_mixture init must be "k-means++" or a dict of parameters, got {init!r}')
@@ -620,7 +609,7 @@ def _normal_mixture(
                 *(torch.where(better, new, old) for new, old in zip(result[1:], best[1:])))
     params, _, iterations, converged = best
     shapes = {"logits": (*batch, k), "loc": (*batch, k, d), "scale": (*batch, k, d)}
-    return Estimate({name: value.reshape(shapes[name]).to(x.dtype) for name, value in params.items()},
+    return Estimate({name: value.reshape(shapes[name]) for name, value in params.items()},
                     iterations.reshape(batch), converged.reshape(batch))
 
 
@@ -632,7 +621,7 @@ def _multivariate_normal(x: Tensor, dim: int) -> Estimate:
     `x` is `(..., N, D)` with the points along `dim` (default -2 for this family) and the
     coordinates last. A set whose sample covariance is singular (fewer than D + 1 points, or all
     in one hyperplane, up to rounding) has no finite maximum."""
-    points = x.movedim(dim, -2).double()
+    points = x.movedim(dim, -2)
     n, d = points.shape[-2:]
     loc = points.mean(-2)
     centred = points - loc.unsqueeze(-2)
@@ -645,7 +634,7 @@ def _multivariate_normal(x: Tensor, dim: int) -> Estimate:
     singular = (info != 0) | flat | (n <= d)
     identity = torch.eye(d, dtype=points.dtype, device=x.device)
     scale_tril = torch.where(singular[..., None, None], identity, scale_tril)  # finite, for the other sets' sake
-    return Estimate(_in_dtype_of(x, {"loc": loc, "scale_tril": scale_tril}), failures={"no finite maximum": singular})
+    return Estimate({"loc": loc, "scale_tril": scale_tril}, failures={"no finite maximum": singular})
 
 
 def _stand_in(needs: _Requirements, points: int, per_set: torch.Size, options: dict) -> Tensor:
@@ -847,7 +836,10 @@ def fit(family: str, x: Tensor, *, dim: int | None = None, return_result: bool =
         size = max(n, needs.min_points)
         stand_in = _stand_in(needs, size, per_set, options).to(points).expand(*batch, size, *per_set[1:])
         points = stand_in if size != n else torch.where((failure != 0).reshape(batch + (1,) * event), stand_in, points)
-    estimate = FAMILIES[family](points, -event, **options)
+    # the routines compute in float64 (but the mixture EM), so that squares of large or small
+    # data neither overflow nor underflow; the estimates return in the data's dtype
+    estimate = FAMILIES[family](points.double() if needs.in_float64 else points, -event, **options)
+    estimate = estimate._replace(params={name: value.to(x.dtype) for name, value in estimate.params.items()})
     for reason, mask in estimate.failures.items():
         flag(reason, mask)
     for name, value in estimate.params.items():  # what the method could not reach, in the data's dtype
