@@ -276,6 +276,28 @@ def test_large_logits_stay_finite_and_exact(device):
         assert_close(grads[0], expected_grads[0], torch.float32)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradient_of_a_confident_right_logit_keeps_its_relative_precision(device):
+    """With target 1 and logits past 17, sigmoid(x) rounds to 1 in float32: the gradient
+    sigmoid(x) - 1 = -sigmoid(-x) must not cancel to 0, in BCE (with and without pos_weight),
+    the Bernoulli log-likelihood and the discriminator's cost alike (torch's BCE gives 0)."""
+    x = torch.tensor([5.0, 17.0, 20.0, 40.0, 80.0], device=device)
+    ones = torch.ones_like(x)
+    fake = torch.tensor([-30.0], device=device)
+    expected = -torch.sigmoid(-x.double()).cpu()  # d/dx bce(x, 1)
+    costs = {  # each scaled to the sum of bce(x, 1)
+        "bce": lambda v: F.binary_cross_entropy_with_logits(v, ones, reduction="sum"),
+        "bce, pos_weight 2": lambda v: F.binary_cross_entropy_with_logits(v, ones, reduction="sum",
+                                                                           pos_weight=2 * ones) / 2,
+        "bernoulli": lambda v: -F.bernoulli_log_likelihood(ones, v),
+        "discriminator_cost": lambda v: 2 * len(v) * F.discriminator_cost(v, fake),
+    }
+    for name, cost in costs.items():
+        v = x.clone().requires_grad_()
+        (grad,) = torch.autograd.grad(cost(v), v)
+        torch.testing.assert_close(grad.double().cpu(), expected, rtol=1e-5, atol=0, msg=name)
+
+
 def test_probability_form_clamps_log_at_minus_100_like_torch():
     p = torch.tensor([0.0, 1.0, 0.0, 1.0, 1e-45, 1 - 1e-7])
     y = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 0.0])

@@ -21,10 +21,13 @@ FUSEDGAN_HOST_DEVICE V bce_with_logits_given(V x, V e, V y, V w, V pw) {
   return w * ((V(1) + (pw - V(1)) * y) * log1p_unit(e) + weighted(c, abs(x)));
 }
 
-// dl/dx = w * ((1 + (pw - 1) * y) * sigmoid(x) - pw * y): finite at x = +-inf.
+// dl/dx = w * (a sigmoid(x) - pw y) with a = 1 + (pw - 1) y, for x > 0 written as
+// w * ((1 - y) - a sigmoid(-x)): there sigmoid(x) rounds to 1 (x > 17 in float), and y = 1
+// would cancel it to 0. Finite at x = +-inf.
 template <class V>
 FUSEDGAN_HOST_DEVICE V bce_with_logits_grad_input_given(V x, V e, V y, V w, V pw) {
-  return w * ((V(1) + (pw - V(1)) * y) * sigmoid_given(x, e) - pw * y);
+  const V a = V(1) + (pw - V(1)) * y;
+  return w * select(x > V(0), (V(1) - y) - a * sigmoid_given(-x, e), a * sigmoid_given(x, e) - pw * y);
 }
 
 template <class V>

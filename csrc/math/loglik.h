@@ -173,7 +173,7 @@ struct BernoulliLogPmf {
   }
   template <bool kWithX = true, class V>
   FUSEDGAN_HOST_DEVICE Partials<V> partials(V x, V logits, V, V) const {
-    return {logits, {x - sigmoid(logits), V(0), V(0)}};
+    return {logits, {-bce_with_logits_grad_input(logits, x, V(1), V(1)), V(0), V(0)}};
   }
 };
 
