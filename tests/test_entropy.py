@@ -71,7 +71,8 @@ def test_entropy_with_logits_matches_categorical(dim, dtype, device):
 @pytest.mark.parametrize("top", [8.0, 12.0, 16.0, 20.0])
 def test_entropy_with_logits_of_a_nearly_certain_row_keeps_float32_precision(top, rows):
     """A row whose other classes weigh less than float's epsilon next to the top one: its
-    entropy is tiny, and in float32 it keeps its relative precision whatever the batch."""
+    entropy is tiny, and in float32 it keeps its relative precision whether the row runs
+    alone or among short rows a row per vector lane."""
     logits = torch.tensor([[top, 0.0, 0.0]]).repeat(rows, 1)
     expected = torch.distributions.Categorical(logits=logits.double()).entropy()
     torch.testing.assert_close(F.entropy_with_logits(logits).double(), expected, rtol=1e-5, atol=0)
