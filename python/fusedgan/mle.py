@@ -301,7 +301,7 @@ def _decreasing_root(f_and_slope: Callable[[Tensor], tuple[Tensor, Tensor]], t: 
 @_fits("lognormal", support=_POSITIVE, **_SPREAD)
 def _lognormal(x: Tensor, dim: int) -> Estimate:
     """Closed form: the normal fit of log(x), its mean and biased standard deviation."""
-    return Estimate(_normal(x.log(), dim).params)
+    return _normal(x.log(), dim)
 
 
 @_fits("half_normal", support=_NON_NEGATIVE, degenerate=("all zero", _all_zero))
@@ -397,7 +397,8 @@ def _negative_binomial(x: Tensor, dim: int) -> Estimate:
     start = torch.where(overdispersed, mean**2 / (var - mean), torch.ones_like(mean)).clamp(1e-6, 1e6)
     t, iterations, converged = _decreasing_root(f_and_slope, start.log(), -30.0, _LOG_TOTAL_COUNT_LIMIT)
     r = t.exp()
-    return Estimate({"total_count": r, "logits": (mean / r).log()}, iterations, converged, {"no finite maximum": ~overdispersed})
+    return Estimate({"total_count": r, "logits": (mean / r).log()}, iterations, converged,
+                    {"no finite maximum": ~overdispersed})
 
 
 @_fits("von_mises", **_SPREAD)
@@ -421,7 +422,8 @@ def _von_mises(x: Tensor, dim: int) -> Estimate:
         return r - a, -k * (1 - a / k - a * a)
 
     t, iterations, converged = _decreasing_root(f_and_slope, start.clamp_min(1e-12).log(), -30.0, 40.0)
-    return Estimate({"loc": torch.atan2(s, c), "concentration": t.exp()}, iterations, converged, {"no finite maximum": r == 0, "no spread": coincide})
+    return Estimate({"loc": torch.atan2(s, c), "concentration": t.exp()}, iterations, converged,
+                    {"no finite maximum": r == 0, "no spread": coincide})
 
 
 @_fits("beta", support=_OPEN_UNIT, **_SPREAD)
