@@ -199,6 +199,15 @@ def test_entropy_with_minus_infinite_and_nan_logits(dtype):
     compare(lambda: value_and_grads(lambda z: F.entropy_with_logits(z), (z,)), dtype)
 
 
+@pytest.mark.parametrize("length", [3, 100, 5000])
+def test_entropy_of_nearly_certain_rows_keeps_its_relative_precision(length):
+    """One logit 20 to 40 above the others: the entropy, down to ~1e-16, to the CPU's relative
+    precision (log s as log1p of the terms below the max on both sides)."""
+    z = torch.zeros(5, length, dtype=torch.float64)
+    z[:, 1] = torch.tensor([20.0, 25.0, 30.0, 36.0, 40.0])
+    compare(lambda: (F.entropy_with_logits(z),), torch.float64, dict(rtol=1e-12, atol=0))
+
+
 # ---- the log-likelihoods: every family, data sets per row, parameters per set, shared and per point
 
 LOGLIK_LAYOUTS = {  # name -> (data shape, parameter shape, dim)

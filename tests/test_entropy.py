@@ -67,15 +67,21 @@ def test_entropy_with_logits_matches_categorical(dim, dtype, device):
     assert_close(grad, expected_grad, dtype)
 
 
-@pytest.mark.parametrize("rows", [1, 16, 40])  # one row alone, and blocks of short rows a row per lane
-@pytest.mark.parametrize("top", [8.0, 12.0, 16.0, 20.0])
-def test_entropy_with_logits_of_a_nearly_certain_row_keeps_float32_precision(top, rows):
-    """A row whose other classes weigh less than float's epsilon next to the top one: its
-    entropy is tiny, and in float32 it keeps its relative precision whether the row runs
-    alone or among short rows a row per vector lane."""
-    logits = torch.tensor([[top, 0.0, 0.0]]).repeat(rows, 1)
-    expected = torch.distributions.Categorical(logits=logits.double()).entropy()
-    torch.testing.assert_close(F.entropy_with_logits(logits).double(), expected, rtol=1e-5, atol=0)
+@pytest.mark.parametrize("dtype,tops", [(torch.float32, [8.0, 12.0, 16.0, 20.0, 30.0]),
+                                        (torch.float64, [20.0, 30.0, 36.0, 40.0])])
+@pytest.mark.parametrize("rows,length", [(1, 3), (16, 3), (40, 3), (3, 100), (2, 5000)])  # short rows a row per lane, long rows
+def test_entropy_with_logits_of_a_nearly_certain_row_keeps_its_relative_precision(dtype, tops, rows, length):
+    """A row whose other classes weigh less than the epsilon next to the top one: its entropy
+    is tiny, and it keeps its relative precision whether the row runs alone, among short rows
+    a row per vector lane, or as a long row. The reference is the closed form of one logit
+    `top` above length - 1 zeros: H = log1p(r) + top r / (1 + r), r = (length - 1) e^-top."""
+    for top in tops:
+        logits = torch.zeros(rows, length, dtype=dtype)
+        logits[:, 1] = top
+        r = (length - 1) * math.exp(-top)
+        expected = torch.full((rows,), math.log1p(r) + top * r / (1 + r), dtype=torch.float64)
+        rtol = 1e-5 if dtype == torch.float32 else 1e-12
+        torch.testing.assert_close(F.entropy_with_logits(logits).double(), expected, rtol=rtol, atol=0, msg=f"top {top}")
 
 
 def test_base_divides_by_its_log():

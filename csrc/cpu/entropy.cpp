@@ -44,14 +44,15 @@ math::SoftmaxRow softmax_row(const T* z, int64_t length) {
   Vec<T> m(-HUGE_VALF);
   for_each_vector(z, length, -HUGE_VALF, [&](int64_t, Vec<T> v, int) { m = math::softmax_max(m, v); });
   const double max = lanes_max(m);
-  typename Lanes<T>::Sum s, t;
+  typename Lanes<T>::Sum s, t, below_max;
   const Vec<T> shift(max);
   for_each_vector(z, length, 0.0f, [&](int64_t, Vec<T> v, int count) {
     const math::SoftmaxTerms<Vec<T>> terms = math::softmax_terms(v, shift);
     s.add(terms.e, count);
     t.add(terms.t, count);
+    below_max.add(terms.below_max, count);
   });
-  return {max, s.total(), t.total()};
+  return {max, s.total(), t.total(), below_max.total()};
 }
 
 // ---- short rows, a row per lane
@@ -74,12 +75,7 @@ VecF column(const T* first, int64_t length, int64_t j) {
 // The softmax statistics of each lane's row, and the sum of the terms below its max.
 struct SoftmaxLanes {
   VecF max, s, t, below_max;
-  // log s as log1p(s - 1), where s - 1 is below_max unless the max is tied: in float, log(s)
-  // of a row whose other terms are below float's epsilon would be 0.
-  VecF entropy() const {
-    const VecF s_minus_1 = select(s - below_max > VecF(1.5f), s - VecF(1.0f), below_max);
-    return log1p(s_minus_1) - t / s;
-  }
+  VecF entropy() const { return math::log_of_softmax_sum(s, below_max) - t / s; }
 };
 
 // The statistics of a block's rows; `columns` and `e` get the block's columns and their
@@ -96,7 +92,7 @@ SoftmaxLanes softmax_lanes(const T* first, int64_t length, VecF (&columns)[kShor
     e[j] = terms.e;
     s = s + terms.e;
     t = t + terms.t;
-    below_max = below_max + select(columns[j] == m, VecF(0.0f), terms.e);
+    below_max = below_max + terms.below_max;
   }
   return {m, s, t, below_max};
 }

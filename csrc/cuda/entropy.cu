@@ -30,13 +30,14 @@ __device__ math::SoftmaxRow softmax_row(const Row<T>& r, int lane, int group) {
   double m = -HUGE_VAL;
   for (int64_t i = lane; i < r.length; i += group) m = math::softmax_max(m, r[i]);
   m = group_reduce(m, group, Max{});
-  double s = 0, t = 0;
+  double s = 0, t = 0, below_max = 0;
   for (int64_t i = lane; i < r.length; i += group) {
     const math::SoftmaxTerms<double> terms = math::softmax_terms(r[i], m);
     s += terms.e;
     t += terms.t;
+    below_max += terms.below_max;
   }
-  return {m, group_sum(s, group), group_sum(t, group)};
+  return {m, group_sum(s, group), group_sum(t, group), group_sum(below_max, group)};
 }
 
 template <class T>

@@ -27,10 +27,17 @@ FUSEDGAN_HOST_DEVICE V entr_grad(V q) {
   return -(log(q) + V(1));
 }
 
-// The row statistics of the softmax form: max, s and t.
+// log s as log1p(s - 1), where s - 1 is the sum of the terms below the row's max unless the
+// max is tied: log(s) of a row whose other terms are below the epsilon would be 0.
+template <class V>
+FUSEDGAN_HOST_DEVICE V log_of_softmax_sum(V s, V below_max) {
+  return log1p(select(s - below_max > V(1.5), s - V(1), below_max));
+}
+
+// The row statistics of the softmax form: max, s, t and the sum of the terms below the max.
 struct SoftmaxRow {
-  double max, s, t;
-  FUSEDGAN_HOST_DEVICE double entropy() const { return log(s) - t / s; }
+  double max, s, t, below_max;
+  FUSEDGAN_HOST_DEVICE double entropy() const { return log_of_softmax_sum(s, below_max) - t / s; }
 };
 
 // The larger of a running maximum and a logit; NaN wins, and propagates.
@@ -39,16 +46,16 @@ FUSEDGAN_HOST_DEVICE V softmax_max(V m, V z) {
   return select(is_nan(z), z, select(z > m, z, m));
 }
 
-// A logit's terms of s and t, given the row's max.
+// A logit's terms of s, t and s's part below the max, given the row's max.
 template <class V>
 struct SoftmaxTerms {
-  V e, t;
+  V e, t, below_max;
 };
 template <class V>
 FUSEDGAN_HOST_DEVICE SoftmaxTerms<V> softmax_terms(V z, V max) {
   const V shifted = z - max;
   const V e = exp(shifted);
-  return {e, weighted(e, shifted)};
+  return {e, weighted(e, shifted), select(z == max, V(0), e)};
 }
 
 // dH/dz_j = -p_j (log p_j + H), given p_j and log p_j + H = (z_j - m) - t / s; 0 where p_j = 0.
