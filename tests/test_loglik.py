@@ -264,6 +264,46 @@ def test_student_t_df_gradient_per_element(layout):
     torch.testing.assert_close(ours, expected)
 
 
+STUDENT_T_DFS = [0.5, 3.0, 29.0, 30.0, 31.0, 1e3, 1e5, 1e7, 1e10, 1e20]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("df_layout", ["per_set", "per_point"])
+def test_student_t_keeps_its_precision_at_large_df(dtype, df_layout):
+    """lgamma((df + 1)/2) - lgamma(df/2) grows as log df where each lgamma grows as df log df:
+    the value against scipy's (which tends to the normal one) up to df = 1e20, with df per set
+    (its normaliser taken in double) and per point (in the data's dtype)."""
+    dfs = torch.tensor(STUDENT_T_DFS, dtype=torch.float64).unsqueeze(-1)
+    x = (torch.arange(-40, 41, dtype=torch.float64) / 8).expand(len(dfs), -1)  # exact in float32
+    df = dfs if df_layout == "per_set" else dfs.expand_as(x)
+    zero, one = torch.zeros((), dtype=dtype), torch.ones((), dtype=dtype)
+    actual = F.student_t_log_likelihood(x.to(dtype), df.to(dtype), zero, one)
+    expected = torch.from_numpy(scipy.stats.t.logpdf(x.numpy(), dfs.numpy()).sum(-1))
+    torch.testing.assert_close(actual.double(), expected, rtol={torch.float32: 2e-6, torch.float64: 1e-13}[dtype], atol=0)
+
+
+@pytest.mark.parametrize("df_layout", ["per_set", "per_point"])
+def test_student_t_df_gradient_keeps_its_precision_at_large_df(df_layout):
+    """psi((df + 1)/2) - psi(df/2) - 1/df tends to 1/(2 df^2) where each psi grows as log df:
+    the df gradient against mpmath's derivative of the log-likelihood at 50 digits."""
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 50
+    dfs = torch.tensor(STUDENT_T_DFS[:8], dtype=torch.float64).unsqueeze(-1).requires_grad_()
+    x = (torch.arange(-40, 41, dtype=torch.float64) / 8).expand(len(dfs), -1)
+    df = dfs if df_layout == "per_set" else dfs.expand_as(x)
+    actual = torch.autograd.grad(F.student_t_log_likelihood(x, df, torch.zeros((), dtype=torch.float64),
+                                                           torch.ones((), dtype=torch.float64)).sum(), dfs)[0]
+
+    def log_likelihood(df, points=[mpmath.mpf(float(v)) for v in x[0]]):
+        half = df / 2
+        return sum(mpmath.loggamma(half + 0.5) - mpmath.loggamma(half) - mpmath.log(df * mpmath.pi) / 2
+                   - (half + 0.5) * mpmath.log1p(v * v / df) for v in points)
+
+    expected = torch.tensor([[float(mpmath.diff(log_likelihood, mpmath.mpf(df)))] for df in STUDENT_T_DFS[:8]],
+                            dtype=torch.float64)
+    torch.testing.assert_close(actual, expected, rtol=1e-9, atol=0)
+
+
 def test_a_parameter_modified_in_place_after_the_forward_pass_is_refused():
     """The gradients kept from the forward pass were taken at the old value: the backward must not
     hand them on."""
