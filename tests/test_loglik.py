@@ -304,6 +304,31 @@ def test_student_t_df_gradient_keeps_its_precision_at_large_df(df_layout):
     torch.testing.assert_close(actual, expected, rtol=1e-9, atol=0)
 
 
+@pytest.mark.parametrize("df_layout", ["per_set", "per_point"])
+def test_student_t_second_derivatives_on_both_sides_of_the_series(df_layout):
+    """The differentiable backward (create_graph) takes the normaliser's df terms through the
+    same branches as the kernels: gradgradcheck on both sides of df = 30, where the series
+    takes over, and first derivatives equal to the kernels' with finite second ones at 1e-30
+    and 1e10, where the branch not taken would overflow if it read df."""
+    g = torch.Generator().manual_seed(41)
+    x = torch.randn(3, 5, generator=g, dtype=torch.float64).requires_grad_()
+    loc = torch.zeros(3, 1, dtype=torch.float64).requires_grad_()
+    scale = torch.ones(3, 1, dtype=torch.float64).requires_grad_()
+    for base in (1e-30, 29.0, 30.0, 31.0, 1e3, 1e10):
+        df_shape = (3, 1) if df_layout == "per_set" else (3, 5)
+        df = (base * (1 + 0.01 * torch.rand(df_shape, generator=g, dtype=torch.float64))).requires_grad_()
+        inputs = (x, df, loc, scale)
+        if 1 < base < 1e10:  # finite differences in df step past 1e-30, and see only rounding at 1e10
+            assert torch.autograd.gradgradcheck(F.student_t_log_likelihood, inputs)
+        value = F.student_t_log_likelihood(*inputs).sum()
+        kernels = torch.autograd.grad(value, inputs, retain_graph=True)
+        in_aten = torch.autograd.grad(value, inputs, create_graph=True)
+        for a, b in zip(in_aten, kernels):
+            torch.testing.assert_close(a, b, **TOLERANCES[torch.float64])
+        second = torch.autograd.grad(in_aten[1].sum(), inputs, allow_unused=True)
+        assert all(s is None or bool(s.isfinite().all()) for s in second)
+
+
 def test_a_parameter_modified_in_place_after_the_forward_pass_is_refused():
     """The gradients kept from the forward pass were taken at the old value: the backward must not
     hand them on."""

@@ -205,7 +205,7 @@ FUSEDGAN_HOST_DEVICE V lgamma_half_step(V h) {
   const auto large = h >= V(15);
   const V small_h = select(large, V(1), h), r = V(1) / select(large, h, V(15)), r2 = r * r;
   const V series = r * (V(-1.0 / 8) + r2 * (V(1.0 / 192) + r2 * (V(-1.0 / 640) + r2 * (V(17.0 / 14336) +
-                   r2 * (V(-31.0 / 18432) + r2 * V(691.0 / 180224))))));
+                   r2 * (V(-31.0 / 18432) + r2 * (V(691.0 / 180224) + r2 * V(-5461.0 / 425984)))))));
   return select(large, series, lgamma(small_h + V(0.5)) - lgamma(small_h) - V(0.5) * log(small_h));
 }
 template <class V>
@@ -213,7 +213,7 @@ FUSEDGAN_HOST_DEVICE V digamma_half_step(V h) {
   const auto large = h >= V(15);
   const V small_h = select(large, V(1), h), r = V(1) / select(large, h, V(15)), r2 = r * r;
   const V series = r2 * (V(1.0 / 8) + r2 * (V(-1.0 / 64) + r2 * (V(1.0 / 128) + r2 * (V(-17.0 / 2048) +
-                   r2 * (V(31.0 / 2048) + r2 * V(-691.0 / 16384))))));
+                   r2 * (V(31.0 / 2048) + r2 * (V(-691.0 / 16384) + r2 * V(5461.0 / 32768)))))));
   return select(large, series, digamma(small_h + V(0.5)) - digamma(small_h) - V(0.5) / small_h);
 }
 
