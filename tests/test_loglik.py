@@ -309,7 +309,7 @@ def test_student_t_second_derivatives_on_both_sides_of_the_series(df_layout):
     """The differentiable backward (create_graph) takes the normaliser's df terms through the
     same branches as the kernels: gradgradcheck on both sides of df = 30, where the series
     takes over, and first derivatives equal to the kernels' with finite second ones at 1e-30
-    and 1e10, where the branch not taken would overflow if it read df."""
+    (where the series, not taken, would overflow if it read df) and at 1e10."""
     g = torch.Generator().manual_seed(41)
     x = torch.randn(3, 5, generator=g, dtype=torch.float64).requires_grad_()
     loc = torch.zeros(3, 1, dtype=torch.float64).requires_grad_()
