@@ -314,8 +314,8 @@ def test_student_t_second_derivatives_on_both_sides_of_the_series(df_layout):
     x = torch.randn(3, 5, generator=g, dtype=torch.float64).requires_grad_()
     loc = torch.zeros(3, 1, dtype=torch.float64).requires_grad_()
     scale = torch.ones(3, 1, dtype=torch.float64).requires_grad_()
+    df_shape = (3, 1) if df_layout == "per_set" else (3, 5)
     for base in (1e-30, 29.0, 30.0, 31.0, 1e3, 1e10):
-        df_shape = (3, 1) if df_layout == "per_set" else (3, 5)
         df = (base * (1 + 0.01 * torch.rand(df_shape, generator=g, dtype=torch.float64))).requires_grad_()
         inputs = (x, df, loc, scale)
         if 1 < base < 1e10:  # finite differences in df step past 1e-30, and see only rounding at 1e10
