@@ -49,8 +49,8 @@ class Benchmark:
 
 
 # The image rows measured while the images' default learning rates were 2e-4 (they take 30-50
-# minutes a seed here and were not run again at today's 4e-4): their settings, so that the
-# script reproduces the figures it reports.
+# minutes a seed here and were not run again when the defaults rose): their settings, so that
+# the script reproduces the figures it reports.
 LEARNING_RATES_2E4 = {"lr_generator": 2e-4, "lr_discriminator": 2e-4}
 
 BENCHMARKS = {
